@@ -1,0 +1,96 @@
+/* execnet-gateway.h: a connection to one remote Python interpreter
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#if !defined(__EXECNET_INSIDE__) && !defined(EXECNET_COMPILATION)
+#error "Only <execnet/execnet.h> can be included directly."
+#endif
+
+#include <gio/gio.h>
+#include <execnet/execnet-version.h>
+#include <execnet/execnet-xspec.h>
+#include <execnet/execnet-channel.h>
+
+G_BEGIN_DECLS
+
+typedef struct _ExecnetGroup ExecnetGroup;
+
+#define EXECNET_TYPE_GATEWAY (execnet_gateway_get_type ())
+EXECNET_AVAILABLE_IN_1_0
+G_DECLARE_FINAL_TYPE (ExecnetGateway, execnet_gateway, EXECNET, GATEWAY, GObject)
+
+EXECNET_AVAILABLE_IN_1_0
+const char     *execnet_gateway_get_id        (ExecnetGateway  *self);
+EXECNET_AVAILABLE_IN_1_0
+ExecnetXSpec   *execnet_gateway_get_xspec     (ExecnetGateway  *self);
+EXECNET_AVAILABLE_IN_1_0
+ExecnetGroup   *execnet_gateway_get_group     (ExecnetGateway  *self);
+EXECNET_AVAILABLE_IN_1_0
+ExecnetChannel *execnet_gateway_remote_exec   (ExecnetGateway  *self,
+                                               const char      *source,
+                                               GError         **error);
+EXECNET_AVAILABLE_IN_1_0
+ExecnetChannel *execnet_gateway_remote_call   (ExecnetGateway  *self,
+                                               const char      *source,
+                                               const char      *function,
+                                               GVariant        *kwargs,
+                                               GError         **error);
+EXECNET_AVAILABLE_IN_1_0
+ExecnetChannel *execnet_gateway_new_channel   (ExecnetGateway  *self);
+EXECNET_AVAILABLE_IN_1_0
+ExecnetChannel *execnet_gateway_channel_from_value (ExecnetGateway *self,
+                                                    GVariant       *value);
+EXECNET_AVAILABLE_IN_1_0
+GVariant       *execnet_gateway_remote_status (ExecnetGateway  *self,
+                                               GError         **error);
+EXECNET_AVAILABLE_IN_1_0
+GVariant       *execnet_gateway_remote_info   (ExecnetGateway  *self,
+                                               GError         **error);
+EXECNET_AVAILABLE_IN_1_0
+void            execnet_gateway_exit          (ExecnetGateway  *self);
+EXECNET_AVAILABLE_IN_1_0
+gboolean        execnet_gateway_is_alive      (ExecnetGateway  *self);
+EXECNET_AVAILABLE_IN_1_0
+gboolean        execnet_gateway_join          (ExecnetGateway  *self,
+                                               gdouble          timeout,
+                                               GError         **error);
+EXECNET_AVAILABLE_IN_1_0
+char           *execnet_gateway_to_string     (ExecnetGateway  *self);
+EXECNET_AVAILABLE_IN_1_0
+const char     *execnet_gateway_get_remote_address (ExecnetGateway *self);
+
+/**
+ * ExecnetWireObserver:
+ * @gateway: the gateway
+ * @outgoing: %TRUE for a message sent to the remote side
+ * @code: the message code (0 STATUS ... 7 CHANNEL_LAST_MESSAGE, see
+ *   doc/protocol.md); execnet_message_code_name() names it
+ * @channel: the channel id the message is about
+ * @payload: the message's payload: a serialized value without version byte
+ *   (execnet_loads() reads it after a version byte), or empty
+ * @user_data: the data given to execnet_gateway_set_wire_observer()
+ *
+ * Sees a message on the wire. Called from any thread: outgoing messages in
+ * the sending thread, incoming ones in the I/O thread. It must be quick and
+ * must not call back into the gateway.
+ *
+ * Since: 1.0
+ */
+typedef void (*ExecnetWireObserver) (ExecnetGateway *gateway,
+                                     gboolean        outgoing,
+                                     guint           code,
+                                     gint            channel,
+                                     GBytes         *payload,
+                                     gpointer        user_data);
+
+EXECNET_AVAILABLE_IN_1_0
+void            execnet_gateway_set_wire_observer (ExecnetGateway      *self,
+                                                   ExecnetWireObserver  observer,
+                                                   gpointer             user_data,
+                                                   GDestroyNotify       notify);
+EXECNET_AVAILABLE_IN_1_0
+const char     *execnet_message_code_name     (guint            code);
+
+G_END_DECLS

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Installs what building, testing and benchmarking execnet-glib needs on Debian 12.
+# Safe to run again: apt-get skips what is already there.
+set -eu
+
+packages="
+  build-essential meson ninja-build pkg-config
+  libglib2.0-dev libglib2.0-bin libjson-glib-dev libssh-dev
+  gobject-introspection libgirepository1.0-dev
+  python3 python3-execnet
+  openssh-server openssh-client
+  clang libclang-rt-14-dev
+  procps
+"
+
+missing=""
+for p in $packages; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing="$missing $p"
+  fi
+done
+
+if [ -n "$missing" ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "installing:$missing"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
+fi
