@@ -1,0 +1,606 @@
+/* execnet-bootstrap.c: starting the agent on the remote side
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <execnet/execnet-error.h>
+
+#include "execnet-bootstrap-private.h"
+#include "execnet-resources.h"
+
+/* The remote interpreter reads one line, evaluates it to a string and
+ * executes that string (see doc/protocol.md). The line we send is a Python
+ * string literal holding the agent's source followed by a call of its
+ * execnet_agent_serve() with this gateway's settings, all escaped to pure
+ * ASCII so that no locale or encoding on the remote side can garble it.
+ *
+ * The agent applies chdir=, nice= and env: before it answers, so one round
+ * trip starts a gateway fully set up. It answers the single byte "1", or
+ * "E" and a one-line reason when it cannot do what the spec asks. */
+
+#define AGENT_RESOURCE "/org/execnet/remote/agent.py"
+
+/* Appends @text as the inside of a single-quoted Python literal, pure ASCII. */
+static void
+append_escaped (GString    *out,
+                const char *text,
+                gssize      length)
+{
+  const char *end = text + (length < 0 ? (gssize) strlen (text) : length);
+  const char *p = text;
+
+  while (p < end)
+    {
+      gunichar c = g_utf8_get_char_validated (p, end - p);
+
+      if (c == (gunichar) -1 || c == (gunichar) -2)
+        {
+          /* Not UTF-8: keep the byte's value as a code point, as
+           * Python's latin-1 would; the agent's text is ASCII anyway. */
+          c = (guchar) *p;
+          p++;
+        }
+      else
+        p = g_utf8_next_char (p);
+
+      switch (c)
+        {
+        case '\\': g_string_append (out, "\\\\"); break;
+        case '\'': g_string_append (out, "\\'"); break;
+        case '\n': g_string_append (out, "\\n"); break;
+        case '\r': g_string_append (out, "\\r"); break;
+        case '\t': g_string_append (out, "\\t"); break;
+        default:
+          if (c >= 0x20 && c < 0x7f)
+            g_string_append_c (out, (char) c);
+          else if (c < 0x100)
+            g_string_append_printf (out, "\\x%02x", c);
+          else if (c < 0x10000)
+            g_string_append_printf (out, "\\u%04x", c);
+          else
+            g_string_append_printf (out, "\\U%08x", c);
+        }
+    }
+}
+
+/* Appends a complete single-quoted Python literal for @text. */
+void
+_execnet_append_python_string (GString    *out,
+                               const char *text,
+                               gssize      length)
+{
+  g_string_append_c (out, '\'');
+  append_escaped (out, text, length);
+  g_string_append_c (out, '\'');
+}
+
+/* The agent's source, escaped once for all gateways. */
+static const GString *
+escaped_agent (void)
+{
+  static GString *escaped = NULL;
+
+  if (g_once_init_enter (&escaped))
+    {
+      g_autoptr(GBytes) source = NULL;
+      GString *text = g_string_new (NULL);
+      gsize size;
+      const char *data;
+
+      source = g_resource_lookup_data (_execnet_remote_get_resource (), AGENT_RESOURCE,
+                                       G_RESOURCE_LOOKUP_FLAGS_NONE, NULL);
+      g_assert (source != NULL);
+      data = g_bytes_get_data (source, &size);
+      append_escaped (text, data, size);
+      append_escaped (text, "\n", 1);
+      g_once_init_leave (&escaped, text);
+    }
+
+  return escaped;
+}
+
+gboolean
+_execnet_xspec_get_double (ExecnetXSpec  *xspec,
+                           const char    *key,
+                           gdouble        default_value,
+                           gdouble       *value,
+                           GError       **error)
+{
+  const char *text = execnet_xspec_get (xspec, key);
+  char *end = NULL;
+  gdouble parsed;
+
+  if (text == NULL)
+    {
+      *value = default_value;
+      return TRUE;
+    }
+
+  parsed = g_ascii_strtod (text, &end);
+  if (*text == '\0' || end == NULL || *end != '\0' || parsed < 0)
+    {
+      g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
+                   "invalid spec “%s”: %s=%s is not a number of seconds",
+                   execnet_xspec_to_string (xspec), key, text);
+      return FALSE;
+    }
+
+  *value = parsed;
+  return TRUE;
+}
+
+/* agent=execnet: the remote side's own execnet serves instead of our
+ * agent, for hosts that have it installed. It answers "1" like ours, but
+ * applies nothing of the spec: the gateway sets chdir, nice and env:
+ * afterwards with ordinary remote code (_execnet_bootstrap_setup_source). */
+static GBytes *
+build_execnet_line (ExecnetXSpec          *xspec,
+                    const char            *gateway_id,
+                    ExecnetBootstrapMode   mode,
+                    GError               **error)
+{
+  const char *execmodel = execnet_xspec_get (xspec, "execmodel");
+  g_autoptr(GString) source = g_string_new (NULL);
+  g_autoptr(GString) line = g_string_new (NULL);
+  g_autofree char *worker_id = g_strconcat (gateway_id, "-worker", NULL);
+
+  if (mode != EXECNET_BOOTSTRAP_STDIO)
+    {
+      g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
+                   "invalid spec “%s”: agent=execnet works with transports that start the "
+                   "interpreter (popen, ssh), not with socket servers",
+                   execnet_xspec_to_string (xspec));
+      return NULL;
+    }
+
+  g_string_append (source,
+                   "import sys\n"
+                   "try:\n"
+                   "    from execnet.gateway_base import serve, init_popen_io, get_execmodel\n"
+                   "except ImportError as e:\n"
+                   "    sys.stdout.write('Eexecnet is not installed for %s: %s\\n' % (sys.executable, e))\n"
+                   "    sys.stdout.flush()\n"
+                   "    raise SystemExit(1)\n"
+                   "sys.stdout.write('1')\n"
+                   "sys.stdout.flush()\n"
+                   "execmodel = get_execmodel(");
+  _execnet_append_python_string (source, execmodel != NULL && *execmodel != '\0' ? execmodel : "thread", -1);
+  g_string_append (source, ")\nserve(init_popen_io(execmodel), id=");
+  _execnet_append_python_string (source, worker_id, -1);
+  g_string_append (source, ")\n");
+
+  _execnet_append_python_string (line, source->str, source->len);
+  g_string_append_c (line, '\n');
+
+  return g_string_free_to_bytes (g_steal_pointer (&line));
+}
+
+/* With agent=execnet: the remote code that applies chdir, nice and env:,
+ * or NULL when the spec has none of them. */
+char *
+_execnet_bootstrap_setup_source (ExecnetXSpec *xspec)
+{
+  const char *chdir = execnet_xspec_get (xspec, "chdir");
+  const char *nice = execnet_xspec_get (xspec, "nice");
+  GHashTable *env = execnet_xspec_get_env (xspec);
+  g_autoptr(GString) source = NULL;
+  GHashTableIter iter;
+  gpointer key, value;
+
+  if ((chdir == NULL || *chdir == '\0') && nice == NULL && (env == NULL || g_hash_table_size (env) == 0))
+    return NULL;
+
+  source = g_string_new ("import os\n");
+  if (chdir != NULL && *chdir != '\0')
+    {
+      g_string_append (source, "path = ");
+      _execnet_append_python_string (source, chdir, -1);
+      g_string_append (source, "\nos.makedirs(path, exist_ok=True)\nos.chdir(path)\n");
+    }
+  if (nice != NULL)
+    g_string_append_printf (source, "os.nice(%" G_GINT64_FORMAT ")\n", g_ascii_strtoll (nice, NULL, 10));
+  if (env != NULL)
+    {
+      g_hash_table_iter_init (&iter, env);
+      while (g_hash_table_iter_next (&iter, &key, &value))
+        {
+          g_string_append (source, "os.environ[");
+          _execnet_append_python_string (source, key, -1);
+          g_string_append (source, "] = ");
+          _execnet_append_python_string (source, value, -1);
+          g_string_append_c (source, '\n');
+        }
+    }
+  g_string_append (source, "channel.send(None)\n");
+
+  return g_string_free (g_steal_pointer (&source), FALSE);
+}
+
+/* Builds the line, newline included. */
+GBytes *
+_execnet_bootstrap_build_line (ExecnetXSpec          *xspec,
+                               const char            *gateway_id,
+                               ExecnetBootstrapMode   mode,
+                               GError               **error)
+{
+  g_autoptr(GString) call = g_string_new ("execnet_agent_serve(mode=");
+  g_autoptr(GString) line = NULL;
+  const GString *agent_source = escaped_agent ();
+  const char *execmodel = execnet_xspec_get (xspec, "execmodel");
+  const char *chdir = execnet_xspec_get (xspec, "chdir");
+  const char *nice = execnet_xspec_get (xspec, "nice");
+  gint64 nice_value = 0;
+  GHashTable *env = execnet_xspec_get_env (xspec);
+  const char *agent = execnet_xspec_get (xspec, "agent");
+
+  if (nice != NULL && !g_ascii_string_to_signed (nice, 10, -40, 40, &nice_value, NULL))
+    {
+      g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
+                   "invalid spec “%s”: nice=%s is not a niceness increment (a whole number)",
+                   execnet_xspec_to_string (xspec), nice);
+      return NULL;
+    }
+
+  if (agent != NULL && g_str_equal (agent, "execnet"))
+    return build_execnet_line (xspec, gateway_id, mode, error);
+  if (agent != NULL && !g_str_equal (agent, "") && !g_str_equal (agent, "default"))
+    {
+      g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
+                   "invalid spec “%s”: agent=%s is unknown; use agent=execnet to drive the "
+                   "remote host's own execnet, or leave it out for ours",
+                   execnet_xspec_to_string (xspec), agent);
+      return NULL;
+    }
+
+  if (mode == EXECNET_BOOTSTRAP_SOCKET)
+    g_string_append (call, "'socket', sock=clientsock");
+  else
+    g_string_append (call, "'stdio'");
+
+  g_string_append (call, ", gateway_id=");
+  _execnet_append_python_string (call, gateway_id, -1);
+  g_string_append (call, ", execmodel=");
+  _execnet_append_python_string (call, execmodel != NULL && *execmodel != '\0' ? execmodel : "thread", -1);
+  g_string_append (call, ", chdir=");
+  if (chdir != NULL && *chdir != '\0')
+    _execnet_append_python_string (call, chdir, -1);
+  else
+    g_string_append (call, "None");
+  g_string_append_printf (call, ", nice=%" G_GINT64_FORMAT ", env={", nice_value);
+  if (env != NULL)
+    {
+      GHashTableIter iter;
+      gpointer key, value;
+      gboolean first = TRUE;
+
+      g_hash_table_iter_init (&iter, env);
+      while (g_hash_table_iter_next (&iter, &key, &value))
+        {
+          if (!first)
+            g_string_append (call, ", ");
+          first = FALSE;
+          _execnet_append_python_string (call, key, -1);
+          g_string_append (call, ": ");
+          _execnet_append_python_string (call, value, -1);
+        }
+    }
+  g_string_append (call, "})\n");
+
+  line = g_string_sized_new (agent_source->len + call->len * 2 + 4);
+  g_string_append_c (line, '\'');
+  g_string_append_len (line, agent_source->str, agent_source->len);
+  append_escaped (line, call->str, call->len);
+  g_string_append (line, "'\n");
+
+  return g_string_free_to_bytes (g_steal_pointer (&line));
+}
+
+char *
+_execnet_describe_exit_status (int wait_status)
+{
+  if (wait_status < 0)
+    return g_strdup ("ended");
+  if (WIFEXITED (wait_status))
+    return g_strdup_printf ("exited with status %d", WEXITSTATUS (wait_status));
+  if (WIFSIGNALED (wait_status))
+    return g_strdup_printf ("was killed by signal %d (%s)",
+                            WTERMSIG (wait_status), g_strsignal (WTERMSIG (wait_status)));
+  return g_strdup_printf ("ended with wait status %d", wait_status);
+}
+
+/* The state of one bootstrap, in the I/O thread. */
+typedef struct
+{
+  GBytes *line;               /* (owned) */
+  guint8 ack[512];            /* what the remote answered */
+  gsize ack_len;
+  GSource *timeout_source;    /* (owned) (nullable) */
+  GCancellable *cancellable;  /* (owned) ours: cancelled by the caller's or the timeout */
+  gulong cancelled_id;
+  GCancellable *caller_cancellable; /* (owned) (nullable) */
+  gdouble timeout;
+  gboolean timed_out;
+  gboolean eof;
+} Bootstrap;
+
+static void
+bootstrap_free (gpointer data)
+{
+  Bootstrap *bootstrap = data;
+
+  if (bootstrap->timeout_source != NULL)
+    {
+      g_source_destroy (bootstrap->timeout_source);
+      g_source_unref (bootstrap->timeout_source);
+    }
+  if (bootstrap->caller_cancellable != NULL)
+    {
+      g_cancellable_disconnect (bootstrap->caller_cancellable, bootstrap->cancelled_id);
+      g_object_unref (bootstrap->caller_cancellable);
+    }
+  g_clear_object (&bootstrap->cancellable);
+  g_bytes_unref (bootstrap->line);
+  g_free (bootstrap);
+}
+
+static void read_ack (GTask *task);
+
+/* I/O thread: after the remote ended without acknowledging. */
+static void
+on_waited_after_eof (GObject      *source,
+                     GAsyncResult *result,
+                     gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  ExecnetConnection *connection = EXECNET_CONNECTION (source);
+  g_autofree char *how = NULL;
+  g_autofree char *output = NULL;
+  g_autoptr(GString) message = g_string_new (NULL);
+
+  execnet_connection_wait_finish (connection, result, NULL);
+  how = _execnet_describe_exit_status (execnet_connection_get_exit_status (connection));
+  output = execnet_connection_dup_error_output (connection);
+
+  g_string_printf (message, "the remote Python (%s) %s before acknowledging the bootstrap",
+                   execnet_connection_get_remote_address (connection), how);
+  if (WIFEXITED (execnet_connection_get_exit_status (connection)) &&
+      WEXITSTATUS (execnet_connection_get_exit_status (connection)) == 127)
+    g_string_append (message, ": the interpreter was not found; name an installed Python 3 with python=");
+  else
+    g_string_append (message, "; is it Python 3.8 or newer, and can it start?");
+  if (output != NULL)
+    g_string_append_printf (message, "; its error output ends with: %s", g_strstrip (output));
+
+  g_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP, "%s", message->str);
+}
+
+static gboolean
+on_wait_deadline (gpointer data)
+{
+  g_cancellable_cancel (data);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_ack_read (GObject      *source,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  Bootstrap *bootstrap = g_task_get_task_data (task);
+  ExecnetConnection *connection = g_task_get_source_object (task);
+  g_autoptr(GError) error = NULL;
+  gssize n;
+
+  n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
+  if (n < 0)
+    {
+      if (bootstrap->timed_out)
+        g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                                 "the remote Python (%s) did not acknowledge the bootstrap "
+                                 "within %g seconds; raise connect_timeout= if it is just slow",
+                                 execnet_connection_get_remote_address (connection),
+                                 bootstrap->timeout);
+      else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        g_task_return_error (task, g_steal_pointer (&error));
+      else
+        g_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP,
+                                 "cannot read the bootstrap answer of %s: %s",
+                                 execnet_connection_get_remote_address (connection),
+                                 error->message);
+      return;
+    }
+
+  if (n == 0)
+    {
+      bootstrap->eof = TRUE;
+      if (bootstrap->ack_len > 1 && bootstrap->ack[0] == 'E')
+        {
+          read_ack (g_steal_pointer (&task));  /* reports the message */
+          return;
+        }
+      else
+        {
+          /* Learn how it ended, but don't wait long for it. */
+          g_autoptr(GCancellable) deadline = g_cancellable_new ();
+          GSource *timer = g_timeout_source_new (2000);
+
+          g_source_set_callback (timer, on_wait_deadline, g_object_ref (deadline), g_object_unref);
+          g_source_attach (timer, g_main_context_get_thread_default ());
+          g_source_unref (timer);
+          execnet_connection_wait_async (connection, deadline, on_waited_after_eof,
+                                         g_steal_pointer (&task));
+          return;
+        }
+    }
+
+  bootstrap->ack_len += n;
+  read_ack (g_steal_pointer (&task));
+}
+
+/* I/O thread: reads the answer one byte at a time until it is complete, so
+ * that nothing after the "1" is consumed. */
+static void
+read_ack (GTask *task)
+{
+  Bootstrap *bootstrap = g_task_get_task_data (task);
+  ExecnetConnection *connection = g_task_get_source_object (task);
+  GInputStream *input = g_io_stream_get_input_stream (execnet_connection_get_stream (connection));
+
+  if (bootstrap->ack_len >= 1 && bootstrap->ack[0] == '1')
+    {
+      g_task_return_boolean (task, TRUE);
+      g_object_unref (task);
+      return;
+    }
+
+  if (bootstrap->ack_len >= 1 && bootstrap->ack[0] == 'E' &&
+      (bootstrap->ack[bootstrap->ack_len - 1] == '\n' ||
+       bootstrap->ack_len == sizeof bootstrap->ack ||
+       bootstrap->eof))
+    {
+      g_autofree char *reason = g_strndup ((const char *) bootstrap->ack + 1, bootstrap->ack_len - 1);
+
+      g_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP,
+                               "the remote Python (%s) refused to start: %s",
+                               execnet_connection_get_remote_address (connection),
+                               g_strstrip (reason));
+      g_object_unref (task);
+      return;
+    }
+
+  if (bootstrap->ack_len >= 1 && bootstrap->ack[0] != 'E')
+    {
+      g_autofree char *seen = g_strescape ((const char *) bootstrap->ack, NULL);
+
+      g_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP,
+                               "the remote side (%s) answered the bootstrap with “%.40s” "
+                               "instead of “1”: is the spec's python= a Python interpreter, "
+                               "and does the remote shell print anything at login?",
+                               execnet_connection_get_remote_address (connection), seen);
+      g_object_unref (task);
+      return;
+    }
+
+  g_input_stream_read_async (input, bootstrap->ack + bootstrap->ack_len, 1,
+                             G_PRIORITY_DEFAULT, bootstrap->cancellable,
+                             on_ack_read, task);
+}
+
+static void
+on_line_written (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  Bootstrap *bootstrap = g_task_get_task_data (task);
+  ExecnetConnection *connection = g_task_get_source_object (task);
+  g_autoptr(GError) error = NULL;
+
+  if (!g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error))
+    {
+      if (bootstrap->timed_out)
+        g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                                 "the remote Python (%s) did not read the bootstrap within %g seconds",
+                                 execnet_connection_get_remote_address (connection), bootstrap->timeout);
+      else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        g_task_return_error (task, g_steal_pointer (&error));
+      else
+        {
+          /* Most likely the interpreter is already gone: reading tells why. */
+          read_ack (g_steal_pointer (&task));
+        }
+      return;
+    }
+
+  read_ack (g_steal_pointer (&task));
+}
+
+static gboolean
+on_bootstrap_timeout (gpointer data)
+{
+  Bootstrap *bootstrap = data;
+
+  bootstrap->timed_out = TRUE;
+  g_cancellable_cancel (bootstrap->cancellable);
+
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_caller_cancelled (GCancellable *cancellable,
+                     gpointer      data)
+{
+  g_cancellable_cancel (data);
+}
+
+/* I/O thread. */
+void
+_execnet_bootstrap_async (ExecnetConnection   *connection,
+                          ExecnetXSpec        *xspec,
+                          const char          *gateway_id,
+                          GCancellable        *cancellable,
+                          GAsyncReadyCallback  callback,
+                          gpointer             user_data)
+{
+  GTask *task = g_task_new (connection, cancellable, callback, user_data);
+  Bootstrap *bootstrap = g_new0 (Bootstrap, 1);
+  GOutputStream *output = g_io_stream_get_output_stream (execnet_connection_get_stream (connection));
+  GError *error = NULL;
+  gsize size;
+  const char *data;
+
+  g_task_set_source_tag (task, _execnet_bootstrap_async);
+  g_task_set_task_data (task, bootstrap, bootstrap_free);
+  bootstrap->cancellable = g_cancellable_new ();
+
+  if (!_execnet_xspec_get_double (xspec, "connect_timeout", EXECNET_BOOTSTRAP_DEFAULT_TIMEOUT,
+                                  &bootstrap->timeout, &error))
+    {
+      g_task_return_error (task, error);
+      g_object_unref (task);
+      return;
+    }
+
+  bootstrap->line = _execnet_bootstrap_build_line (xspec, gateway_id,
+                                                   execnet_connection_get_bootstrap_mode (connection),
+                                                   &error);
+  if (bootstrap->line == NULL)
+    {
+      g_task_return_error (task, error);
+      g_object_unref (task);
+      return;
+    }
+
+  if (cancellable != NULL)
+    {
+      bootstrap->caller_cancellable = g_object_ref (cancellable);
+      bootstrap->cancelled_id = g_cancellable_connect (cancellable, G_CALLBACK (on_caller_cancelled),
+                                                       g_object_ref (bootstrap->cancellable),
+                                                       g_object_unref);
+    }
+
+  bootstrap->timeout_source = g_timeout_source_new ((guint) MIN (bootstrap->timeout * 1000.0, G_MAXUINT));
+  g_source_set_callback (bootstrap->timeout_source, on_bootstrap_timeout, bootstrap, NULL);
+  g_source_attach (bootstrap->timeout_source, g_main_context_get_thread_default ());
+
+  data = g_bytes_get_data (bootstrap->line, &size);
+  g_output_stream_write_all_async (output, data, size, G_PRIORITY_DEFAULT,
+                                   bootstrap->cancellable, on_line_written, task);
+}
+
+gboolean
+_execnet_bootstrap_finish (ExecnetConnection  *connection,
+                           GAsyncResult       *result,
+                           GError            **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, connection), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}

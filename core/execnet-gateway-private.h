@@ -1,0 +1,54 @@
+/* execnet-gateway-private.h: the gateway's internal API
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <execnet/execnet-gateway.h>
+#include <execnet/execnet-group.h>
+
+#include "execnet-frame-private.h"
+
+G_BEGIN_DECLS
+
+ExecnetGateway *_execnet_gateway_new             (ExecnetXSpec        *xspec,
+                                                  ExecnetGroup        *group);
+void            _execnet_gateway_start_async     (ExecnetGateway      *self,
+                                                  GCancellable        *cancellable,
+                                                  GAsyncReadyCallback  callback,
+                                                  gpointer             user_data);
+gboolean        _execnet_gateway_start_finish    (ExecnetGateway      *self,
+                                                  GAsyncResult        *result,
+                                                  GError             **error);
+gboolean        _execnet_gateway_send_value      (ExecnetGateway      *self,
+                                                  ExecnetMessageCode   code,
+                                                  gint32               channel,
+                                                  GVariant            *value,
+                                                  GError             **error);
+void            _execnet_gateway_forget_channel  (ExecnetGateway      *self,
+                                                  gint32               channel_id);
+void            _execnet_gateway_hold_channel    (ExecnetGateway      *self,
+                                                  ExecnetChannel      *channel,
+                                                  gboolean             hold);
+void            _execnet_gateway_clear_group     (ExecnetGateway      *self);
+void            _execnet_gateway_kill            (ExecnetGateway      *self);
+gboolean        _execnet_gateway_wait_ended      (ExecnetGateway      *self,
+                                                  gint64               deadline);
+gboolean        _execnet_gateway_is_exiting      (ExecnetGateway      *self);
+
+/* group side */
+void            _execnet_group_gateway_exited    (ExecnetGroup        *self,
+                                                  ExecnetGateway      *gateway);
+
+/* Runs @func (an _async function's starter) and iterates a private main
+ * context until @done is set: the sync-over-async pattern, usable from any
+ * thread at the same time. */
+typedef void (*ExecnetStartFunc) (gpointer            data,
+                                  GAsyncReadyCallback callback,
+                                  gpointer            user_data);
+GAsyncResult   *_execnet_run_sync                (ExecnetStartFunc     func,
+                                                  gpointer             data);
+
+gint64          _execnet_deadline_from_timeout   (gdouble              timeout);
+
+G_END_DECLS

@@ -1,0 +1,1380 @@
+/* execnet-gateway.c: a connection to one remote Python interpreter
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <execnet/execnet-error.h>
+#include <execnet/execnet-transport.h>
+
+#include "execnet-bootstrap-private.h"
+#include "execnet-channel-private.h"
+#include "execnet-debug-private.h"
+#include "execnet-gateway-private.h"
+#include "execnet-io-worker-private.h"
+#include "execnet-value-private.h"
+#include "execnet-wire-private.h"
+
+/**
+ * ExecnetGateway:
+ *
+ * A live connection to a freshly started remote Python interpreter.
+ *
+ * Gateways are made by an [class@Execnet.Group] from a spec such as `popen`
+ * or `ssh=host//chdir=work`. [method@Execnet.Gateway.remote_exec] runs
+ * Python source remotely and returns the [class@Execnet.Channel] that the
+ * remote code sees as its global `channel`.
+ *
+ * All gateways of a process share one I/O thread, which reads every
+ * connection and routes what arrives to the channels; it never runs user
+ * code. [method@Execnet.Gateway.exit] asks the remote side to end;
+ * [method@Execnet.Group.terminate] also waits for it, and kills what does
+ * not end in time.
+ *
+ * Since: 1.0
+ */
+
+/* A gateway's state model. Start-up (transport, bootstrap) happens in the
+ * I/O thread; once the agent acknowledged, the gateway gets its wire and is
+ * "receiving". Two independent things must happen before it is "ended":
+ * reading stops (end-of-file, error or abort) and the remote process ends
+ * (the transport's wait completes). When reading stops unexpectedly, the
+ * channels are told why only once the process has ended (or a second has
+ * passed), so their error can say how it ended: "killed by signal 9".
+ *
+ * The channel table holds weak references: a channel the user dropped is
+ * closed by its dispose(). The table holds a strong reference only where
+ * nobody else would keep a channel alive: while it delivers to a callback,
+ * and when it arrived inside a value and nobody claimed it yet. Channels are
+ * never unreferenced with the gateway's lock held, since their dispose()
+ * takes it. */
+
+typedef struct
+{
+  GWeakRef ref;                     /* ExecnetChannel */
+  ExecnetChannel *held;             /* (owned) (nullable) */
+} ChannelSlot;
+
+struct _ExecnetGateway
+{
+  GObject parent_instance;
+
+  ExecnetXSpec *xspec;              /* (owned) */
+  char *id;                         /* (owned) */
+  char *type_name;                  /* (owned) "PopenGateway" */
+  GWeakRef group;                   /* ExecnetGroup, empty once removed */
+
+  GMutex lock;                      /* guards everything below */
+  GCond cond;                       /* signalled when the gateway ends */
+  ExecnetConnection *connection;    /* (owned) (nullable) set when the transport connected */
+  ExecnetWire *wire;                /* (owned) (nullable) set once bootstrapped */
+  char *description;                /* (owned) "gateway gw0 (python3 pid 42)" */
+  GHashTable *channels;             /* (element-type gint32 ChannelSlot) (owned) open channels */
+  gint32 next_channel_id;           /* the next odd id */
+  gboolean exiting;
+  gboolean reading_done;
+  gboolean process_ended;
+  gboolean lost_reported;
+  GError *read_error;               /* (owned) (nullable) why reading stopped */
+  GSource *lost_timer;              /* (owned) (nullable) */
+  struct Observer *observer;        /* (owned) (nullable) given to the wire once it exists */
+};
+
+typedef struct Observer
+{
+  gatomicrefcount ref_count;
+  ExecnetGateway *gateway;          /* (unowned) whoever calls it holds the gateway */
+  ExecnetWireObserver func;
+  gpointer data;
+  GDestroyNotify notify;
+} Observer;
+
+static Observer *
+observer_ref (Observer *observer)
+{
+  g_atomic_ref_count_inc (&observer->ref_count);
+  return observer;
+}
+
+static void
+observer_unref (gpointer data)
+{
+  Observer *observer = data;
+
+  if (observer != NULL && g_atomic_ref_count_dec (&observer->ref_count))
+    {
+      if (observer->notify != NULL)
+        observer->notify (observer->data);
+      g_free (observer);
+    }
+}
+
+static void
+observe_frame (gpointer            data,
+               gboolean            outgoing,
+               ExecnetMessageCode  code,
+               gint32              channel,
+               GBytes             *payload)
+{
+  Observer *observer = data;
+
+  observer->func (observer->gateway, outgoing, code, channel, payload, observer->data);
+}
+
+enum {
+  PROP_0,
+  PROP_ID,
+  PROP_XSPEC,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+G_DEFINE_FINAL_TYPE (ExecnetGateway, execnet_gateway, G_TYPE_OBJECT)
+
+/* How long the channels' error waits to learn how the remote process ended. */
+#define LOST_REPORT_DELAY_MS 1000
+
+static const char info_source[] =
+  "import sys, os\n"
+  "channel.send(dict(executable=sys.executable, version_info=tuple(sys.version_info[:5]),\n"
+  "                  platform=sys.platform, cwd=os.getcwd(), pid=os.getpid()))\n";
+
+gint64
+_execnet_deadline_from_timeout (gdouble timeout)
+{
+  if (timeout < 0)
+    return -1;
+  return g_get_monotonic_time () + (gint64) (timeout * G_USEC_PER_SEC);
+}
+
+static void
+on_sync_done (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  GAsyncResult **out = user_data;
+
+  *out = g_object_ref (result);
+  g_main_context_wakeup (g_main_context_get_thread_default ());
+}
+
+/* See the header. Returns (transfer full) the result. */
+GAsyncResult *
+_execnet_run_sync (ExecnetStartFunc func,
+                   gpointer         data)
+{
+  GMainContext *context = g_main_context_new ();
+  GAsyncResult *result = NULL;
+
+  g_main_context_push_thread_default (context);
+  func (data, on_sync_done, &result);
+  while (result == NULL)
+    g_main_context_iteration (context, TRUE);
+  g_main_context_pop_thread_default (context);
+  /* Dispatch whatever the finished operation left behind. */
+  while (g_main_context_iteration (context, FALSE))
+    ;
+  g_main_context_unref (context);
+
+  return result;
+}
+
+static void
+channel_slot_free (gpointer data)
+{
+  ChannelSlot *slot = data;
+
+  /* Only ever freed with the held reference already taken out. */
+  g_assert (slot->held == NULL);
+  g_weak_ref_clear (&slot->ref);
+  g_free (slot);
+}
+
+static char *
+make_type_name (const char *scheme)
+{
+  g_autofree char *name = g_strdup (scheme != NULL ? scheme : "Unknown");
+
+  name[0] = g_ascii_toupper (name[0]);
+  return g_strconcat (name, "Gateway", NULL);
+}
+
+ExecnetGateway *
+_execnet_gateway_new (ExecnetXSpec *xspec,
+                      ExecnetGroup *group)
+{
+  ExecnetGateway *self = g_object_new (EXECNET_TYPE_GATEWAY, NULL);
+
+  self->xspec = execnet_xspec_ref (xspec);
+  self->id = g_strdup (execnet_xspec_get_id (xspec));
+  self->type_name = make_type_name (execnet_xspec_get_scheme (xspec));
+  self->description = g_strdup_printf ("gateway %s", self->id);
+  g_weak_ref_set (&self->group, group);
+
+  return self;
+}
+
+static void
+execnet_gateway_init (ExecnetGateway *self)
+{
+  g_mutex_init (&self->lock);
+  g_cond_init (&self->cond);
+  g_weak_ref_init (&self->group, NULL);
+  self->channels = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, channel_slot_free);
+  self->next_channel_id = 1;
+}
+
+static void
+execnet_gateway_finalize (GObject *object)
+{
+  ExecnetGateway *self = EXECNET_GATEWAY (object);
+
+  g_assert (self->lost_timer == NULL);
+
+  g_hash_table_unref (self->channels);
+  g_clear_pointer (&self->wire, _execnet_wire_unref);
+  g_clear_object (&self->connection);
+  g_clear_error (&self->read_error);
+  g_clear_pointer (&self->observer, observer_unref);
+  g_weak_ref_clear (&self->group);
+  g_clear_pointer (&self->xspec, execnet_xspec_unref);
+  g_free (self->id);
+  g_free (self->type_name);
+  g_free (self->description);
+  g_mutex_clear (&self->lock);
+  g_cond_clear (&self->cond);
+
+  G_OBJECT_CLASS (execnet_gateway_parent_class)->finalize (object);
+}
+
+static void
+execnet_gateway_get_property (GObject    *object,
+                              guint       prop_id,
+                              GValue     *value,
+                              GParamSpec *pspec)
+{
+  ExecnetGateway *self = EXECNET_GATEWAY (object);
+
+  switch (prop_id)
+    {
+    case PROP_ID:
+      g_value_set_string (value, self->id);
+      break;
+    case PROP_XSPEC:
+      g_value_set_boxed (value, self->xspec);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+execnet_gateway_class_init (ExecnetGatewayClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->finalize = execnet_gateway_finalize;
+  object_class->get_property = execnet_gateway_get_property;
+
+  /**
+   * ExecnetGateway:id:
+   *
+   * The gateway's id in its group, such as `gw0`.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_ID] =
+    g_param_spec_string ("id", NULL, NULL, NULL,
+                         G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
+  /**
+   * ExecnetGateway:xspec:
+   *
+   * The spec the gateway was made from.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_XSPEC] =
+    g_param_spec_boxed ("xspec", NULL, NULL, EXECNET_TYPE_XSPEC,
+                        G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+}
+
+/* Any thread, without the lock: the channel @id as a strong reference, or NULL. */
+static ExecnetChannel *
+lookup_channel (ExecnetGateway *self,
+                gint32          id)
+{
+  ExecnetChannel *channel = NULL;
+  ChannelSlot *slot;
+
+  g_mutex_lock (&self->lock);
+  slot = g_hash_table_lookup (self->channels, GINT_TO_POINTER (id));
+  if (slot != NULL)
+    channel = g_weak_ref_get (&slot->ref);
+  g_mutex_unlock (&self->lock);
+
+  return channel;
+}
+
+/* Any thread, without the lock: removes @id from the table and returns its
+ * channel as a strong reference, or NULL. */
+static ExecnetChannel *
+take_channel (ExecnetGateway *self,
+              gint32          id)
+{
+  ExecnetChannel *channel = NULL;
+  ExecnetChannel *held = NULL;
+  ChannelSlot *slot;
+
+  g_mutex_lock (&self->lock);
+  slot = g_hash_table_lookup (self->channels, GINT_TO_POINTER (id));
+  if (slot != NULL)
+    {
+      channel = g_weak_ref_get (&slot->ref);
+      held = g_steal_pointer (&slot->held);
+      g_hash_table_remove (self->channels, GINT_TO_POINTER (id));
+    }
+  g_mutex_unlock (&self->lock);
+
+  g_clear_object (&held);
+  return channel;
+}
+
+/* Called with the lock held. */
+static ExecnetChannel *
+register_channel_unlocked (ExecnetGateway *self,
+                           gint32          id,
+                           gboolean        hold)
+{
+  ExecnetChannel *channel = _execnet_channel_new (self, id);
+  ChannelSlot *slot = g_new0 (ChannelSlot, 1);
+
+  g_weak_ref_init (&slot->ref, channel);
+  if (hold)
+    slot->held = g_object_ref (channel);
+  g_hash_table_replace (self->channels, GINT_TO_POINTER (id), slot);
+
+  return channel;
+}
+
+/* Any thread: the channel @id, made if needed; @hold keeps a made one alive
+ * until someone claims it. */
+static ExecnetChannel *
+ensure_channel (ExecnetGateway *self,
+                gint32          id,
+                gboolean        hold)
+{
+  ExecnetChannel *channel = NULL;
+  ChannelSlot *slot;
+
+  g_mutex_lock (&self->lock);
+  slot = g_hash_table_lookup (self->channels, GINT_TO_POINTER (id));
+  if (slot != NULL)
+    channel = g_weak_ref_get (&slot->ref);
+  if (channel == NULL)
+    channel = register_channel_unlocked (self, id, hold);
+  g_mutex_unlock (&self->lock);
+
+  return channel;
+}
+
+void
+_execnet_gateway_forget_channel (ExecnetGateway *self,
+                                 gint32          channel_id)
+{
+  g_autoptr(ExecnetChannel) channel = take_channel (self, channel_id);
+}
+
+void
+_execnet_gateway_hold_channel (ExecnetGateway *self,
+                               ExecnetChannel *channel,
+                               gboolean        hold)
+{
+  ExecnetChannel *released = NULL;
+  ChannelSlot *slot;
+
+  g_mutex_lock (&self->lock);
+  slot = g_hash_table_lookup (self->channels, GINT_TO_POINTER (execnet_channel_get_id (channel)));
+  if (slot != NULL)
+    {
+      if (hold && slot->held == NULL)
+        slot->held = g_object_ref (channel);
+      else if (!hold && slot->held == channel)
+        released = g_steal_pointer (&slot->held);
+    }
+  g_mutex_unlock (&self->lock);
+
+  g_clear_object (&released);
+}
+
+/* Any thread: the wire, or NULL before start-up completed. */
+static ExecnetWire *
+dup_wire (ExecnetGateway *self)
+{
+  ExecnetWire *wire;
+
+  g_mutex_lock (&self->lock);
+  wire = self->wire != NULL ? _execnet_wire_ref (self->wire) : NULL;
+  g_mutex_unlock (&self->lock);
+
+  return wire;
+}
+
+gboolean
+_execnet_gateway_send_value (ExecnetGateway      *self,
+                             ExecnetMessageCode   code,
+                             gint32               channel,
+                             GVariant            *value,
+                             GError             **error)
+{
+  g_autoptr(ExecnetWire) wire = dup_wire (self);
+  g_autoptr(GPtrArray) chunks = NULL;
+
+  if (wire == NULL)
+    {
+      g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED,
+                   "gateway %s is not connected", self->id);
+      return FALSE;
+    }
+
+  if (value != NULL)
+    {
+      chunks = _execnet_value_encode (value, error);
+      if (chunks == NULL)
+        return FALSE;
+    }
+
+  return _execnet_wire_send (wire, code, channel, chunks, error);
+}
+
+static gboolean
+on_channel_reference (gint32     channel_id,
+                      gpointer   user_data,
+                      GError   **error)
+{
+  g_autoptr(ExecnetChannel) channel = ensure_channel (user_data, channel_id, TRUE);
+
+  return TRUE;
+}
+
+/* I/O thread: corrupt data arrived; the connection is beyond repair. */
+static void
+fail_protocol (ExecnetGateway *self,
+               GError         *error)  /* (transfer full) */
+{
+  g_autoptr(ExecnetWire) wire = dup_wire (self);
+  g_autoptr(GError) owned = error;
+
+  g_prefix_error (&owned, "%s sent a corrupt message: ", self->description);
+  _execnet_wire_abort (wire, owned);
+  execnet_connection_terminate (self->connection, TRUE);
+}
+
+/* I/O thread: one frame arrived. */
+static void
+on_frame (GObject            *owner,
+          ExecnetMessageCode  code,
+          gint32              channel_id,
+          GBytes             *payload)
+{
+  ExecnetGateway *self = EXECNET_GATEWAY (owner);
+  g_autoptr(ExecnetChannel) channel = NULL;
+  g_autoptr(GVariant) value = NULL;
+  GError *error = NULL;
+
+  switch (code)
+    {
+    case EXECNET_MESSAGE_CHANNEL_DATA:
+      channel = lookup_channel (self, channel_id);
+      if (channel == NULL)
+        {
+          EXECNET_NOTE (GATEWAY, "%s: dropped data for channel %d, which is not open",
+                        self->description, channel_id);
+          return;
+        }
+      value = _execnet_value_decode (payload, on_channel_reference, self, &error);
+      if (value == NULL && g_error_matches (error, EXECNET_ERROR, EXECNET_ERROR_UNSUPPORTED_VALUE))
+        {
+          /* Intact, but with no GVariant form: that receive fails, the
+           * channel and the gateway go on. */
+          g_prefix_error (&error, "an item on channel %d cannot be represented: ", channel_id);
+          _execnet_channel_deliver_error (channel, error);
+          return;
+        }
+      if (value == NULL)
+        {
+          fail_protocol (self, error);
+          return;
+        }
+      _execnet_channel_deliver (channel, g_steal_pointer (&value));
+      break;
+
+    case EXECNET_MESSAGE_CHANNEL_CLOSE:
+    case EXECNET_MESSAGE_CHANNEL_LAST_MESSAGE:
+      channel = take_channel (self, channel_id);
+      if (channel != NULL)
+        _execnet_channel_remote_closed (channel, NULL, code == EXECNET_MESSAGE_CHANNEL_LAST_MESSAGE);
+      break;
+
+    case EXECNET_MESSAGE_CHANNEL_CLOSE_ERROR:
+      {
+        g_autofree char *text = NULL;
+
+        value = _execnet_value_decode (payload, NULL, NULL, &error);
+        if (value == NULL)
+          {
+            fail_protocol (self, error);
+            return;
+          }
+        if (g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
+          text = g_variant_dup_string (value, NULL);
+        else
+          text = g_variant_print (value, FALSE);
+
+        channel = take_channel (self, channel_id);
+        if (channel != NULL)
+          _execnet_channel_remote_closed (channel, text, FALSE);
+        else
+          EXECNET_NOTE (GATEWAY, "%s: channel %d, already gone, closed with error: %s",
+                        self->description, channel_id, text);
+      }
+      break;
+
+    case EXECNET_MESSAGE_CHANNEL_EXEC:
+      {
+        /* Code runs on the remote side only; refuse as execnet does. */
+        g_autoptr(GVariant) text = g_variant_ref_sink (g_variant_new_string ("execution disallowed"));
+
+        _execnet_gateway_send_value (self, EXECNET_MESSAGE_CHANNEL_CLOSE_ERROR, channel_id, text, NULL);
+      }
+      break;
+
+    case EXECNET_MESSAGE_STATUS:
+    case EXECNET_MESSAGE_RECONFIGURE:
+    case EXECNET_MESSAGE_GATEWAY_TERMINATE:
+    default:
+      /* A master is not asked to execute or report anything. */
+      EXECNET_NOTE (GATEWAY, "%s: ignored a %s message from the remote side",
+                    self->description, _execnet_message_code_name (code));
+      break;
+    }
+}
+
+/* I/O thread: tells every open channel that the connection is over. */
+static void
+report_lost (ExecnetGateway *self)
+{
+  g_autoptr(GPtrArray) channels = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GPtrArray) held = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GError) error = NULL;
+  GHashTableIter iter;
+  gpointer value;
+
+  g_mutex_lock (&self->lock);
+  if (self->lost_reported)
+    {
+      g_mutex_unlock (&self->lock);
+      return;
+    }
+  self->lost_reported = TRUE;
+  if (self->lost_timer != NULL)
+    {
+      g_source_destroy (self->lost_timer);
+      g_clear_pointer (&self->lost_timer, g_source_unref);
+    }
+
+  if (self->read_error != NULL &&
+      (self->read_error->domain != G_IO_ERROR || self->read_error->code != G_IO_ERROR_CANCELLED))
+    {
+      error = g_error_copy (self->read_error);
+      if (error->domain != EXECNET_ERROR)
+        {
+          error->domain = EXECNET_ERROR;
+          error->code = EXECNET_ERROR_GATEWAY_CLOSED;
+          g_prefix_error (&error, "%s lost its connection: ", self->description);
+        }
+    }
+  else if (self->exiting)
+    error = g_error_new (EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED,
+                         "%s has exited", self->description);
+  else
+    {
+      g_autofree char *how = NULL;
+
+      how = self->process_ended
+              ? _execnet_describe_exit_status (execnet_connection_get_exit_status (self->connection))
+              : g_strdup ("closed the connection");
+      error = g_error_new (EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED,
+                           "%s lost its connection: the remote process %s",
+                           self->description, how);
+    }
+
+  g_hash_table_iter_init (&iter, self->channels);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      ChannelSlot *slot = value;
+      ExecnetChannel *channel = g_weak_ref_get (&slot->ref);
+
+      if (channel != NULL)
+        g_ptr_array_add (channels, channel);
+      if (slot->held != NULL)
+        g_ptr_array_add (held, g_steal_pointer (&slot->held));
+    }
+  g_hash_table_remove_all (self->channels);
+  g_mutex_unlock (&self->lock);
+
+  EXECNET_NOTE (GATEWAY, "%s: %s", self->description, error->message);
+
+  for (guint i = 0; i < channels->len; i++)
+    _execnet_channel_connection_lost (g_ptr_array_index (channels, i), error);
+}
+
+static gboolean
+on_lost_timer (gpointer data)
+{
+  report_lost (data);
+  return G_SOURCE_REMOVE;
+}
+
+/* I/O thread, once: reading stopped. */
+static void
+on_read_closed (GObject      *owner,
+                const GError *error)
+{
+  ExecnetGateway *self = EXECNET_GATEWAY (owner);
+  gboolean report_now;
+
+  g_mutex_lock (&self->lock);
+  self->reading_done = TRUE;
+  if (error != NULL)
+    self->read_error = g_error_copy (error);
+  report_now = self->process_ended || self->exiting || error != NULL;
+  if (!report_now)
+    {
+      self->lost_timer = g_timeout_source_new (LOST_REPORT_DELAY_MS);
+      g_source_set_callback (self->lost_timer, on_lost_timer, g_object_ref (self), g_object_unref);
+      g_source_attach (self->lost_timer, g_main_context_get_thread_default ());
+    }
+  g_cond_broadcast (&self->cond);
+  g_mutex_unlock (&self->lock);
+
+  if (report_now)
+    report_lost (self);
+}
+
+static const ExecnetWireHandler wire_handler = {
+  .frame = on_frame,
+  .read_closed = on_read_closed,
+};
+
+/* I/O thread: the remote process ended. */
+static void
+on_process_ended (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  g_autoptr(ExecnetGateway) self = user_data;
+  gboolean report;
+
+  execnet_connection_wait_finish (EXECNET_CONNECTION (source), result, NULL);
+
+  g_mutex_lock (&self->lock);
+  self->process_ended = TRUE;
+  report = self->reading_done && !self->lost_reported;
+  g_cond_broadcast (&self->cond);
+  g_mutex_unlock (&self->lock);
+
+  EXECNET_NOTE (GATEWAY, "%s: the remote process ended", self->description);
+
+  if (report)
+    report_lost (self);
+}
+
+/* I/O thread: with agent=execnet, the remote setup finished. */
+static void
+on_setup_done (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  ExecnetGateway *self = g_task_get_source_object (task);
+  g_autoptr(GVariant) reply = NULL;
+  GError *error = NULL;
+
+  reply = execnet_channel_receive_finish (EXECNET_CHANNEL (source), result, &error);
+  if (reply == NULL)
+    {
+      g_prefix_error (&error, "%s cannot apply chdir/nice/env: ", self->description);
+      execnet_connection_terminate (self->connection, TRUE);
+      g_task_return_error (task, error);
+      return;
+    }
+
+  EXECNET_NOTE (GATEWAY, "%s: ready", self->description);
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+on_bootstrapped (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  ExecnetGateway *self = g_task_get_source_object (task);
+  ExecnetConnection *connection = EXECNET_CONNECTION (source);
+  g_autoptr(ExecnetChannel) channel = NULL;
+  g_autofree char *setup = NULL;
+  GError *error = NULL;
+
+  /* I/O thread */
+  if (!_execnet_bootstrap_finish (connection, result, &error))
+    {
+      execnet_connection_terminate (connection, TRUE);
+      g_task_return_error (task, error);
+      return;
+    }
+
+  g_mutex_lock (&self->lock);
+  self->wire = _execnet_wire_new (connection, self->description, &wire_handler, G_OBJECT (self));
+  if (self->observer != NULL)
+    _execnet_wire_set_tap (self->wire, observe_frame, observer_ref (self->observer), observer_unref);
+  g_mutex_unlock (&self->lock);
+
+  setup = _execnet_bootstrap_setup_source (self->xspec);
+  if (setup != NULL && g_strcmp0 (execnet_xspec_get (self->xspec, "agent"), "execnet") == 0)
+    {
+      /* A foreign agent applied nothing of the spec: do it now, before the
+       * gateway is handed out. */
+      channel = execnet_gateway_remote_exec (self, setup, &error);
+      if (channel == NULL)
+        {
+          g_task_return_error (task, error);
+          return;
+        }
+      execnet_channel_receive_async (channel, NULL, on_setup_done, g_steal_pointer (&task));
+      return;
+    }
+
+  EXECNET_NOTE (GATEWAY, "%s: ready", self->description);
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+on_opened (GObject      *source,
+           GAsyncResult *result,
+           gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  ExecnetGateway *self = g_task_get_source_object (task);
+  ExecnetConnection *connection;
+  GCancellable *cancellable;
+  GError *error = NULL;
+
+  /* I/O thread */
+  connection = execnet_transport_open_finish (EXECNET_TRANSPORT (source), result, &error);
+  if (connection == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+
+  g_mutex_lock (&self->lock);
+  self->connection = connection;
+  g_free (self->description);
+  self->description = g_strdup_printf ("gateway %s (%s)", self->id,
+                                       execnet_connection_get_remote_address (connection));
+  g_mutex_unlock (&self->lock);
+
+  EXECNET_NOTE (GATEWAY, "%s: connected, bootstrapping", self->description);
+
+  /* Watching for the end from the start means the process is reaped
+   * whatever happens next. */
+  execnet_connection_wait_async (connection, NULL, on_process_ended, g_object_ref (self));
+  cancellable = g_task_get_cancellable (task);
+  _execnet_bootstrap_async (connection, self->xspec, self->id, cancellable,
+                            on_bootstrapped, g_steal_pointer (&task));
+}
+
+static gboolean
+start_in_io_thread (gpointer data)
+{
+  GTask *task = data;
+  ExecnetGateway *self = g_task_get_source_object (task);
+  ExecnetTransport *transport = g_task_get_task_data (task);
+
+  execnet_transport_open_async (transport, self->xspec, g_task_get_cancellable (task),
+                                on_opened, task);
+  return G_SOURCE_REMOVE;
+}
+
+/* Any thread: connects and bootstraps; completes in the caller's
+ * thread-default main context. */
+void
+_execnet_gateway_start_async (ExecnetGateway      *self,
+                              GCancellable        *cancellable,
+                              GAsyncReadyCallback  callback,
+                              gpointer             user_data)
+{
+  g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
+  const char *scheme = execnet_xspec_get_scheme (self->xspec);
+  ExecnetTransport *transport;
+  GError *error = NULL;
+
+  g_task_set_source_tag (task, _execnet_gateway_start_async);
+
+  if (scheme == NULL)
+    {
+      g_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
+                               "the spec “%s” names no transport; start it with popen, "
+                               "ssh=HOST or socket=HOST:PORT",
+                               execnet_xspec_to_string (self->xspec));
+      return;
+    }
+
+  transport = execnet_transport_new_for_scheme (scheme, &error);
+  if (transport == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  g_task_set_task_data (task, transport, g_object_unref);
+
+  _execnet_io_worker_invoke (start_in_io_thread, g_steal_pointer (&task), NULL);
+}
+
+gboolean
+_execnet_gateway_start_finish (ExecnetGateway  *self,
+                               GAsyncResult    *result,
+                               GError         **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/* Any thread: waits until the remote process ended and reading stopped,
+ * up to @deadline (monotonic; negative waits for ever). */
+gboolean
+_execnet_gateway_wait_ended (ExecnetGateway *self,
+                             gint64          deadline)
+{
+  gboolean ended;
+
+  g_mutex_lock (&self->lock);
+  while (!(self->process_ended && self->reading_done))
+    {
+      if (self->wire == NULL && self->connection == NULL)
+        break;  /* never started */
+      if (deadline < 0)
+        g_cond_wait (&self->cond, &self->lock);
+      else if (!g_cond_wait_until (&self->cond, &self->lock, deadline))
+        break;
+    }
+  ended = (self->process_ended && self->reading_done) ||
+          (self->wire == NULL && self->connection == NULL);
+  g_mutex_unlock (&self->lock);
+
+  return ended;
+}
+
+/* Any thread: ends the remote process at once. */
+void
+_execnet_gateway_kill (ExecnetGateway *self)
+{
+  g_autoptr(ExecnetWire) wire = dup_wire (self);
+  g_autoptr(GError) error = NULL;
+
+  EXECNET_NOTE (GATEWAY, "%s: killing it", self->description);
+
+  error = g_error_new (EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED,
+                       "%s was killed: it did not end within the termination timeout",
+                       self->description);
+  if (self->connection != NULL)
+    execnet_connection_terminate (self->connection, TRUE);
+  if (wire != NULL)
+    _execnet_wire_abort (wire, error);
+}
+
+gboolean
+_execnet_gateway_is_exiting (ExecnetGateway *self)
+{
+  gboolean exiting;
+
+  g_mutex_lock (&self->lock);
+  exiting = self->exiting;
+  g_mutex_unlock (&self->lock);
+
+  return exiting;
+}
+
+void
+_execnet_gateway_clear_group (ExecnetGateway *self)
+{
+  g_weak_ref_set (&self->group, NULL);
+}
+
+/**
+ * execnet_gateway_get_id:
+ * @self: a gateway
+ *
+ * Returns: the gateway's id, such as `gw0`
+ *
+ * Since: 1.0
+ */
+const char *
+execnet_gateway_get_id (ExecnetGateway *self)
+{
+  g_return_val_if_fail (EXECNET_IS_GATEWAY (self), NULL);
+
+  return self->id;
+}
+
+/**
+ * execnet_gateway_get_xspec:
+ * @self: a gateway
+ *
+ * Returns: (transfer none): the spec the gateway was made from
+ *
+ * Since: 1.0
+ */
+ExecnetXSpec *
+execnet_gateway_get_xspec (ExecnetGateway *self)
+{
+  g_return_val_if_fail (EXECNET_IS_GATEWAY (self), NULL);
+
+  return self->xspec;
+}
+
+/**
+ * execnet_gateway_get_group:
+ * @self: a gateway
+ *
+ * The group the gateway belongs to. A gateway leaves its group when it
+ * exits.
+ *
+ * Returns: (transfer none) (nullable): the group, or %NULL once removed
+ *
+ * Since: 1.0
+ */
+ExecnetGroup *
+execnet_gateway_get_group (ExecnetGateway *self)
+{
+  ExecnetGroup *group;
+
+  g_return_val_if_fail (EXECNET_IS_GATEWAY (self), NULL);
+
+  group = g_weak_ref_get (&self->group);
+  if (group != NULL)
+    g_object_unref (group);  /* the group outlives its members' use of it */
+  return group;
+}
+
+/**
+ * execnet_gateway_get_remote_address:
+ * @self: a gateway
+ *
+ * Returns: (nullable): where the remote interpreter runs, as its transport
+ *   describes it (`python3 pid 42`, `alice@node7:22`)
+ *
+ * Since: 1.0
+ */
+const char *
+execnet_gateway_get_remote_address (ExecnetGateway *self)
+{
+  g_return_val_if_fail (EXECNET_IS_GATEWAY (self), NULL);
+
+  return self->connection != NULL ? execnet_connection_get_remote_address (self->connection) : NULL;
+}
+
+/**
+ * execnet_gateway_new_channel:
+ * @self: a gateway
+ *
+ * Opens a new channel, to be handed to remote code over another channel
+ * (see [method@Execnet.Channel.to_value]).
+ *
+ * Returns: (transfer full): the channel
+ *
+ * Since: 1.0
+ */
+ExecnetChannel *
+execnet_gateway_new_channel (ExecnetGateway *self)
+{
+  ExecnetChannel *channel;
+
+  g_return_val_if_fail (EXECNET_IS_GATEWAY (self), NULL);
+
+  g_mutex_lock (&self->lock);
+  channel = register_channel_unlocked (self, self->next_channel_id, FALSE);
+  self->next_channel_id += 2;
+  g_mutex_unlock (&self->lock);
+
+  return channel;
+}
+
+/**
+ * execnet_gateway_channel_from_value:
+ * @self: a gateway
+ * @value: a channel value received from this gateway (an object path)
+ *
+ * The channel a received value refers to: the remote code sent a channel
+ * object. The gateway keeps such a channel alive until it is claimed here.
+ *
+ * Returns: (transfer full) (nullable): the channel, or %NULL if @value is
+ *   not a channel value
+ *
+ * Since: 1.0
+ */
+ExecnetChannel *
+execnet_gateway_channel_from_value (ExecnetGateway *self,
+                                    GVariant       *value)
+{
+  g_autoptr(GVariant) owned = NULL;
+  ExecnetChannel *channel;
+  gint32 id;
+
+  g_return_val_if_fail (EXECNET_IS_GATEWAY (self), NULL);
+  g_return_val_if_fail (value != NULL, NULL);
+
+  owned = g_variant_ref_sink (value);
+  if (!g_variant_is_of_type (owned, G_VARIANT_TYPE_OBJECT_PATH) ||
+      !_execnet_channel_path_parse (g_variant_get_string (owned, NULL), &id))
+    return NULL;
+
+  channel = ensure_channel (self, id, FALSE);
+  /* Claimed: the table no longer needs to keep it alive. */
+  _execnet_gateway_hold_channel (self, channel, FALSE);
+
+  return channel;
+}
+
+/**
+ * execnet_gateway_remote_call:
+ * @self: a gateway
+ * @source: Python source to run remotely
+ * @function: (nullable): a function defined by @source to call as
+ *   `function(channel, **kwargs)` after running it
+ * @kwargs: (nullable): the keyword arguments, an `a{sv}` dictionary; a
+ *   floating reference is sunk
+ * @error: return location for a #GError
+ *
+ * Runs @source in the remote interpreter, then calls @function, as execnet's
+ * `remote_exec(func, **kwargs)` does. The code sees the returned channel as
+ * its global `channel`, and `__name__` is `"__channelexec__"`.
+ *
+ * Returns: (transfer full): the channel, or %NULL if the gateway is closed
+ *
+ * Since: 1.0
+ */
+ExecnetChannel *
+execnet_gateway_remote_call (ExecnetGateway  *self,
+                             const char      *source,
+                             const char      *function,
+                             GVariant        *kwargs,
+                             GError         **error)
+{
+  g_autoptr(ExecnetChannel) channel = NULL;
+  g_autoptr(GVariant) owned_kwargs = NULL;
+  g_autoptr(GVariant) task = NULL;
+  GVariant *items[4];
+
+  g_return_val_if_fail (EXECNET_IS_GATEWAY (self), NULL);
+  g_return_val_if_fail (source != NULL, NULL);
+  g_return_val_if_fail (kwargs == NULL || g_variant_is_of_type (kwargs, G_VARIANT_TYPE ("a{sv}")), NULL);
+
+  if (kwargs != NULL)
+    owned_kwargs = g_variant_ref_sink (kwargs);
+
+  items[0] = g_variant_new_string (source);
+  items[1] = g_variant_new_maybe (G_VARIANT_TYPE_STRING, NULL);
+  items[2] = function != NULL ? g_variant_new_string (function)
+                              : g_variant_new_maybe (G_VARIANT_TYPE_STRING, NULL);
+  items[3] = owned_kwargs != NULL ? g_variant_ref (owned_kwargs)
+                                  : g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0);
+  task = g_variant_ref_sink (g_variant_new_tuple (items, 4));
+
+  channel = execnet_gateway_new_channel (self);
+  if (!_execnet_gateway_send_value (self, EXECNET_MESSAGE_CHANNEL_EXEC,
+                                    execnet_channel_get_id (channel), task, error))
+    {
+      _execnet_gateway_forget_channel (self, execnet_channel_get_id (channel));
+      execnet_channel_close (channel, NULL, NULL);
+      return NULL;
+    }
+
+  return g_steal_pointer (&channel);
+}
+
+/**
+ * execnet_gateway_remote_exec:
+ * @self: a gateway
+ * @source: Python source to run remotely
+ * @error: return location for a #GError
+ *
+ * Runs @source in the remote interpreter. The code sees the returned
+ * channel as its global `channel`. When it finishes the channel closes; if
+ * it raises, receiving on the channel fails with %EXECNET_ERROR_REMOTE and
+ * the remote traceback.
+ *
+ * Returns: (transfer full): the channel, or %NULL if the gateway is closed
+ *
+ * Since: 1.0
+ */
+ExecnetChannel *
+execnet_gateway_remote_exec (ExecnetGateway  *self,
+                             const char      *source,
+                             GError         **error)
+{
+  return execnet_gateway_remote_call (self, source, NULL, NULL, error);
+}
+
+/**
+ * execnet_gateway_remote_status:
+ * @self: a gateway
+ * @error: return location for a #GError
+ *
+ * Asks the agent how it is doing, without running code.
+ *
+ * Returns: (transfer full): an `a{sv}` dictionary with `numchannels`,
+ *   `numexecuting` and `execmodel`, or %NULL on error
+ *
+ * Since: 1.0
+ */
+GVariant *
+execnet_gateway_remote_status (ExecnetGateway  *self,
+                               GError         **error)
+{
+  g_autoptr(ExecnetChannel) channel = NULL;
+  GVariant *status;
+
+  g_return_val_if_fail (EXECNET_IS_GATEWAY (self), NULL);
+
+  channel = execnet_gateway_new_channel (self);
+  if (!_execnet_gateway_send_value (self, EXECNET_MESSAGE_STATUS,
+                                    execnet_channel_get_id (channel), NULL, error))
+    {
+      execnet_channel_close (channel, NULL, NULL);
+      return NULL;
+    }
+
+  status = execnet_channel_receive (channel, -1, error);
+  if (status != NULL)
+    execnet_channel_wait_close (channel, -1, NULL);
+
+  return status;
+}
+
+/**
+ * execnet_gateway_remote_info:
+ * @self: a gateway
+ * @error: return location for a #GError
+ *
+ * Describes the remote interpreter.
+ *
+ * Returns: (transfer full): an `a{sv}` dictionary with `executable`,
+ *   `version_info`, `platform`, `cwd` and `pid`, or %NULL on error
+ *
+ * Since: 1.0
+ */
+GVariant *
+execnet_gateway_remote_info (ExecnetGateway  *self,
+                             GError         **error)
+{
+  g_autoptr(ExecnetChannel) channel = NULL;
+  GVariant *info;
+
+  g_return_val_if_fail (EXECNET_IS_GATEWAY (self), NULL);
+
+  channel = execnet_gateway_remote_exec (self, info_source, error);
+  if (channel == NULL)
+    return NULL;
+
+  info = execnet_channel_receive (channel, -1, error);
+  if (info != NULL && !execnet_channel_wait_close (channel, -1, error))
+    g_clear_pointer (&info, g_variant_unref);
+
+  return info;
+}
+
+/**
+ * execnet_gateway_exit:
+ * @self: a gateway
+ *
+ * Asks the remote side to end and closes our end of the connection;
+ * returns at once. The gateway leaves its group; the group's
+ * [method@Execnet.Group.terminate] waits for it to end. Calling it again
+ * does nothing.
+ *
+ * Since: 1.0
+ */
+void
+execnet_gateway_exit (ExecnetGateway *self)
+{
+  g_autoptr(ExecnetGroup) group = NULL;
+  g_autoptr(ExecnetWire) wire = NULL;
+  gboolean first;
+
+  g_return_if_fail (EXECNET_IS_GATEWAY (self));
+
+  group = g_weak_ref_get (&self->group);
+  if (group != NULL)
+    _execnet_group_gateway_exited (group, self);
+
+  g_mutex_lock (&self->lock);
+  first = !self->exiting;
+  self->exiting = TRUE;
+  wire = self->wire != NULL ? _execnet_wire_ref (self->wire) : NULL;
+  g_mutex_unlock (&self->lock);
+
+  if (!first || wire == NULL)
+    return;
+
+  EXECNET_NOTE (GATEWAY, "%s: exiting", self->description);
+  _execnet_wire_send (wire, EXECNET_MESSAGE_GATEWAY_TERMINATE, 0, NULL, NULL);
+  _execnet_wire_finish_writing (wire);
+}
+
+/**
+ * execnet_gateway_is_alive:
+ * @self: a gateway
+ *
+ * Returns: whether the connection is up and being read
+ *
+ * Since: 1.0
+ */
+gboolean
+execnet_gateway_is_alive (ExecnetGateway *self)
+{
+  g_autoptr(ExecnetWire) wire = NULL;
+
+  g_return_val_if_fail (EXECNET_IS_GATEWAY (self), FALSE);
+
+  wire = dup_wire (self);
+  return wire != NULL && _execnet_wire_is_reading (wire);
+}
+
+/**
+ * execnet_gateway_join:
+ * @self: a gateway
+ * @timeout: seconds to wait at most; negative waits for ever
+ * @error: return location for a #GError
+ *
+ * Waits until the remote process has ended and its connection is closed.
+ * Usually after [method@Execnet.Gateway.exit].
+ *
+ * Returns: %TRUE if it ended, %FALSE with %G_IO_ERROR_TIMED_OUT otherwise
+ *
+ * Since: 1.0
+ */
+gboolean
+execnet_gateway_join (ExecnetGateway  *self,
+                      gdouble          timeout,
+                      GError         **error)
+{
+  g_return_val_if_fail (EXECNET_IS_GATEWAY (self), FALSE);
+
+  if (_execnet_gateway_wait_ended (self, _execnet_deadline_from_timeout (timeout)))
+    return TRUE;
+
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+               "%s did not end within %g seconds", self->description, timeout);
+  return FALSE;
+}
+
+/**
+ * execnet_gateway_to_string:
+ * @self: a gateway
+ *
+ * Describes the gateway as execnet does:
+ * `<PopenGateway id='gw0' receive-live, 0 active channels>`.
+ *
+ * Returns: (transfer full): the description
+ *
+ * Since: 1.0
+ */
+char *
+execnet_gateway_to_string (ExecnetGateway *self)
+{
+  guint n_channels;
+  gboolean alive;
+
+  g_return_val_if_fail (EXECNET_IS_GATEWAY (self), NULL);
+
+  alive = execnet_gateway_is_alive (self);
+  g_mutex_lock (&self->lock);
+  n_channels = g_hash_table_size (self->channels);
+  g_mutex_unlock (&self->lock);
+
+  return g_strdup_printf ("<%s id='%s' %s, %u active channels>",
+                          self->type_name, self->id,
+                          alive ? "receive-live" : "not-receiving",
+                          n_channels);
+}
+
+/**
+ * execnet_gateway_set_wire_observer:
+ * @self: a gateway
+ * @observer: (nullable) (scope notified) (closure user_data): called for
+ *   every message sent or received, or %NULL to stop observing
+ * @user_data: data for @observer
+ * @notify: (nullable): frees @user_data when the observer is replaced or
+ *   the gateway is finalized
+ *
+ * Watches the gateway's messages as they cross the wire, for debugging
+ * tools such as `execnet-tool trace`. See [callback@Execnet.WireObserver]
+ * for the threads it runs in.
+ *
+ * Since: 1.0
+ */
+void
+execnet_gateway_set_wire_observer (ExecnetGateway      *self,
+                                   ExecnetWireObserver  func,
+                                   gpointer             user_data,
+                                   GDestroyNotify       notify)
+{
+  Observer *observer = NULL;
+  Observer *old;
+
+  g_return_if_fail (EXECNET_IS_GATEWAY (self));
+
+  if (func != NULL)
+    {
+      observer = g_new0 (Observer, 1);
+      g_atomic_ref_count_init (&observer->ref_count);
+      observer->gateway = self;
+      observer->func = func;
+      observer->data = user_data;
+      observer->notify = notify;
+    }
+
+  g_mutex_lock (&self->lock);
+  old = self->observer;
+  self->observer = observer;
+  if (self->wire != NULL)
+    {
+      if (observer != NULL)
+        _execnet_wire_set_tap (self->wire, observe_frame, observer_ref (observer), observer_unref);
+      else
+        _execnet_wire_set_tap (self->wire, NULL, NULL, NULL);
+    }
+  g_mutex_unlock (&self->lock);
+
+  observer_unref (old);
+}
+
+/**
+ * execnet_message_code_name:
+ * @code: a message code from the wire
+ *
+ * Returns: the message's name, such as `CHANNEL_DATA`, or `UNKNOWN`
+ *
+ * Since: 1.0
+ */
+const char *
+execnet_message_code_name (guint code)
+{
+  return _execnet_message_code_name ((int) code);
+}

@@ -1,0 +1,899 @@
+/* execnet-group.c: managing many gateways
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <execnet/execnet-error.h>
+
+#include "execnet-gateway-private.h"
+
+/**
+ * ExecnetGroup:
+ *
+ * A set of gateways: it makes them from specs, names them, and terminates
+ * them together.
+ *
+ * Gateways get the id given by their spec's `id=` key, or the next free one
+ * of `gw0`, `gw1`, ... A group is a [iface@Gio.ListModel] of its gateways,
+ * in the order they were made; its items-changed signal is emitted in the
+ * thread that changed the group.
+ *
+ * [method@Execnet.Group.terminate] asks every member to exit at once, waits
+ * for all of them together up to a timeout, then kills and reaps whatever
+ * is left, so it never hangs and never leaves a process behind.
+ *
+ * All methods are thread-safe; several threads may make gateways at once,
+ * and [ctor@Execnet.Group.new_with_specs] starts all its gateways
+ * concurrently.
+ *
+ * Since: 1.0
+ */
+
+struct _ExecnetGroup
+{
+  GObject parent_instance;
+
+  GMutex lock;                 /* guards everything below */
+  GPtrArray *gateways;         /* (element-type ExecnetGateway) (owned) members */
+  GPtrArray *to_join;          /* (element-type ExecnetGateway) (owned) exited, not yet joined */
+  GHashTable *reserved;        /* (element-type utf8) (owned) ids of gateways being made */
+  guint next_id;
+  char *default_spec;          /* (owned) */
+};
+
+enum {
+  PROP_0,
+  PROP_DEFAULT_SPEC,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+/* How long to wait for killed processes to be reaped before giving up. */
+#define REAP_TIMEOUT 5.0
+
+static void execnet_group_list_model_init (GListModelInterface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (ExecnetGroup, execnet_group, G_TYPE_OBJECT,
+                               G_IMPLEMENT_INTERFACE (G_TYPE_LIST_MODEL, execnet_group_list_model_init))
+
+static GType
+execnet_group_get_item_type (GListModel *model)
+{
+  return EXECNET_TYPE_GATEWAY;
+}
+
+static guint
+execnet_group_get_n_items (GListModel *model)
+{
+  return execnet_group_get_size (EXECNET_GROUP (model));
+}
+
+static gpointer
+execnet_group_get_item (GListModel *model,
+                        guint       position)
+{
+  ExecnetGroup *self = EXECNET_GROUP (model);
+  gpointer item = NULL;
+
+  g_mutex_lock (&self->lock);
+  if (position < self->gateways->len)
+    item = g_object_ref (g_ptr_array_index (self->gateways, position));
+  g_mutex_unlock (&self->lock);
+
+  return item;
+}
+
+static void
+execnet_group_list_model_init (GListModelInterface *iface)
+{
+  iface->get_item_type = execnet_group_get_item_type;
+  iface->get_n_items = execnet_group_get_n_items;
+  iface->get_item = execnet_group_get_item;
+}
+
+static void
+execnet_group_dispose (GObject *object)
+{
+  ExecnetGroup *self = EXECNET_GROUP (object);
+  g_autoptr(GPtrArray) members = NULL;
+
+  /* A group that goes away without terminate() still makes its members
+   * exit; their processes end on their own when they read end-of-file. */
+  g_mutex_lock (&self->lock);
+  members = g_steal_pointer (&self->gateways);
+  self->gateways = g_ptr_array_new_with_free_func (g_object_unref);
+  g_mutex_unlock (&self->lock);
+
+  for (guint i = 0; members != NULL && i < members->len; i++)
+    {
+      ExecnetGateway *gateway = g_ptr_array_index (members, i);
+
+      _execnet_gateway_clear_group (gateway);
+      execnet_gateway_exit (gateway);
+    }
+
+  G_OBJECT_CLASS (execnet_group_parent_class)->dispose (object);
+}
+
+static void
+execnet_group_finalize (GObject *object)
+{
+  ExecnetGroup *self = EXECNET_GROUP (object);
+
+  g_ptr_array_unref (self->gateways);
+  g_ptr_array_unref (self->to_join);
+  g_hash_table_unref (self->reserved);
+  g_free (self->default_spec);
+  g_mutex_clear (&self->lock);
+
+  G_OBJECT_CLASS (execnet_group_parent_class)->finalize (object);
+}
+
+static void
+execnet_group_get_property (GObject    *object,
+                            guint       prop_id,
+                            GValue     *value,
+                            GParamSpec *pspec)
+{
+  ExecnetGroup *self = EXECNET_GROUP (object);
+
+  switch (prop_id)
+    {
+    case PROP_DEFAULT_SPEC:
+      g_mutex_lock (&self->lock);
+      g_value_set_string (value, self->default_spec);
+      g_mutex_unlock (&self->lock);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+execnet_group_set_property (GObject      *object,
+                            guint         prop_id,
+                            const GValue *value,
+                            GParamSpec   *pspec)
+{
+  ExecnetGroup *self = EXECNET_GROUP (object);
+
+  switch (prop_id)
+    {
+    case PROP_DEFAULT_SPEC:
+      execnet_group_set_default_spec (self, g_value_get_string (value));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+execnet_group_class_init (ExecnetGroupClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = execnet_group_dispose;
+  object_class->finalize = execnet_group_finalize;
+  object_class->get_property = execnet_group_get_property;
+  object_class->set_property = execnet_group_set_property;
+
+  /**
+   * ExecnetGroup:default-spec:
+   *
+   * The spec used by [method@Execnet.Group.make_gateway] when it is given
+   * none; `popen` unless set.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_DEFAULT_SPEC] =
+    g_param_spec_string ("default-spec", NULL, NULL, "popen",
+                         G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+}
+
+static void
+execnet_group_init (ExecnetGroup *self)
+{
+  g_mutex_init (&self->lock);
+  self->gateways = g_ptr_array_new_with_free_func (g_object_unref);
+  self->to_join = g_ptr_array_new_with_free_func (g_object_unref);
+  self->reserved = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->default_spec = g_strdup ("popen");
+}
+
+/**
+ * execnet_group_new:
+ *
+ * Makes an empty group.
+ *
+ * Returns: (transfer full): the group
+ *
+ * Since: 1.0
+ */
+ExecnetGroup *
+execnet_group_new (void)
+{
+  return g_object_new (EXECNET_TYPE_GROUP, NULL);
+}
+
+/* Called with the lock held. */
+static gboolean
+id_in_use_unlocked (ExecnetGroup *self,
+                    const char   *id)
+{
+  if (g_hash_table_contains (self->reserved, id))
+    return TRUE;
+  for (guint i = 0; i < self->gateways->len; i++)
+    if (g_str_equal (execnet_gateway_get_id (g_ptr_array_index (self->gateways, i)), id))
+      return TRUE;
+  return FALSE;
+}
+
+/* Called with the lock held. */
+static void
+allocate_id_unlocked (ExecnetGroup *self,
+                      ExecnetXSpec *xspec)
+{
+  g_autofree char *id = NULL;
+
+  if (execnet_xspec_get_id (xspec) != NULL)
+    return;
+
+  do
+    {
+      g_free (id);
+      id = g_strdup_printf ("gw%u", self->next_id++);
+    }
+  while (id_in_use_unlocked (self, id));
+
+  execnet_xspec_set_id (xspec, id);
+}
+
+/**
+ * execnet_group_allocate_id:
+ * @self: a group
+ * @xspec: a spec
+ *
+ * Gives @xspec the next automatic id (`gw0`, `gw1`, ...) unless it has an
+ * id already, so that the id is known before the gateway is made.
+ *
+ * Since: 1.0
+ */
+void
+execnet_group_allocate_id (ExecnetGroup *self,
+                           ExecnetXSpec *xspec)
+{
+  g_return_if_fail (EXECNET_IS_GROUP (self));
+  g_return_if_fail (xspec != NULL);
+
+  g_mutex_lock (&self->lock);
+  allocate_id_unlocked (self, xspec);
+  g_mutex_unlock (&self->lock);
+}
+
+static void
+on_gateway_started (GObject      *source,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  ExecnetGroup *self = g_task_get_source_object (task);
+  ExecnetGateway *gateway = EXECNET_GATEWAY (source);
+  GError *error = NULL;
+  gboolean ok;
+  guint position = 0;
+
+  ok = _execnet_gateway_start_finish (gateway, result, &error);
+
+  g_mutex_lock (&self->lock);
+  g_hash_table_remove (self->reserved, execnet_gateway_get_id (gateway));
+  if (ok)
+    {
+      position = self->gateways->len;
+      g_ptr_array_add (self->gateways, g_object_ref (gateway));
+    }
+  g_mutex_unlock (&self->lock);
+
+  if (!ok)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+
+  g_list_model_items_changed (G_LIST_MODEL (self), position, 0, 1);
+  g_task_return_pointer (task, g_object_ref (gateway), g_object_unref);
+}
+
+/**
+ * execnet_group_make_gateway_async:
+ * @self: a group
+ * @xspec: the spec of the gateway
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called when the gateway is ready or failed
+ * @user_data: data for @callback
+ *
+ * Makes a gateway asynchronously; @callback runs in the thread-default main
+ * context of the calling thread. Many gateways can start at once this way.
+ *
+ * Since: 1.0
+ */
+void
+execnet_group_make_gateway_async (ExecnetGroup        *self,
+                                  ExecnetXSpec        *xspec,
+                                  GCancellable        *cancellable,
+                                  GAsyncReadyCallback  callback,
+                                  gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  g_autoptr(ExecnetGateway) gateway = NULL;
+  const char *id;
+
+  g_return_if_fail (EXECNET_IS_GROUP (self));
+  g_return_if_fail (xspec != NULL);
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, execnet_group_make_gateway_async);
+
+  g_mutex_lock (&self->lock);
+  allocate_id_unlocked (self, xspec);
+  id = execnet_xspec_get_id (xspec);
+  if (id_in_use_unlocked (self, id))
+    {
+      g_mutex_unlock (&self->lock);
+      g_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_DUPLICATE_ID,
+                               "the group has a gateway with id “%s” already; "
+                               "choose another id= or leave it out for an automatic one", id);
+      return;
+    }
+  g_hash_table_add (self->reserved, g_strdup (id));
+  g_mutex_unlock (&self->lock);
+
+  gateway = _execnet_gateway_new (xspec, self);
+  _execnet_gateway_start_async (gateway, cancellable, on_gateway_started, g_steal_pointer (&task));
+}
+
+/**
+ * execnet_group_make_gateway_finish:
+ * @self: a group
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes execnet_group_make_gateway_async().
+ *
+ * Returns: (transfer full): the gateway, or %NULL on error
+ *
+ * Since: 1.0
+ */
+ExecnetGateway *
+execnet_group_make_gateway_finish (ExecnetGroup  *self,
+                                   GAsyncResult  *result,
+                                   GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+typedef struct
+{
+  ExecnetGroup *group;
+  ExecnetXSpec *xspec;
+} MakeData;
+
+static void
+start_make (gpointer            data,
+            GAsyncReadyCallback callback,
+            gpointer            user_data)
+{
+  MakeData *make = data;
+
+  execnet_group_make_gateway_async (make->group, make->xspec, NULL, callback, user_data);
+}
+
+/**
+ * execnet_group_make_gateway_for_xspec:
+ * @self: a group
+ * @xspec: the spec of the gateway
+ * @error: return location for a #GError
+ *
+ * Makes a gateway and waits until it is ready. @xspec gets the gateway's id
+ * if it had none.
+ *
+ * Returns: (transfer none): the gateway, owned by the group, or %NULL on error
+ *
+ * Since: 1.0
+ */
+ExecnetGateway *
+execnet_group_make_gateway_for_xspec (ExecnetGroup  *self,
+                                      ExecnetXSpec  *xspec,
+                                      GError       **error)
+{
+  MakeData make = { self, xspec };
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(ExecnetGateway) gateway = NULL;
+
+  g_return_val_if_fail (EXECNET_IS_GROUP (self), NULL);
+  g_return_val_if_fail (xspec != NULL, NULL);
+
+  result = _execnet_run_sync (start_make, &make);
+  gateway = execnet_group_make_gateway_finish (self, result, error);
+
+  /* The group holds it for as long as it is a member. */
+  return gateway;
+}
+
+/**
+ * execnet_group_make_gateway:
+ * @self: a group
+ * @spec: (nullable): the spec text, or %NULL for the group's default spec
+ * @error: return location for a #GError
+ *
+ * Makes a gateway from a spec such as `popen//id=w1` and waits until it is
+ * ready to run code.
+ *
+ * Returns: (transfer none): the gateway, owned by the group, or %NULL on error
+ *
+ * Since: 1.0
+ */
+ExecnetGateway *
+execnet_group_make_gateway (ExecnetGroup  *self,
+                            const char    *spec,
+                            GError       **error)
+{
+  g_autoptr(ExecnetXSpec) xspec = NULL;
+  g_autofree char *default_spec = NULL;
+
+  g_return_val_if_fail (EXECNET_IS_GROUP (self), NULL);
+
+  if (spec == NULL)
+    {
+      g_mutex_lock (&self->lock);
+      default_spec = g_strdup (self->default_spec);
+      g_mutex_unlock (&self->lock);
+      spec = default_spec;
+    }
+
+  xspec = execnet_xspec_new (spec, error);
+  if (xspec == NULL)
+    return NULL;
+
+  return execnet_group_make_gateway_for_xspec (self, xspec, error);
+}
+
+typedef struct
+{
+  guint pending;
+  GError *error;               /* (owned) (nullable) the first failure */
+} ManyData;
+
+static void
+on_one_made (GObject      *source,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  ManyData *many = user_data;
+  g_autoptr(ExecnetGateway) gateway = NULL;
+  GError *error = NULL;
+
+  gateway = execnet_group_make_gateway_finish (EXECNET_GROUP (source), result, &error);
+  if (gateway == NULL)
+    {
+      if (many->error == NULL)
+        many->error = error;
+      else
+        g_error_free (error);
+    }
+  many->pending--;
+  g_main_context_wakeup (g_main_context_get_thread_default ());
+}
+
+/**
+ * execnet_group_new_with_specs:
+ * @specs: (array zero-terminated=1): spec texts
+ * @error: return location for a #GError
+ *
+ * Makes a group with one gateway per spec, all started at once. If any
+ * fails, those that started are terminated and the first error is returned.
+ *
+ * Returns: (transfer full): the group, or %NULL on error
+ *
+ * Since: 1.0
+ */
+ExecnetGroup *
+execnet_group_new_with_specs (const char * const  *specs,
+                              GError             **error)
+{
+  g_autoptr(ExecnetGroup) self = execnet_group_new ();
+  g_autoptr(GPtrArray) xspecs = g_ptr_array_new_with_free_func ((GDestroyNotify) execnet_xspec_unref);
+  GMainContext *context;
+  ManyData many = { 0, NULL };
+
+  g_return_val_if_fail (specs != NULL, NULL);
+
+  for (guint i = 0; specs[i] != NULL; i++)
+    {
+      ExecnetXSpec *xspec = execnet_xspec_new (specs[i], error);
+
+      if (xspec == NULL)
+        return NULL;
+      g_ptr_array_add (xspecs, xspec);
+    }
+
+  context = g_main_context_new ();
+  g_main_context_push_thread_default (context);
+  for (guint i = 0; i < xspecs->len; i++)
+    {
+      many.pending++;
+      execnet_group_make_gateway_async (self, g_ptr_array_index (xspecs, i), NULL, on_one_made, &many);
+    }
+  while (many.pending > 0)
+    g_main_context_iteration (context, TRUE);
+  g_main_context_pop_thread_default (context);
+  g_main_context_unref (context);
+
+  if (many.error != NULL)
+    {
+      execnet_group_terminate (self, REAP_TIMEOUT, NULL);
+      g_propagate_error (error, many.error);
+      return NULL;
+    }
+
+  return g_steal_pointer (&self);
+}
+
+/* Any thread: @gateway exited; it leaves the members and waits to be joined. */
+void
+_execnet_group_gateway_exited (ExecnetGroup   *self,
+                               ExecnetGateway *gateway)
+{
+  guint position;
+  gboolean found;
+
+  g_mutex_lock (&self->lock);
+  found = g_ptr_array_find (self->gateways, gateway, &position);
+  if (found)
+    {
+      g_ptr_array_add (self->to_join, g_object_ref (gateway));
+      g_ptr_array_remove_index (self->gateways, position);
+    }
+  g_mutex_unlock (&self->lock);
+
+  _execnet_gateway_clear_group (gateway);
+  if (found)
+    g_list_model_items_changed (G_LIST_MODEL (self), position, 1, 0);
+}
+
+/**
+ * execnet_group_lookup:
+ * @self: a group
+ * @id: a gateway id
+ *
+ * Returns: (transfer none) (nullable): the member with @id, or %NULL
+ *
+ * Since: 1.0
+ */
+ExecnetGateway *
+execnet_group_lookup (ExecnetGroup *self,
+                      const char   *id)
+{
+  ExecnetGateway *found = NULL;
+
+  g_return_val_if_fail (EXECNET_IS_GROUP (self), NULL);
+  g_return_val_if_fail (id != NULL, NULL);
+
+  g_mutex_lock (&self->lock);
+  for (guint i = 0; i < self->gateways->len && found == NULL; i++)
+    if (g_str_equal (execnet_gateway_get_id (g_ptr_array_index (self->gateways, i)), id))
+      found = g_ptr_array_index (self->gateways, i);
+  g_mutex_unlock (&self->lock);
+
+  return found;
+}
+
+/**
+ * execnet_group_contains:
+ * @self: a group
+ * @gateway: a gateway
+ *
+ * Returns: whether @gateway is a member, like Python's `gw in group`
+ *
+ * Since: 1.0
+ */
+gboolean
+execnet_group_contains (ExecnetGroup   *self,
+                        ExecnetGateway *gateway)
+{
+  gboolean found;
+
+  g_return_val_if_fail (EXECNET_IS_GROUP (self), FALSE);
+
+  g_mutex_lock (&self->lock);
+  found = g_ptr_array_find (self->gateways, gateway, NULL);
+  g_mutex_unlock (&self->lock);
+
+  return found;
+}
+
+/**
+ * execnet_group_get_size:
+ * @self: a group
+ *
+ * Returns: the number of members
+ *
+ * Since: 1.0
+ */
+guint
+execnet_group_get_size (ExecnetGroup *self)
+{
+  guint size;
+
+  g_return_val_if_fail (EXECNET_IS_GROUP (self), 0);
+
+  g_mutex_lock (&self->lock);
+  size = self->gateways->len;
+  g_mutex_unlock (&self->lock);
+
+  return size;
+}
+
+/**
+ * execnet_group_get_gateway:
+ * @self: a group
+ * @index: a position
+ *
+ * Returns: (transfer none) (nullable): the member at @index, or %NULL
+ *
+ * Since: 1.0
+ */
+ExecnetGateway *
+execnet_group_get_gateway (ExecnetGroup *self,
+                           guint         index)
+{
+  ExecnetGateway *gateway = NULL;
+
+  g_return_val_if_fail (EXECNET_IS_GROUP (self), NULL);
+
+  g_mutex_lock (&self->lock);
+  if (index < self->gateways->len)
+    gateway = g_ptr_array_index (self->gateways, index);
+  g_mutex_unlock (&self->lock);
+
+  return gateway;
+}
+
+/**
+ * execnet_group_get_default_spec:
+ * @self: a group
+ *
+ * Returns: the spec used when none is given; `popen` unless set
+ *
+ * Since: 1.0
+ */
+const char *
+execnet_group_get_default_spec (ExecnetGroup *self)
+{
+  g_return_val_if_fail (EXECNET_IS_GROUP (self), NULL);
+
+  return self->default_spec;
+}
+
+/**
+ * execnet_group_set_default_spec:
+ * @self: a group
+ * @spec: (nullable): the spec used when none is given; %NULL for `popen`
+ *
+ * Sets [property@Execnet.Group:default-spec]. Not thread-safe with respect
+ * to execnet_group_get_default_spec(), whose result it frees.
+ *
+ * Since: 1.0
+ */
+void
+execnet_group_set_default_spec (ExecnetGroup *self,
+                                const char   *spec)
+{
+  gboolean changed;
+
+  g_return_if_fail (EXECNET_IS_GROUP (self));
+
+  if (spec == NULL)
+    spec = "popen";
+
+  g_mutex_lock (&self->lock);
+  changed = g_strcmp0 (self->default_spec, spec) != 0;
+  if (changed)
+    {
+      g_free (self->default_spec);
+      self->default_spec = g_strdup (spec);
+    }
+  g_mutex_unlock (&self->lock);
+
+  if (changed)
+    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_DEFAULT_SPEC]);
+}
+
+/**
+ * execnet_group_terminate:
+ * @self: a group
+ * @timeout: seconds to wait for the members to end before killing them;
+ *   negative waits for ever and kills nothing
+ * @error: return location for a #GError
+ *
+ * Makes every member exit, all at once, and waits for all of them together.
+ * Whatever has not ended after @timeout is killed and reaped. Afterwards the
+ * group is empty and no process of its gateways is left.
+ *
+ * Returns: %TRUE; %FALSE with an error only if a killed process could not
+ *   be reaped
+ *
+ * Since: 1.0
+ */
+gboolean
+execnet_group_terminate (ExecnetGroup  *self,
+                         gdouble        timeout,
+                         GError       **error)
+{
+  g_return_val_if_fail (EXECNET_IS_GROUP (self), FALSE);
+
+  for (;;)
+    {
+      g_autoptr(GPtrArray) members = NULL;
+      g_autoptr(GPtrArray) joining = NULL;
+      g_autoptr(GPtrArray) killed = g_ptr_array_new ();
+      gint64 deadline = _execnet_deadline_from_timeout (timeout);
+      gint64 reap_deadline;
+
+      g_mutex_lock (&self->lock);
+      members = g_ptr_array_copy (self->gateways, (GCopyFunc) (void (*) (void)) g_object_ref, NULL);
+      g_ptr_array_set_free_func (members, g_object_unref);
+      g_mutex_unlock (&self->lock);
+
+      for (guint i = 0; i < members->len; i++)
+        execnet_gateway_exit (g_ptr_array_index (members, i));
+
+      g_mutex_lock (&self->lock);
+      joining = g_steal_pointer (&self->to_join);
+      self->to_join = g_ptr_array_new_with_free_func (g_object_unref);
+      g_mutex_unlock (&self->lock);
+
+      if (joining->len == 0)
+        break;
+
+      for (guint i = 0; i < joining->len; i++)
+        {
+          ExecnetGateway *gateway = g_ptr_array_index (joining, i);
+
+          if (!_execnet_gateway_wait_ended (gateway, deadline))
+            {
+              _execnet_gateway_kill (gateway);
+              g_ptr_array_add (killed, gateway);
+            }
+        }
+
+      reap_deadline = _execnet_deadline_from_timeout (REAP_TIMEOUT);
+      for (guint i = 0; i < killed->len; i++)
+        {
+          ExecnetGateway *gateway = g_ptr_array_index (killed, i);
+
+          if (!_execnet_gateway_wait_ended (gateway, reap_deadline))
+            {
+              g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED,
+                           "gateway %s did not end even after it was killed",
+                           execnet_gateway_get_id (gateway));
+              return FALSE;
+            }
+        }
+    }
+
+  return TRUE;
+}
+
+/**
+ * execnet_group_to_string:
+ * @self: a group
+ *
+ * Describes the group as execnet does: `<Group ['gw0', 'gw1']>`.
+ *
+ * Returns: (transfer full): the description
+ *
+ * Since: 1.0
+ */
+char *
+execnet_group_to_string (ExecnetGroup *self)
+{
+  GString *text = g_string_new ("<Group [");
+
+  g_return_val_if_fail (EXECNET_IS_GROUP (self), NULL);
+
+  g_mutex_lock (&self->lock);
+  for (guint i = 0; i < self->gateways->len; i++)
+    g_string_append_printf (text, "%s'%s'", i > 0 ? ", " : "",
+                            execnet_gateway_get_id (g_ptr_array_index (self->gateways, i)));
+  g_mutex_unlock (&self->lock);
+  g_string_append (text, "]>");
+
+  return g_string_free (text, FALSE);
+}
+
+/**
+ * execnet_group_remote_exec:
+ * @self: a group
+ * @source: Python source to run on every member
+ * @error: return location for a #GError
+ *
+ * Runs @source on every member.
+ *
+ * Returns: (transfer full): the channels, one per member in order, or %NULL
+ *   if any gateway refused
+ *
+ * Since: 1.0
+ */
+ExecnetMultiChannel *
+execnet_group_remote_exec (ExecnetGroup  *self,
+                           const char    *source,
+                           GError       **error)
+{
+  g_autoptr(GPtrArray) members = NULL;
+  g_autoptr(GPtrArray) channels = g_ptr_array_new_with_free_func (g_object_unref);
+
+  g_return_val_if_fail (EXECNET_IS_GROUP (self), NULL);
+  g_return_val_if_fail (source != NULL, NULL);
+
+  g_mutex_lock (&self->lock);
+  members = g_ptr_array_copy (self->gateways, (GCopyFunc) (void (*) (void)) g_object_ref, NULL);
+  g_ptr_array_set_free_func (members, g_object_unref);
+  g_mutex_unlock (&self->lock);
+
+  for (guint i = 0; i < members->len; i++)
+    {
+      ExecnetChannel *channel = execnet_gateway_remote_exec (g_ptr_array_index (members, i), source, error);
+
+      if (channel == NULL)
+        return NULL;
+      g_ptr_array_add (channels, channel);
+    }
+
+  return execnet_multi_channel_new ((ExecnetChannel * const *) channels->pdata, channels->len);
+}
+
+/**
+ * execnet_default_group:
+ *
+ * The group that execnet_make_gateway() uses, made on first use.
+ *
+ * Returns: (transfer none): the default group
+ *
+ * Since: 1.0
+ */
+ExecnetGroup *
+execnet_default_group (void)
+{
+  static ExecnetGroup *group = NULL;
+
+  if (g_once_init_enter (&group))
+    g_once_init_leave (&group, execnet_group_new ());
+
+  return group;
+}
+
+/**
+ * execnet_make_gateway:
+ * @spec: (nullable): the spec text, or %NULL for the default group's
+ *   default spec
+ * @error: return location for a #GError
+ *
+ * Makes a gateway in the default group.
+ *
+ * Returns: (transfer none): the gateway, owned by the default group, or
+ *   %NULL on error
+ *
+ * Since: 1.0
+ */
+ExecnetGateway *
+execnet_make_gateway (const char  *spec,
+                      GError     **error)
+{
+  return execnet_group_make_gateway (execnet_default_group (), spec, error);
+}

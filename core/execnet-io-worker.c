@@ -1,0 +1,91 @@
+/* execnet-io-worker.c: the one I/O thread of the process
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <signal.h>
+
+#include "execnet-io-worker-private.h"
+
+/* All gateways of a process share one I/O thread, like GDBus connections
+ * share theirs. It runs a private main context in which every stream is read
+ * and written asynchronously and every transport is opened. It never runs
+ * user code: callbacks and completions are handed to the main contexts of
+ * the threads that asked for them.
+ *
+ * The thread starts with the first gateway and then lives as long as the
+ * process. That is deliberate: children started from it get
+ * PR_SET_PDEATHSIG, which fires when the forking *thread* exits.
+ *
+ * Writing to a pipe whose reader died raises SIGPIPE, whose default action
+ * kills the process; like GDBus, we ignore SIGPIPE (if nobody installed a
+ * handler) so that a dead remote is an error on one gateway instead. */
+
+static GMainContext *worker_context;  /* (owned) set once */
+static GThread *worker_thread;        /* (owned) set once */
+
+static gpointer
+worker_main (gpointer data)
+{
+  GMainLoop *loop = data;
+
+  g_main_context_push_thread_default (worker_context);
+  g_main_loop_run (loop);
+
+  return NULL;
+}
+
+static void
+ignore_sigpipe (void)
+{
+  struct sigaction action;
+
+  if (sigaction (SIGPIPE, NULL, &action) == 0 && action.sa_handler == SIG_DFL)
+    {
+      action.sa_handler = SIG_IGN;
+      sigemptyset (&action.sa_mask);
+      action.sa_flags = 0;
+      sigaction (SIGPIPE, &action, NULL);
+    }
+}
+
+GMainContext *
+_execnet_io_worker_get_context (void)
+{
+  static gsize started = 0;
+
+  if (g_once_init_enter (&started))
+    {
+      GMainLoop *loop;
+
+      ignore_sigpipe ();
+      worker_context = g_main_context_new ();
+      loop = g_main_loop_new (worker_context, FALSE);
+      worker_thread = g_thread_new ("execnet-io", worker_main, loop);
+      g_once_init_leave (&started, 1);
+    }
+
+  return worker_context;
+}
+
+gboolean
+_execnet_io_worker_is_current (void)
+{
+  return worker_thread != NULL && g_thread_self () == worker_thread;
+}
+
+/* Any thread: runs @func once in the I/O thread, soon. */
+void
+_execnet_io_worker_invoke (GSourceFunc    func,
+                           gpointer       data,
+                           GDestroyNotify notify)
+{
+  GSource *source = g_idle_source_new ();
+
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, func, data, notify);
+  g_source_set_static_name (source, "[execnet] invoke");
+  g_source_attach (source, _execnet_io_worker_get_context ());
+  g_source_unref (source);
+}

@@ -1,0 +1,217 @@
+/* execnet-multichannel.c: one operation over many channels
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <execnet/execnet-error.h>
+#include <execnet/execnet-multichannel.h>
+
+#include "execnet-gateway-private.h"
+
+/**
+ * ExecnetMultiChannel:
+ *
+ * A fixed list of channels, usually one per gateway of a group as returned
+ * by [method@Execnet.Group.remote_exec], with operations over all of them.
+ *
+ * Since: 1.0
+ */
+
+struct _ExecnetMultiChannel
+{
+  GObject parent_instance;
+
+  GPtrArray *channels;  /* (element-type ExecnetChannel) (owned) */
+};
+
+G_DEFINE_FINAL_TYPE (ExecnetMultiChannel, execnet_multi_channel, G_TYPE_OBJECT)
+
+static void
+execnet_multi_channel_finalize (GObject *object)
+{
+  ExecnetMultiChannel *self = EXECNET_MULTI_CHANNEL (object);
+
+  g_ptr_array_unref (self->channels);
+
+  G_OBJECT_CLASS (execnet_multi_channel_parent_class)->finalize (object);
+}
+
+static void
+execnet_multi_channel_class_init (ExecnetMultiChannelClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = execnet_multi_channel_finalize;
+}
+
+static void
+execnet_multi_channel_init (ExecnetMultiChannel *self)
+{
+  self->channels = g_ptr_array_new_with_free_func (g_object_unref);
+}
+
+/**
+ * execnet_multi_channel_new:
+ * @channels: (array length=n_channels): the channels
+ * @n_channels: how many
+ *
+ * Returns: (transfer full): a multi-channel over @channels
+ *
+ * Since: 1.0
+ */
+ExecnetMultiChannel *
+execnet_multi_channel_new (ExecnetChannel * const *channels,
+                           guint                   n_channels)
+{
+  ExecnetMultiChannel *self = g_object_new (EXECNET_TYPE_MULTI_CHANNEL, NULL);
+
+  for (guint i = 0; i < n_channels; i++)
+    g_ptr_array_add (self->channels, g_object_ref (channels[i]));
+
+  return self;
+}
+
+/**
+ * execnet_multi_channel_get_size:
+ * @self: a multi-channel
+ *
+ * Returns: the number of channels
+ *
+ * Since: 1.0
+ */
+guint
+execnet_multi_channel_get_size (ExecnetMultiChannel *self)
+{
+  g_return_val_if_fail (EXECNET_IS_MULTI_CHANNEL (self), 0);
+
+  return self->channels->len;
+}
+
+/**
+ * execnet_multi_channel_get_channel:
+ * @self: a multi-channel
+ * @index: a position
+ *
+ * Returns: (transfer none) (nullable): the channel at @index
+ *
+ * Since: 1.0
+ */
+ExecnetChannel *
+execnet_multi_channel_get_channel (ExecnetMultiChannel *self,
+                                   guint                index)
+{
+  g_return_val_if_fail (EXECNET_IS_MULTI_CHANNEL (self), NULL);
+
+  return index < self->channels->len ? g_ptr_array_index (self->channels, index) : NULL;
+}
+
+/**
+ * execnet_multi_channel_send_each:
+ * @self: a multi-channel
+ * @item: (nullable): the item; a floating reference is sunk
+ * @error: return location for a #GError
+ *
+ * Sends @item on every channel.
+ *
+ * Returns: %TRUE if it was sent on all of them
+ *
+ * Since: 1.0
+ */
+gboolean
+execnet_multi_channel_send_each (ExecnetMultiChannel  *self,
+                                 GVariant             *item,
+                                 GError              **error)
+{
+  g_autoptr(GVariant) owned = NULL;
+
+  g_return_val_if_fail (EXECNET_IS_MULTI_CHANNEL (self), FALSE);
+
+  if (item != NULL)
+    owned = g_variant_ref_sink (item);
+
+  for (guint i = 0; i < self->channels->len; i++)
+    if (!execnet_channel_send (g_ptr_array_index (self->channels, i), owned, error))
+      return FALSE;
+
+  return TRUE;
+}
+
+/**
+ * execnet_multi_channel_receive_each:
+ * @self: a multi-channel
+ * @timeout: seconds to wait at most for all of them; negative waits for ever
+ * @error: return location for a #GError
+ *
+ * Receives one item from every channel, in channel order.
+ *
+ * Returns: (transfer full) (element-type GVariant): the items, or %NULL on
+ *   the first error
+ *
+ * Since: 1.0
+ */
+GPtrArray *
+execnet_multi_channel_receive_each (ExecnetMultiChannel  *self,
+                                    gdouble               timeout,
+                                    GError              **error)
+{
+  g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func ((GDestroyNotify) g_variant_unref);
+  gint64 deadline = _execnet_deadline_from_timeout (timeout);
+
+  g_return_val_if_fail (EXECNET_IS_MULTI_CHANNEL (self), NULL);
+
+  for (guint i = 0; i < self->channels->len; i++)
+    {
+      gdouble left = deadline < 0 ? -1.0 : MAX (0, deadline - g_get_monotonic_time ()) / (gdouble) G_USEC_PER_SEC;
+      GVariant *item = execnet_channel_receive (g_ptr_array_index (self->channels, i), left, error);
+
+      if (item == NULL)
+        return NULL;
+      g_ptr_array_add (items, item);
+    }
+
+  return g_steal_pointer (&items);
+}
+
+/**
+ * execnet_multi_channel_wait_close:
+ * @self: a multi-channel
+ * @timeout: seconds to wait at most for all of them; negative waits for ever
+ * @error: return location for a #GError
+ *
+ * Waits until every channel is closed. Every channel is waited for; the
+ * first error is reported.
+ *
+ * Returns: %TRUE if all closed cleanly
+ *
+ * Since: 1.0
+ */
+gboolean
+execnet_multi_channel_wait_close (ExecnetMultiChannel  *self,
+                                  gdouble               timeout,
+                                  GError              **error)
+{
+  gint64 deadline = _execnet_deadline_from_timeout (timeout);
+  GError *first = NULL;
+
+  g_return_val_if_fail (EXECNET_IS_MULTI_CHANNEL (self), FALSE);
+
+  for (guint i = 0; i < self->channels->len; i++)
+    {
+      gdouble left = deadline < 0 ? -1.0 : MAX (0, deadline - g_get_monotonic_time ()) / (gdouble) G_USEC_PER_SEC;
+      GError *local_error = NULL;
+
+      if (!execnet_channel_wait_close (g_ptr_array_index (self->channels, i), left, &local_error))
+        {
+          if (first == NULL)
+            first = local_error;
+          else
+            g_error_free (local_error);
+        }
+    }
+
+  if (first != NULL)
+    {
+      g_propagate_error (error, first);
+      return FALSE;
+    }
+  return TRUE;
+}

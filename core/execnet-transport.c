@@ -1,0 +1,466 @@
+/* execnet-transport.c: the transport interface and the plugin registry
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <gmodule.h>
+
+#include <execnet/execnet-error.h>
+#include <execnet/execnet-transport.h>
+
+/**
+ * ExecnetTransport:
+ *
+ * The interface a transport plugin implements.
+ *
+ * A transport turns an [struct@Execnet.XSpec] into an
+ * [class@Execnet.Connection]: a stream to a Python interpreter waiting for
+ * its bootstrap line. Transports live in plugins, one GIO module per scheme,
+ * named `libexecnet-SCHEME.so`; the module registers its type on the
+ * %EXECNET_TRANSPORT_EXTENSION_POINT_NAME extension point under the scheme.
+ *
+ * Plugins are searched for in every directory of the colon-separated
+ * `EXECNET_TRANSPORT_PATH` environment variable, then in the installed
+ * transport directory (`$libdir/execnet-1/transports`). Resolving a scheme
+ * loads exactly the module of that scheme, so a `popen` gateway never loads
+ * libssh; only listing the available schemes looks at all of them.
+ *
+ * Since: 1.0
+ */
+
+G_DEFINE_INTERFACE (ExecnetTransport, execnet_transport, G_TYPE_OBJECT)
+
+/* The line the interpreter runs first: read one line, evaluate it to a
+ * string, execute that. */
+#define BOOTSTRAP_SNIPPET "import sys;exec(eval(sys.stdin.readline()))"
+
+static void
+execnet_transport_default_init (ExecnetTransportInterface *iface)
+{
+}
+
+/**
+ * execnet_transport_open_async:
+ * @self: a transport
+ * @xspec: the specification of the gateway to open
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called when the connection is made or failed
+ * @user_data: data for @callback
+ *
+ * Starts or reaches a Python interpreter for @xspec.
+ *
+ * Since: 1.0
+ */
+void
+execnet_transport_open_async (ExecnetTransport    *self,
+                              ExecnetXSpec        *xspec,
+                              GCancellable        *cancellable,
+                              GAsyncReadyCallback  callback,
+                              gpointer             user_data)
+{
+  g_return_if_fail (EXECNET_IS_TRANSPORT (self));
+  g_return_if_fail (xspec != NULL);
+
+  EXECNET_TRANSPORT_GET_IFACE (self)->open_async (self, xspec, cancellable, callback, user_data);
+}
+
+/**
+ * execnet_transport_open_finish:
+ * @self: a transport
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes execnet_transport_open_async().
+ *
+ * Returns: (transfer full): the connection, or %NULL on error
+ *
+ * Since: 1.0
+ */
+ExecnetConnection *
+execnet_transport_open_finish (ExecnetTransport  *self,
+                               GAsyncResult      *result,
+                               GError           **error)
+{
+  g_return_val_if_fail (EXECNET_IS_TRANSPORT (self), NULL);
+
+  return EXECNET_TRANSPORT_GET_IFACE (self)->open_finish (self, result, error);
+}
+
+/**
+ * execnet_transport_build_python_argv:
+ * @xspec: a gateway specification
+ * @error: return location for a #GError
+ *
+ * Builds the command line that starts the interpreter of @xspec ready to
+ * read its bootstrap line: the `python=` value split as a shell would
+ * (default `python3`), `-B` with `dont_write_bytecode`, `-u`, then
+ * `-c "import sys;exec(eval(sys.stdin.readline()))"`.
+ *
+ * Returns: (transfer full) (array zero-terminated=1): the argument vector,
+ *   or %NULL if `python=` cannot be split
+ *
+ * Since: 1.0
+ */
+char **
+execnet_transport_build_python_argv (ExecnetXSpec  *xspec,
+                                     GError       **error)
+{
+  const char *python = execnet_xspec_get (xspec, "python");
+  g_auto(GStrv) python_argv = NULL;
+  g_autoptr(GStrvBuilder) builder = g_strv_builder_new ();
+  g_autoptr(GError) local_error = NULL;
+
+  if (python == NULL || *python == '\0')
+    python = "python3";
+
+  if (!g_shell_parse_argv (python, NULL, &python_argv, &local_error))
+    {
+      g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
+                   "cannot split python=%s into words: %s",
+                   python, local_error->message);
+      return NULL;
+    }
+
+  g_strv_builder_addv (builder, (const char **) python_argv);
+  if (execnet_xspec_has (xspec, "dont_write_bytecode"))
+    g_strv_builder_add (builder, "-B");
+  g_strv_builder_add_many (builder, "-u", "-c", BOOTSTRAP_SNIPPET, NULL);
+
+  return g_strv_builder_end (builder);
+}
+
+/**
+ * execnet_transport_build_python_command:
+ * @xspec: a gateway specification
+ * @error: return location for a #GError
+ *
+ * Like execnet_transport_build_python_argv(), as one shell command line
+ * (for transports that run a command through a remote shell).
+ *
+ * Returns: (transfer full): the command line, or %NULL on error
+ *
+ * Since: 1.0
+ */
+char *
+execnet_transport_build_python_command (ExecnetXSpec  *xspec,
+                                        GError       **error)
+{
+  g_auto(GStrv) argv = execnet_transport_build_python_argv (xspec, error);
+  g_autoptr(GString) command = g_string_new (NULL);
+
+  if (argv == NULL)
+    return NULL;
+
+  for (guint i = 0; argv[i] != NULL; i++)
+    {
+      g_autofree char *quoted = g_shell_quote (argv[i]);
+
+      if (i > 0)
+        g_string_append_c (command, ' ');
+      g_string_append (command, quoted);
+    }
+
+  return g_string_free (g_steal_pointer (&command), FALSE);
+}
+
+/**
+ * execnet_transport_register_extension_point:
+ *
+ * Registers the %EXECNET_TRANSPORT_EXTENSION_POINT_NAME extension point.
+ * Safe to call any number of times; plugins call it from their load function.
+ *
+ * Since: 1.0
+ */
+void
+execnet_transport_register_extension_point (void)
+{
+  static gsize registered = 0;
+
+  if (g_once_init_enter (&registered))
+    {
+      GIOExtensionPoint *ep;
+
+      ep = g_io_extension_point_register (EXECNET_TRANSPORT_EXTENSION_POINT_NAME);
+      g_io_extension_point_set_required_type (ep, EXECNET_TYPE_TRANSPORT);
+      g_once_init_leave (&registered, 1);
+    }
+}
+
+/**
+ * execnet_transport_get_search_path:
+ *
+ * The directories searched for transport plugins, in order: those of
+ * `EXECNET_TRANSPORT_PATH`, then the installed transport directory.
+ *
+ * Returns: (transfer full) (array zero-terminated=1): the directories
+ *
+ * Since: 1.0
+ */
+char **
+execnet_transport_get_search_path (void)
+{
+  g_autoptr(GStrvBuilder) builder = g_strv_builder_new ();
+  const char *env = g_getenv ("EXECNET_TRANSPORT_PATH");
+
+  if (env != NULL)
+    {
+      g_auto(GStrv) dirs = g_strsplit (env, G_SEARCHPATH_SEPARATOR_S, -1);
+
+      for (guint i = 0; dirs[i] != NULL; i++)
+        if (*dirs[i] != '\0')
+          g_strv_builder_add (builder, dirs[i]);
+    }
+  g_strv_builder_add (builder, EXECNET_TRANSPORT_DIR);
+
+  return g_strv_builder_end (builder);
+}
+
+static char *
+module_file_name (const char *scheme)
+{
+  return g_strdup_printf ("libexecnet-%s.%s", scheme, G_MODULE_SUFFIX);
+}
+
+/**
+ * execnet_transport_find_module:
+ * @scheme: a transport scheme such as `ssh`
+ *
+ * Finds the plugin file that would serve @scheme, without loading it.
+ *
+ * Returns: (transfer full) (nullable): the file's path, or %NULL if no
+ *   directory of the search path has it
+ *
+ * Since: 1.0
+ */
+char *
+execnet_transport_find_module (const char *scheme)
+{
+  g_auto(GStrv) dirs = execnet_transport_get_search_path ();
+  g_autofree char *name = NULL;
+
+  g_return_val_if_fail (scheme != NULL, NULL);
+
+  name = module_file_name (scheme);
+  for (guint i = 0; dirs[i] != NULL; i++)
+    {
+      g_autofree char *path = g_build_filename (dirs[i], name, NULL);
+
+      if (g_file_test (path, G_FILE_TEST_IS_REGULAR))
+        return g_steal_pointer (&path);
+    }
+
+  return NULL;
+}
+
+static gboolean
+scheme_is_valid (const char *scheme)
+{
+  if (*scheme == '\0')
+    return FALSE;
+  for (const char *p = scheme; *p != '\0'; p++)
+    if (!g_ascii_isalnum (*p) && *p != '_')
+      return FALSE;
+  return TRUE;
+}
+
+static int
+compare_names (gconstpointer a,
+               gconstpointer b)
+{
+  return g_strcmp0 (*(const char * const *) a, *(const char * const *) b);
+}
+
+/**
+ * execnet_transport_list_schemes:
+ *
+ * Lists every scheme a transport is available for: those already registered
+ * and those whose plugin file is on the search path.
+ *
+ * Returns: (transfer full) (array zero-terminated=1): the sorted schemes
+ *
+ * Since: 1.0
+ */
+char **
+execnet_transport_list_schemes (void)
+{
+  g_auto(GStrv) dirs = execnet_transport_get_search_path ();
+  g_autoptr(GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr(GPtrArray) names = g_ptr_array_new ();
+  GIOExtensionPoint *ep;
+  const char *prefix = "libexecnet-";
+  g_autofree char *suffix = g_strconcat (".", G_MODULE_SUFFIX, NULL);
+
+  execnet_transport_register_extension_point ();
+  ep = g_io_extension_point_lookup (EXECNET_TRANSPORT_EXTENSION_POINT_NAME);
+  for (GList *l = g_io_extension_point_get_extensions (ep); l != NULL; l = l->next)
+    g_hash_table_add (seen, g_strdup (g_io_extension_get_name (l->data)));
+
+  for (guint i = 0; dirs[i] != NULL; i++)
+    {
+      g_autoptr(GDir) dir = g_dir_open (dirs[i], 0, NULL);
+      const char *entry;
+
+      if (dir == NULL)
+        continue;
+      while ((entry = g_dir_read_name (dir)) != NULL)
+        {
+          if (g_str_has_prefix (entry, prefix) && g_str_has_suffix (entry, suffix))
+            {
+              g_autofree char *scheme = g_strndup (entry + strlen (prefix),
+                                                   strlen (entry) - strlen (prefix) - strlen (suffix));
+              if (scheme_is_valid (scheme))
+                g_hash_table_add (seen, g_steal_pointer (&scheme));
+            }
+        }
+    }
+
+  {
+    GHashTableIter iter;
+    gpointer key;
+
+    g_hash_table_iter_init (&iter, seen);
+    while (g_hash_table_iter_next (&iter, &key, NULL))
+      g_ptr_array_add (names, g_strdup (key));
+  }
+  g_ptr_array_sort (names, compare_names);
+  g_ptr_array_add (names, NULL);
+
+  return (char **) g_ptr_array_free (g_steal_pointer (&names), FALSE);
+}
+
+G_LOCK_DEFINE_STATIC (loading);
+
+/* Loads the plugin at @path; returns FALSE with an error that says why when
+ * it cannot be loaded. Called with the loading lock held. */
+static gboolean
+load_module_unlocked (const char  *path,
+                      const char  *scheme,
+                      GError     **error)
+{
+  static GHashTable *loaded = NULL;  /* (element-type filename GIOModule) (owned) */
+  g_autofree char *symbol = NULL;
+  g_autofree char *identifier = NULL;
+  GModule *probe;
+  gpointer load_func = NULL;
+  GIOModule *module;
+
+  if (loaded == NULL)
+    loaded = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  if (g_hash_table_contains (loaded, path))
+    return TRUE;
+
+  /* GIOModule reports a failed dlopen() on stderr only; open the file
+   * ourselves first so the reason reaches the caller as a GError. */
+  probe = g_module_open (path, G_MODULE_BIND_LAZY | G_MODULE_BIND_LOCAL);
+  if (probe == NULL)
+    {
+      g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_UNKNOWN_TRANSPORT,
+                   "the %s transport plugin “%s” cannot be loaded: %s",
+                   scheme, path, g_module_error ());
+      return FALSE;
+    }
+  identifier = g_strdelimit (g_strdup_printf ("execnet_%s", scheme), "-", '_');
+  symbol = g_strdup_printf ("g_io_%s_load", identifier);
+  if (!g_module_symbol (probe, symbol, &load_func) || load_func == NULL)
+    {
+      g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_UNKNOWN_TRANSPORT,
+                   "“%s” is not an execnet transport plugin: it has no %s() function",
+                   path, symbol);
+      g_module_close (probe);
+      return FALSE;
+    }
+
+  module = g_io_module_new (path);
+  if (!g_type_module_use (G_TYPE_MODULE (module)))
+    {
+      g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_UNKNOWN_TRANSPORT,
+                   "the %s transport plugin “%s” failed to initialise", scheme, path);
+      g_object_unref (module);
+      g_module_close (probe);
+      return FALSE;
+    }
+  /* The plugin pins itself in its load function; this drops only our use.
+   * The module object is kept forever, as GIO does with its own modules. */
+  g_type_module_unuse (G_TYPE_MODULE (module));
+  g_module_close (probe);
+  g_hash_table_insert (loaded, g_strdup (path), module);
+
+  return TRUE;
+}
+
+static GType
+lookup_registered_type (const char *scheme)
+{
+  GIOExtensionPoint *ep = g_io_extension_point_lookup (EXECNET_TRANSPORT_EXTENSION_POINT_NAME);
+  GIOExtension *extension = g_io_extension_point_get_extension_by_name (ep, scheme);
+
+  return extension != NULL ? g_io_extension_get_type (extension) : G_TYPE_INVALID;
+}
+
+/**
+ * execnet_transport_new_for_scheme:
+ * @scheme: a transport scheme such as `popen`
+ * @error: return location for a #GError
+ *
+ * Finds the transport for @scheme, loading its plugin if needed, and makes
+ * a new instance of it. Thread-safe.
+ *
+ * Returns: (transfer full): the transport, or %NULL with
+ *   %EXECNET_ERROR_UNKNOWN_TRANSPORT, whose message lists the available
+ *   schemes
+ *
+ * Since: 1.0
+ */
+ExecnetTransport *
+execnet_transport_new_for_scheme (const char  *scheme,
+                                  GError     **error)
+{
+  GType type;
+
+  g_return_val_if_fail (scheme != NULL, NULL);
+
+  execnet_transport_register_extension_point ();
+
+  G_LOCK (loading);
+  type = lookup_registered_type (scheme);
+  if (type == G_TYPE_INVALID && scheme_is_valid (scheme))
+    {
+      g_autofree char *path = execnet_transport_find_module (scheme);
+
+      if (path != NULL)
+        {
+          if (!load_module_unlocked (path, scheme, error))
+            {
+              G_UNLOCK (loading);
+              return NULL;
+            }
+          type = lookup_registered_type (scheme);
+          if (type == G_TYPE_INVALID)
+            {
+              G_UNLOCK (loading);
+              g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_UNKNOWN_TRANSPORT,
+                           "the plugin “%s” loaded but registered no transport for “%s”",
+                           path, scheme);
+              return NULL;
+            }
+        }
+    }
+  G_UNLOCK (loading);
+
+  if (type == G_TYPE_INVALID)
+    {
+      g_auto(GStrv) schemes = execnet_transport_list_schemes ();
+      g_autofree char *known = g_strjoinv (", ", schemes);
+      g_auto(GStrv) dirs = execnet_transport_get_search_path ();
+      g_autofree char *searched = g_strjoinv (G_SEARCHPATH_SEPARATOR_S, dirs);
+
+      g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_UNKNOWN_TRANSPORT,
+                   "no transport for “%s”: available transports are %s "
+                   "(plugins are searched in %s; set EXECNET_TRANSPORT_PATH to add directories)",
+                   scheme, *known != '\0' ? known : "none", searched);
+      return NULL;
+    }
+
+  return g_object_new (type, NULL);
+}

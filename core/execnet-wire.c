@@ -1,0 +1,729 @@
+/* execnet-wire.c: framed, queued I/O on one connection
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <execnet/execnet-error.h>
+
+#include "execnet-debug-private.h"
+#include "execnet-io-worker-private.h"
+#include "execnet-value-private.h"
+#include "execnet-wire-private.h"
+
+/* A wire carries execnet frames over one connection's stream, both ways,
+ * in the shared I/O thread.
+ *
+ * Writing: any thread calls _execnet_wire_send(). When nothing is queued or
+ * being written and the stream is pollable, the sender writes the frame (a
+ * 9-byte header plus the payload's chunks, which are never copied) itself
+ * with one non-blocking writev: a small message then costs no thread hop,
+ * which is what round-trip latency is made of. Whatever does not fit into
+ * the pipe at once, and every frame sent while others wait, goes into a
+ * queue under the lock, in call order, and a wake-up source tells the I/O
+ * thread, which writes queued frames in batches with one writev each. When
+ * more than max_queued bytes wait, senders block until the I/O thread has
+ * caught up; the I/O thread itself never blocks (it may queue beyond the
+ * limit, as it only ever sends small control messages).
+ *
+ * Reading: the I/O thread reads straight into the buffers the frame reader
+ * hands out and passes each complete frame to the owner's handler.
+ *
+ * Life cycle: a wire starts reading as soon as it is made, and holds a
+ * reference on its owner from then until read_closed has been delivered, so that the
+ * handlers always have a live owner. Reading ends at end-of-file, on an
+ * error, or by _execnet_wire_abort(); once it has ended, writing fails too,
+ * since nobody is left at the other end to read. */
+
+struct _ExecnetWire
+{
+  gatomicrefcount ref_count;
+
+  ExecnetConnection *connection;   /* (owned) */
+  char *description;               /* (owned) for messages: "gateway gw0 (python3 pid 42)" */
+  const ExecnetWireHandler *handler;
+  GObject *owner;                  /* (owned) (nullable) while reading */
+  GCancellable *cancellable;       /* (owned) cancelled by abort */
+  GSource *wake_source;            /* (owned) attached to the I/O context */
+
+  /* I/O thread only: */
+  ExecnetFrameReader *reader;      /* (owned) */
+  GPtrArray *in_flight;            /* (owned) (element-type QueuedFrame) being written */
+  GArray *vectors;                 /* (owned) (element-type GOutputVector) for in_flight */
+  gboolean write_closed;           /* close_write() was called on the connection */
+
+  GMutex lock;                     /* guards the fields below */
+  GCond cond;                      /* signalled when queued_bytes drops or writing dies */
+  GQueue queue;                    /* (element-type QueuedFrame) (owned) */
+  gsize queued_bytes;              /* in queue and in flight */
+  gsize max_queued;
+  gboolean writing;                /* a writev is in flight, or a sender writes through */
+  gboolean can_write_through;      /* the output stream is pollable */
+  gboolean finishing;              /* no more sends accepted */
+  gboolean reading;                /* started and not yet ended */
+  GError *write_error;             /* (owned) (nullable) set once writing is dead */
+  GError *abort_error;             /* (owned) (nullable) why the wire was aborted */
+  struct Tap *tap;                 /* (owned) (nullable) */
+};
+
+typedef struct Tap
+{
+  gatomicrefcount ref_count;
+  ExecnetWireTap func;
+  gpointer data;
+  GDestroyNotify notify;
+} Tap;
+
+static Tap *
+tap_ref (Tap *tap)
+{
+  g_atomic_ref_count_inc (&tap->ref_count);
+  return tap;
+}
+
+static void
+tap_unref (Tap *tap)
+{
+  if (tap != NULL && g_atomic_ref_count_dec (&tap->ref_count))
+    {
+      if (tap->notify != NULL)
+        tap->notify (tap->data);
+      g_free (tap);
+    }
+}
+
+typedef struct
+{
+  guint8 header[EXECNET_FRAME_HEADER_SIZE];
+  GPtrArray *chunks;               /* (owned) (nullable) (element-type GBytes) */
+  gsize size;                      /* header plus payload */
+  gsize written;                   /* bytes the sender already wrote itself */
+} QueuedFrame;
+
+/* Batches stay below this, so one writev never pins too much memory. */
+#define MAX_BATCH_FRAMES 256
+#define MAX_BATCH_BYTES ((gsize) 8 << 20)
+
+static void
+queued_frame_free (gpointer data)
+{
+  QueuedFrame *frame = data;
+
+  g_clear_pointer (&frame->chunks, g_ptr_array_unref);
+  g_free (frame);
+}
+
+static void maybe_write (ExecnetWire *self);
+static void read_more (ExecnetWire *self);
+static void start_reading (ExecnetWire *self);
+
+/* I/O thread: dispatch of the wake-up source */
+static gboolean
+on_wake (gpointer data)
+{
+  ExecnetWire *self = data;
+
+  g_source_set_ready_time (self->wake_source, -1);
+  maybe_write (self);
+
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+wake_source_dispatch (GSource     *source,
+                      GSourceFunc  callback,
+                      gpointer     user_data)
+{
+  return callback (user_data);
+}
+
+static GSourceFuncs wake_source_funcs = {
+  .dispatch = wake_source_dispatch,
+};
+
+ExecnetWire *
+_execnet_wire_new (ExecnetConnection        *connection,
+                   const char               *description,
+                   const ExecnetWireHandler *handler,
+                   GObject                  *owner)
+{
+  ExecnetWire *self = g_new0 (ExecnetWire, 1);
+
+  g_atomic_ref_count_init (&self->ref_count);
+  self->connection = g_object_ref (connection);
+  self->description = g_strdup (description);
+  self->handler = handler;
+  self->owner = g_object_ref (owner);
+  self->cancellable = g_cancellable_new ();
+  self->reader = _execnet_frame_reader_new (EXECNET_FRAME_DEFAULT_MAX_PAYLOAD);
+  self->in_flight = g_ptr_array_new_with_free_func (queued_frame_free);
+  self->vectors = g_array_new (FALSE, FALSE, sizeof (GOutputVector));
+  self->max_queued = EXECNET_WIRE_DEFAULT_MAX_QUEUED;
+  g_mutex_init (&self->lock);
+  g_cond_init (&self->cond);
+  g_queue_init (&self->queue);
+
+  self->wake_source = g_source_new (&wake_source_funcs, sizeof (GSource));
+  g_source_set_static_name (self->wake_source, "[execnet] wire wake-up");
+  g_source_set_priority (self->wake_source, G_PRIORITY_DEFAULT);
+  /* The source's reference is dropped when the source is destroyed, at the
+   * end of reading. */
+  g_source_set_callback (self->wake_source, on_wake,
+                         _execnet_wire_ref (self), (GDestroyNotify) _execnet_wire_unref);
+  g_source_attach (self->wake_source, _execnet_io_worker_get_context ());
+
+  {
+    GOutputStream *output = g_io_stream_get_output_stream (execnet_connection_get_stream (connection));
+
+    self->can_write_through = G_IS_POLLABLE_OUTPUT_STREAM (output) &&
+                              g_pollable_output_stream_can_poll (G_POLLABLE_OUTPUT_STREAM (output));
+  }
+
+  start_reading (self);
+
+  return self;
+}
+
+ExecnetWire *
+_execnet_wire_ref (ExecnetWire *self)
+{
+  g_atomic_ref_count_inc (&self->ref_count);
+  return self;
+}
+
+void
+_execnet_wire_unref (ExecnetWire *self)
+{
+  if (!g_atomic_ref_count_dec (&self->ref_count))
+    return;
+
+  g_assert (self->owner == NULL || !self->reading);
+  g_clear_object (&self->owner);
+  g_source_destroy (self->wake_source);
+  g_source_unref (self->wake_source);
+  g_queue_clear_full (&self->queue, queued_frame_free);
+  g_ptr_array_unref (self->in_flight);
+  g_array_unref (self->vectors);
+  _execnet_frame_reader_free (self->reader);
+  g_clear_error (&self->write_error);
+  g_clear_error (&self->abort_error);
+  g_clear_pointer (&self->tap, tap_unref);
+  g_object_unref (self->cancellable);
+  g_object_unref (self->connection);
+  g_free (self->description);
+  g_mutex_clear (&self->lock);
+  g_cond_clear (&self->cond);
+  g_free (self);
+}
+
+void
+_execnet_wire_set_max_queued (ExecnetWire *self,
+                              gsize        max_queued)
+{
+  g_mutex_lock (&self->lock);
+  self->max_queued = MAX (max_queued, 1);
+  g_cond_broadcast (&self->cond);
+  g_mutex_unlock (&self->lock);
+}
+
+/* Called with the lock held: writing is over; fail whoever waits. */
+static void
+kill_writing_unlocked (ExecnetWire  *self,
+                       GError       *error)  /* (transfer full) */
+{
+  if (self->write_error == NULL)
+    self->write_error = error;
+  else
+    g_error_free (error);
+  g_queue_clear_full (&self->queue, queued_frame_free);
+  g_queue_init (&self->queue);
+  self->queued_bytes = 0;
+  g_cond_broadcast (&self->cond);
+}
+
+static void
+on_written (GObject      *source,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  ExecnetWire *self = user_data;
+  g_autoptr(GError) error = NULL;
+  gsize written = 0;
+  gsize batch_bytes = 0;
+
+  /* I/O thread */
+  g_output_stream_writev_all_finish (G_OUTPUT_STREAM (source), result, &written, &error);
+
+  for (guint i = 0; i < self->in_flight->len; i++)
+    batch_bytes += ((QueuedFrame *) g_ptr_array_index (self->in_flight, i))->size;
+  g_ptr_array_set_size (self->in_flight, 0);
+  g_array_set_size (self->vectors, 0);
+
+  g_mutex_lock (&self->lock);
+  self->writing = FALSE;
+  self->queued_bytes -= MIN (batch_bytes, self->queued_bytes);
+  if (error != NULL)
+    {
+      EXECNET_NOTE (WIRE, "%s: write failed: %s", self->description, error->message);
+      kill_writing_unlocked (self, g_error_new (EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED,
+                                                "cannot write to %s: %s",
+                                                self->description, error->message));
+    }
+  g_cond_broadcast (&self->cond);
+  g_mutex_unlock (&self->lock);
+
+  maybe_write (self);
+  _execnet_wire_unref (self);
+}
+
+static void
+trace_frame (ExecnetWire  *self,
+             const char   *direction,
+             const guint8 *header)
+{
+  ExecnetMessageCode code;
+  gint32 channel, length;
+
+  if (_execnet_frame_header_decode (header, G_MAXINT32, &code, &channel, &length, NULL))
+    _execnet_debug_print ("wire", "%s %s %s channel=%d length=%d",
+                          self->description, direction,
+                          _execnet_message_code_name (code), channel, length);
+}
+
+/* Appends the parts of @frame after its first @skip bytes to @vectors. */
+static void
+append_vectors (GArray      *vectors,
+                QueuedFrame *frame,
+                gsize        skip)
+{
+  GOutputVector vector;
+
+  if (skip < EXECNET_FRAME_HEADER_SIZE)
+    {
+      vector.buffer = frame->header + skip;
+      vector.size = EXECNET_FRAME_HEADER_SIZE - skip;
+      g_array_append_val (vectors, vector);
+      skip = 0;
+    }
+  else
+    skip -= EXECNET_FRAME_HEADER_SIZE;
+
+  for (guint i = 0; frame->chunks != NULL && i < frame->chunks->len; i++)
+    {
+      gsize size;
+      const guint8 *data = g_bytes_get_data (g_ptr_array_index (frame->chunks, i), &size);
+
+      if (skip >= size)
+        {
+          skip -= size;
+          continue;
+        }
+      vector.buffer = data + skip;
+      vector.size = size - skip;
+      skip = 0;
+      g_array_append_val (vectors, vector);
+    }
+}
+
+/* Any thread, holding the "writing" flag but not the lock: writes as much
+ * of @frame as the stream takes without blocking. Returns the bytes
+ * written; sets @error when writing failed. */
+static gsize
+write_through (ExecnetWire *self,
+               QueuedFrame *frame,
+               GError     **error)
+{
+  GPollableOutputStream *output =
+    G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (execnet_connection_get_stream (self->connection)));
+  g_autoptr(GArray) vectors = g_array_new (FALSE, FALSE, sizeof (GOutputVector));
+  gsize written = 0;
+
+  append_vectors (vectors, frame, 0);
+
+  while (written < frame->size)
+    {
+      gsize n = 0;
+      GPollableReturn ret;
+
+      ret = g_pollable_output_stream_writev_nonblocking (output,
+                                                         (GOutputVector *) (gpointer) vectors->data,
+                                                         vectors->len, &n, NULL, error);
+      if (ret == G_POLLABLE_RETURN_FAILED)
+        return written;
+      if (ret == G_POLLABLE_RETURN_WOULD_BLOCK || n == 0)
+        break;
+      written += n;
+      g_array_set_size (vectors, 0);
+      append_vectors (vectors, frame, written);
+    }
+
+  return written;
+}
+
+/* I/O thread: starts writing the next batch if nothing is in flight. */
+static void
+maybe_write (ExecnetWire *self)
+{
+  GOutputStream *output;
+  gsize batch_bytes = 0;
+  gboolean close_now = FALSE;
+
+  g_mutex_lock (&self->lock);
+  if (self->writing || self->write_error != NULL)
+    {
+      g_mutex_unlock (&self->lock);
+      return;
+    }
+  if (g_queue_is_empty (&self->queue))
+    {
+      close_now = self->finishing && !self->write_closed;
+      self->write_closed |= close_now;
+      g_mutex_unlock (&self->lock);
+
+      if (close_now)
+        {
+          g_autoptr(GError) error = NULL;
+
+          if (!execnet_connection_close_write (self->connection, &error))
+            EXECNET_NOTE (WIRE, "%s: closing the write side: %s", self->description, error->message);
+        }
+      return;
+    }
+
+  while (!g_queue_is_empty (&self->queue) &&
+         self->in_flight->len < MAX_BATCH_FRAMES &&
+         batch_bytes < MAX_BATCH_BYTES)
+    {
+      QueuedFrame *frame = g_queue_pop_head (&self->queue);
+
+      append_vectors (self->vectors, frame, frame->written);
+      batch_bytes += frame->size;
+      g_ptr_array_add (self->in_flight, frame);
+    }
+  self->writing = TRUE;
+  g_mutex_unlock (&self->lock);
+
+  if (EXECNET_DEBUG_ENABLED (EXECNET_DEBUG_WIRE))
+    for (guint i = 0; i < self->in_flight->len; i++)
+      trace_frame (self, "->", ((QueuedFrame *) g_ptr_array_index (self->in_flight, i))->header);
+
+  output = g_io_stream_get_output_stream (execnet_connection_get_stream (self->connection));
+  g_output_stream_writev_all_async (output,
+                                    (GOutputVector *) (gpointer) self->vectors->data,
+                                    self->vectors->len,
+                                    G_PRIORITY_DEFAULT,
+                                    self->cancellable,
+                                    on_written,
+                                    _execnet_wire_ref (self));
+}
+
+void
+_execnet_wire_set_tap (ExecnetWire    *self,
+                       ExecnetWireTap  func,
+                       gpointer        data,
+                       GDestroyNotify  notify)
+{
+  Tap *tap = NULL;
+  Tap *old;
+
+  if (func != NULL)
+    {
+      tap = g_new0 (Tap, 1);
+      g_atomic_ref_count_init (&tap->ref_count);
+      tap->func = func;
+      tap->data = data;
+      tap->notify = notify;
+    }
+
+  g_mutex_lock (&self->lock);
+  old = self->tap;
+  self->tap = tap;
+  g_mutex_unlock (&self->lock);
+
+  tap_unref (old);
+}
+
+/* Any thread: shows a frame to the tap, if there is one. */
+static void
+tap_frame (ExecnetWire        *self,
+           gboolean            outgoing,
+           ExecnetMessageCode  code,
+           gint32              channel,
+           GPtrArray          *chunks,
+           GBytes             *payload)
+{
+  Tap *tap;
+
+  g_mutex_lock (&self->lock);
+  tap = self->tap != NULL ? tap_ref (self->tap) : NULL;
+  g_mutex_unlock (&self->lock);
+
+  if (tap == NULL)
+    return;
+
+  if (payload == NULL)
+    {
+      g_autoptr(GBytes) flat = chunks != NULL ? _execnet_chunks_flatten (chunks, -1) : g_bytes_new (NULL, 0);
+
+      tap->func (tap->data, outgoing, code, channel, flat);
+    }
+  else
+    tap->func (tap->data, outgoing, code, channel, payload);
+  tap_unref (tap);
+}
+
+/* Any thread. Queues one frame; blocks while the queue is over its limit
+ * (except in the I/O thread). @chunks (nullable) (transfer none). */
+gboolean
+_execnet_wire_send (ExecnetWire         *self,
+                    ExecnetMessageCode   code,
+                    gint32               channel,
+                    GPtrArray           *chunks,
+                    GError             **error)
+{
+  gsize payload = chunks != NULL ? _execnet_chunks_get_size (chunks) : 0;
+  gboolean in_io_thread = _execnet_io_worker_is_current ();
+  QueuedFrame *frame;
+
+  if (payload > EXECNET_FRAME_DEFAULT_MAX_PAYLOAD)
+    {
+      g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_UNSUPPORTED_VALUE,
+                   "an item of %" G_GSIZE_FORMAT " bytes is larger than the "
+                   "%" G_GSIZE_FORMAT "-byte frame limit; send it in pieces",
+                   payload, (gsize) EXECNET_FRAME_DEFAULT_MAX_PAYLOAD);
+      return FALSE;
+    }
+
+  tap_frame (self, TRUE, code, channel, chunks, NULL);
+
+  frame = g_new0 (QueuedFrame, 1);
+  _execnet_frame_header_encode (frame->header, code, channel, (gint32) payload);
+  frame->chunks = chunks != NULL ? g_ptr_array_ref (chunks) : NULL;
+  frame->size = EXECNET_FRAME_HEADER_SIZE + payload;
+
+  g_mutex_lock (&self->lock);
+  while (!in_io_thread &&
+         self->write_error == NULL && !self->finishing &&
+         self->queued_bytes > 0 &&
+         self->queued_bytes + frame->size > self->max_queued)
+    g_cond_wait (&self->cond, &self->lock);
+
+  if (self->write_error != NULL || self->finishing)
+    {
+      if (self->write_error != NULL)
+        g_set_error_literal (error, EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED,
+                             self->write_error->message);
+      else
+        g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED,
+                     "%s is exiting; it accepts no more messages", self->description);
+      g_mutex_unlock (&self->lock);
+      queued_frame_free (frame);
+      return FALSE;
+    }
+
+  if (self->can_write_through && !self->writing && g_queue_is_empty (&self->queue))
+    {
+      g_autoptr(GError) write_error = NULL;
+
+      self->writing = TRUE;
+      g_mutex_unlock (&self->lock);
+
+      if (EXECNET_DEBUG_ENABLED (EXECNET_DEBUG_WIRE))
+        trace_frame (self, "->", frame->header);
+      frame->written = write_through (self, frame, &write_error);
+
+      g_mutex_lock (&self->lock);
+      self->writing = FALSE;
+      if (write_error != NULL)
+        {
+          EXECNET_NOTE (WIRE, "%s: write failed: %s", self->description, write_error->message);
+          kill_writing_unlocked (self, g_error_new (EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED,
+                                                    "cannot write to %s: %s",
+                                                    self->description, write_error->message));
+          g_mutex_unlock (&self->lock);
+          queued_frame_free (frame);
+          /* The frame was accepted; the error shows on the next call. */
+          return TRUE;
+        }
+      if (frame->written == frame->size)
+        {
+          gboolean more = !g_queue_is_empty (&self->queue) || self->finishing;
+
+          g_cond_broadcast (&self->cond);
+          g_mutex_unlock (&self->lock);
+          queued_frame_free (frame);
+          /* Frames queued meanwhile, or a pending close, are the I/O thread's. */
+          if (more)
+            g_source_set_ready_time (self->wake_source, 0);
+          return TRUE;
+        }
+      /* The rest goes first, ahead of anything queued meanwhile. */
+      g_queue_push_head (&self->queue, frame);
+      self->queued_bytes += frame->size;
+      g_mutex_unlock (&self->lock);
+      g_source_set_ready_time (self->wake_source, 0);
+      return TRUE;
+    }
+
+  g_queue_push_tail (&self->queue, frame);
+  self->queued_bytes += frame->size;
+  g_mutex_unlock (&self->lock);
+
+  g_source_set_ready_time (self->wake_source, 0);
+
+  return TRUE;
+}
+
+/* Any thread: after what is queued now, the remote gets end-of-file. */
+void
+_execnet_wire_finish_writing (ExecnetWire *self)
+{
+  g_mutex_lock (&self->lock);
+  self->finishing = TRUE;
+  g_cond_broadcast (&self->cond);
+  g_mutex_unlock (&self->lock);
+
+  g_source_set_ready_time (self->wake_source, 0);
+}
+
+gboolean
+_execnet_wire_is_reading (ExecnetWire *self)
+{
+  gboolean reading;
+
+  g_mutex_lock (&self->lock);
+  reading = self->reading;
+  g_mutex_unlock (&self->lock);
+
+  return reading;
+}
+
+/* I/O thread, once: reading is over. */
+static void
+reading_done (ExecnetWire  *self,
+              GError       *error)  /* (transfer full) (nullable) */
+{
+  g_autoptr(GObject) owner = NULL;
+  g_autoptr(GError) reported = error;
+
+  g_mutex_lock (&self->lock);
+  self->reading = FALSE;
+  owner = g_steal_pointer (&self->owner);
+  if (self->abort_error != NULL)
+    {
+      g_clear_error (&reported);
+      reported = g_error_copy (self->abort_error);
+    }
+  kill_writing_unlocked (self, g_error_new (EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED,
+                                            "the connection to %s is closed",
+                                            self->description));
+  g_mutex_unlock (&self->lock);
+
+  EXECNET_NOTE (WIRE, "%s: reading ended: %s", self->description,
+                reported != NULL ? reported->message : "end of file");
+
+  g_source_destroy (self->wake_source);
+  self->handler->read_closed (owner, reported);
+}
+
+static void
+on_read (GObject      *source,
+         GAsyncResult *result,
+         gpointer      user_data)
+{
+  ExecnetWire *self = user_data;
+  GError *error = NULL;
+  gssize n_read;
+  ExecnetMessageCode code;
+  gint32 channel;
+  GBytes *payload;
+
+  /* I/O thread */
+  n_read = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
+  if (n_read < 0)
+    {
+      reading_done (self, error);
+    }
+  else if (n_read == 0)
+    {
+      if (!_execnet_frame_reader_is_idle (self->reader))
+        error = g_error_new (EXECNET_ERROR, EXECNET_ERROR_PROTOCOL,
+                             "%s closed the connection in the middle of a message",
+                             self->description);
+      reading_done (self, error);
+    }
+  else if (!_execnet_frame_reader_commit (self->reader, n_read, &error))
+    {
+      g_prefix_error (&error, "garbage from %s: ", self->description);
+      reading_done (self, error);
+    }
+  else
+    {
+      while (!g_cancellable_is_cancelled (self->cancellable) &&
+             _execnet_frame_reader_pop (self->reader, &code, &channel, &payload))
+        {
+          if (EXECNET_DEBUG_ENABLED (EXECNET_DEBUG_WIRE))
+            _execnet_debug_print ("wire", "%s <- %s channel=%d length=%" G_GSIZE_FORMAT,
+                                  self->description, _execnet_message_code_name (code),
+                                  channel, g_bytes_get_size (payload));
+          tap_frame (self, FALSE, code, channel, NULL, payload);
+          self->handler->frame (self->owner, code, channel, payload);
+          g_bytes_unref (payload);
+        }
+
+      if (g_cancellable_is_cancelled (self->cancellable))
+        reading_done (self, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED, "aborted"));
+      else
+        read_more (self);
+    }
+
+  _execnet_wire_unref (self);
+}
+
+/* I/O thread */
+static void
+read_more (ExecnetWire *self)
+{
+  GInputStream *input = g_io_stream_get_input_stream (execnet_connection_get_stream (self->connection));
+  gsize size;
+  guint8 *buffer = _execnet_frame_reader_get_buffer (self->reader, &size);
+
+  g_input_stream_read_async (input, buffer, size, G_PRIORITY_DEFAULT,
+                             self->cancellable, on_read, _execnet_wire_ref (self));
+}
+
+static gboolean
+start_in_io_thread (gpointer data)
+{
+  read_more (data);
+  return G_SOURCE_REMOVE;
+}
+
+/* Any thread: reading begins in the I/O thread. */
+static void
+start_reading (ExecnetWire *self)
+{
+  g_mutex_lock (&self->lock);
+  self->reading = TRUE;
+  g_mutex_unlock (&self->lock);
+
+  if (_execnet_io_worker_is_current ())
+    read_more (self);
+  else
+    _execnet_io_worker_invoke (start_in_io_thread, _execnet_wire_ref (self),
+                               (GDestroyNotify) _execnet_wire_unref);
+}
+
+/* Any thread: stops reading and writing; read_closed reports @error. */
+void
+_execnet_wire_abort (ExecnetWire  *self,
+                     const GError *error)
+{
+  g_mutex_lock (&self->lock);
+  if (self->abort_error == NULL)
+    self->abort_error = g_error_copy (error);
+  kill_writing_unlocked (self, g_error_copy (error));
+  g_mutex_unlock (&self->lock);
+
+  g_cancellable_cancel (self->cancellable);
+}
