@@ -827,10 +827,14 @@ _execnet_gateway_start_async (ExecnetGateway      *self,
 
   if (scheme == NULL)
     {
-      g_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
-                               "the spec “%s” names no transport; start it with popen, "
-                               "ssh=HOST or socket=HOST:PORT",
-                               execnet_xspec_to_string (self->xspec));
+      g_auto(GStrv) schemes = execnet_transport_list_schemes ();
+      g_autofree char *known = g_strjoinv (", ", schemes);
+
+      g_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_UNKNOWN_TRANSPORT,
+                               "the spec “%s” names no transport; start it with one of: %s "
+                               "(for example popen, ssh=HOST or socket=HOST:PORT)",
+                               execnet_xspec_to_string (self->xspec),
+                               *known != '\0' ? known : "none found");
       return;
     }
 

@@ -541,6 +541,21 @@ execnet_group_new_with_specs (const char * const  *specs,
       return NULL;
     }
 
+  /* They became ready in any order; list them in the order of the specs. */
+  g_mutex_lock (&self->lock);
+  {
+    g_autoptr(GPtrArray) ordered = g_ptr_array_new_full (xspecs->len, g_object_unref);
+
+    for (guint i = 0; i < xspecs->len; i++)
+      for (guint j = 0; j < self->gateways->len; j++)
+        if (execnet_gateway_get_xspec (g_ptr_array_index (self->gateways, j)) == g_ptr_array_index (xspecs, i))
+          g_ptr_array_add (ordered, g_object_ref (g_ptr_array_index (self->gateways, j)));
+    g_ptr_array_unref (self->gateways);
+    self->gateways = g_steal_pointer (&ordered);
+  }
+  g_mutex_unlock (&self->lock);
+  g_list_model_items_changed (G_LIST_MODEL (self), 0, xspecs->len, xspecs->len);
+
   return g_steal_pointer (&self);
 }
 
