@@ -44,13 +44,13 @@ pop_and_check (ExecnetFrameReader *reader,
       gsize len;
       const guint8 *bytes = g_bytes_get_data (payload, &len);
 
-      g_assert (len <= MAX_PAYLOAD);
-      g_assert (checked + EXECNET_FRAME_HEADER_SIZE + len <= received);
+      g_assert_true (len <= MAX_PAYLOAD);
+      g_assert_true (checked + EXECNET_FRAME_HEADER_SIZE + len <= received);
 
       _execnet_frame_header_encode (header, code, channel, (gint32) len);
-      g_assert (memcmp (header, stream + checked, sizeof header) == 0);
+      g_assert_true (memcmp (header, stream + checked, sizeof header) == 0);
       checked += sizeof header;
-      g_assert (len == 0 || memcmp (bytes, stream + checked, len) == 0);
+      g_assert_true (len == 0 || memcmp (bytes, stream + checked, len) == 0);
       checked += len;
 
       g_bytes_unref (payload);
@@ -85,8 +85,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
       gsize room, piece, n;
       guint8 *buffer = _execnet_frame_reader_get_buffer (reader, &room);
 
-      g_assert (buffer != NULL);
-      g_assert (room > 0);
+      g_assert_true (buffer != NULL);
+      g_assert_true (room > 0);
 
       /* xorshift32: mostly small reads, sometimes whatever fits. */
       state ^= state << 13;
@@ -100,8 +100,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
 
       if (!_execnet_frame_reader_commit (reader, n, &error))
         {
-          g_assert (error != NULL);
-          g_assert (g_error_matches (error, EXECNET_ERROR, EXECNET_ERROR_PROTOCOL));
+          g_assert_true (error != NULL);
+          g_assert_true (g_error_matches (error, EXECNET_ERROR, EXECNET_ERROR_PROTOCOL));
           failed = TRUE;
         }
 
@@ -112,7 +112,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
     }
 
   if (!failed)
-    g_assert (_execnet_frame_reader_is_idle (reader) == (checked == size));
+    g_assert_true (_execnet_frame_reader_is_idle (reader) == (checked == size));
 
   return 0;
 }

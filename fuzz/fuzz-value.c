@@ -45,10 +45,10 @@ encode_or_abort (GVariant *value)
 
   chunks = _execnet_value_encode (value, &error);
   g_assert_no_error (error);
-  g_assert (chunks != NULL);
+  g_assert_true (chunks != NULL);
 
   flat = _execnet_chunks_flatten (chunks, -1);
-  g_assert (g_bytes_get_size (flat) == _execnet_chunks_get_size (chunks));
+  g_assert_true (g_bytes_get_size (flat) == _execnet_chunks_get_size (chunks));
   return flat;
 }
 
@@ -71,32 +71,32 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
 
   /* The public entry point, which reads a version byte first. */
   loaded = execnet_loads (bytes, &error);
-  g_assert ((loaded == NULL) == (error != NULL));
+  g_assert_true ((loaded == NULL) == (error != NULL));
   if (error != NULL)
-    g_assert (error->domain == EXECNET_ERROR);
+    g_assert_true (error->domain == EXECNET_ERROR);
   g_clear_error (&error);
 
   value = _execnet_value_decode (bytes, check_channel, NULL, &error);
   if (value == NULL)
     {
-      g_assert (error != NULL);
-      g_assert (error->domain == EXECNET_ERROR || error->domain == CHANNEL_ERROR);
+      g_assert_true (error != NULL);
+      g_assert_true (error->domain == EXECNET_ERROR || error->domain == CHANNEL_ERROR);
       return 0;
     }
   g_assert_no_error (error);
-  g_assert (!g_variant_is_floating (value));
-  g_assert (g_variant_type_string_is_valid (g_variant_get_type_string (value)));
+  g_assert_true (!g_variant_is_floating (value));
+  g_assert_true (g_variant_type_string_is_valid (g_variant_get_type_string (value)));
 
   encoded = encode_or_abort (value);
   again = _execnet_value_decode (encoded, check_channel, NULL, &error);
   g_assert_no_error (error);
-  g_assert (again != NULL);
+  g_assert_true (again != NULL);
 
   encoded_again = encode_or_abort (again);
-  g_assert (g_bytes_equal (encoded, encoded_again));
+  g_assert_true (g_bytes_equal (encoded, encoded_again));
 
   /* Last: comparing serializes both values in place. */
-  g_assert (g_variant_equal (value, again));
+  g_assert_true (g_variant_equal (value, again));
 
   return 0;
 }
