@@ -1,0 +1,379 @@
+/* bench-ssh.c: how fast ssh gateways start, against the system ssh client,
+ * measured in one run on the same machine.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * By default the server is a private sshd on 127.0.0.1 (tests/sshd-fixture.c),
+ * so that the numbers are about the client side: the network adds the same
+ * round trips to every column. --destination and --ssh-config measure a
+ * real host instead.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <execnet/execnet.h>
+
+#include "sshd-fixture.h"
+
+static char *python = NULL;
+static char *destination = NULL;
+static char *ssh_config = NULL;
+static int starts = 20;
+static int roundtrips = 2000;
+static int megabytes = 64;
+static int concurrent = 8;
+static gboolean skip_reference = FALSE;
+
+static GOptionEntry entries[] = {
+  { "python", 0, 0, G_OPTION_ARG_STRING, &python, "Remote interpreter (default /usr/bin/python3)", "PATH" },
+  { "destination", 'd', 0, G_OPTION_ARG_STRING, &destination, "ssh words of a real host instead of the private sshd", "WORDS" },
+  { "ssh-config", 'F', 0, G_OPTION_ARG_FILENAME, &ssh_config, "ssh config for --destination", "PATH" },
+  { "starts", 'n', 0, G_OPTION_ARG_INT, &starts, "Start-ups to time, each way (default 20)", "N" },
+  { "roundtrips", 0, 0, G_OPTION_ARG_INT, &roundtrips, "Round trips to time (default 2000)", "N" },
+  { "megabytes", 0, 0, G_OPTION_ARG_INT, &megabytes, "MiB to send each way (default 64)", "N" },
+  { "concurrent", 0, 0, G_OPTION_ARG_INT, &concurrent, "Gateways to start at once (default 8)", "N" },
+  { "no-reference", 0, 0, G_OPTION_ARG_NONE, &skip_reference, "Do not measure Python execnet", NULL },
+  { NULL }
+};
+
+static int
+compare_doubles (gconstpointer a,
+                 gconstpointer b)
+{
+  gdouble x = *(const gdouble *) a, y = *(const gdouble *) b;
+
+  return (x > y) - (x < y);
+}
+
+static gdouble
+median (GArray *samples)
+{
+  g_array_sort (samples, compare_doubles);
+  return g_array_index (samples, gdouble, samples->len / 2);
+}
+
+static gdouble
+now (void)
+{
+  return g_get_monotonic_time () / (gdouble) G_USEC_PER_SEC;
+}
+
+static void
+die (const char *what,
+     GError     *error)
+{
+  g_printerr ("bench-ssh: %s: %s\n", what, error->message);
+  exit (1);
+}
+
+/* The system ssh client running @command (an argv tail) on the host. */
+static gdouble
+time_ssh_client (const char * const *command)
+{
+  g_autoptr(GArray) samples = g_array_new (FALSE, FALSE, sizeof (gdouble));
+  g_autoptr(GStrvBuilder) builder = g_strv_builder_new ();
+  g_auto(GStrv) words = NULL;
+  g_auto(GStrv) argv = NULL;
+  GError *error = NULL;
+
+  if (!g_shell_parse_argv (destination, NULL, &words, &error))
+    die ("--destination", error);
+  g_strv_builder_add_many (builder, "ssh", "-o", "BatchMode=yes", NULL);
+  if (ssh_config != NULL)
+    g_strv_builder_add_many (builder, "-F", ssh_config, NULL);
+  g_strv_builder_addv (builder, (const char **) words);
+  g_strv_builder_addv (builder, (const char **) command);
+  argv = g_strv_builder_end (builder);
+
+  for (int i = 0; i < starts; i++)
+    {
+      g_autoptr(GSubprocess) process = NULL;
+      gdouble t0 = now (), elapsed;
+
+      process = g_subprocess_newv ((const char * const *) argv, G_SUBPROCESS_FLAGS_STDIN_INHERIT, &error);
+      if (process == NULL || !g_subprocess_wait_check (process, NULL, &error))
+        die ("the ssh client", error);
+      elapsed = now () - t0;
+      g_array_append_val (samples, elapsed);
+    }
+
+  return median (samples);
+}
+
+typedef struct
+{
+  gdouble ready;            /* make_gateway returned */
+  gdouble first_roundtrip;  /* ready plus one remote_exec round trip */
+  gdouble concurrent;
+  gdouble roundtrip;
+  gdouble upload;
+  gdouble download;
+} Results;
+
+static const char echo_source[] =
+  "for item in channel:\n"
+  "    channel.send(item)\n";
+
+static const char count_source[] =
+  "n = 0\n"
+  "while True:\n"
+  "    item = channel.receive()\n"
+  "    if item is None:\n"
+  "        break\n"
+  "    n += len(item)\n"
+  "channel.send(n)\n";
+
+static const char produce_source[] =
+  "item = b'x' * (1 << 20)\n"
+  "for _ in range(channel.receive()):\n"
+  "    channel.send(item)\n";
+
+static void
+measure_ours (const char *spec,
+              Results    *results)
+{
+  g_autoptr(GArray) ready = g_array_new (FALSE, FALSE, sizeof (gdouble));
+  g_autoptr(GArray) first = g_array_new (FALSE, FALSE, sizeof (gdouble));
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  g_autoptr(ExecnetChannel) channel = NULL;
+  g_autoptr(GVariant) block = NULL;
+  g_autofree guint8 *data = g_malloc (1 << 20);
+  g_auto(GStrv) specs = g_new0 (char *, concurrent + 1);
+  ExecnetGateway *gateway;
+  GError *error = NULL;
+  gdouble t0;
+
+  for (int i = 0; i < starts; i++)
+    {
+      g_autoptr(ExecnetGroup) one = execnet_group_new ();
+      g_autoptr(ExecnetChannel) probe = NULL;
+      g_autoptr(GVariant) reply = NULL;
+      gdouble t_ready, t_first;
+
+      t0 = now ();
+      gateway = execnet_group_make_gateway (one, spec, &error);
+      if (gateway == NULL)
+        die ("make_gateway", error);
+      t_ready = now () - t0;
+      probe = execnet_gateway_remote_exec (gateway, "channel.send(1)", &error);
+      if (probe == NULL || (reply = execnet_channel_receive (probe, -1, &error)) == NULL)
+        die ("first round trip", error);
+      t_first = now () - t0;
+      g_array_append_val (ready, t_ready);
+      g_array_append_val (first, t_first);
+      execnet_group_terminate (one, 5.0, NULL);
+    }
+  results->ready = median (ready);
+  results->first_roundtrip = median (first);
+
+  for (int i = 0; i < concurrent; i++)
+    specs[i] = g_strdup (spec);
+  {
+    g_autoptr(ExecnetGroup) many = NULL;
+
+    t0 = now ();
+    many = execnet_group_new_with_specs ((const char * const *) specs, &error);
+    if (many == NULL)
+      die ("new_with_specs", error);
+    results->concurrent = now () - t0;
+    execnet_group_terminate (many, 5.0, NULL);
+  }
+
+  gateway = execnet_group_make_gateway (group, spec, &error);
+  if (gateway == NULL)
+    die ("make_gateway", error);
+
+  channel = execnet_gateway_remote_exec (gateway, echo_source, &error);
+  if (channel == NULL)
+    die ("remote_exec", error);
+  for (int i = -1; i < roundtrips; i++)
+    {
+      g_autoptr(GVariant) reply = NULL;
+
+      if (i == 0)
+        t0 = now ();
+      if (!execnet_channel_send (channel, g_variant_new_int32 (i), &error) ||
+          (reply = execnet_channel_receive (channel, -1, &error)) == NULL)
+        die ("round trip", error);
+    }
+  results->roundtrip = (now () - t0) / roundtrips;
+  execnet_channel_close (channel, NULL, NULL);
+  g_clear_object (&channel);
+
+  memset (data, 'x', 1 << 20);
+  block = g_variant_ref_sink (g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, data, 1 << 20, 1));
+  channel = execnet_gateway_remote_exec (gateway, count_source, &error);
+  if (channel == NULL)
+    die ("remote_exec", error);
+  t0 = now ();
+  for (int i = 0; i < megabytes; i++)
+    if (!execnet_channel_send (channel, block, &error))
+      die ("upload", error);
+  {
+    g_autoptr(GVariant) total = NULL;
+
+    if (!execnet_channel_send (channel, NULL, &error) ||
+        (total = execnet_channel_receive (channel, -1, &error)) == NULL)
+      die ("upload", error);
+  }
+  results->upload = megabytes / (now () - t0);
+  g_clear_object (&channel);
+
+  channel = execnet_gateway_remote_exec (gateway, produce_source, &error);
+  if (channel == NULL)
+    die ("remote_exec", error);
+  t0 = now ();
+  if (!execnet_channel_send (channel, g_variant_new_int32 (megabytes), &error))
+    die ("download", error);
+  for (int i = 0; i < megabytes; i++)
+    {
+      g_autoptr(GVariant) item = execnet_channel_receive (channel, -1, &error);
+
+      if (item == NULL)
+        die ("download", error);
+    }
+  results->download = megabytes / (now () - t0);
+
+  execnet_group_terminate (group, 5.0, NULL);
+}
+
+/* Python execnet's ssh gateway (the ssh program plus its bootstrap), if
+ * this machine has it: start-up to ready and to a first round trip. */
+static const char reference_script[] =
+  "import sys, time\n"
+  "import execnet\n"
+  "spec, starts = sys.argv[1], int(sys.argv[2])\n"
+  "ready, first = [], []\n"
+  "for _ in range(starts):\n"
+  "    t0 = time.perf_counter()\n"
+  "    gw = execnet.makegateway(spec)\n"
+  "    ready.append(time.perf_counter() - t0)\n"
+  "    gw.remote_exec('channel.send(1)').receive()\n"
+  "    first.append(time.perf_counter() - t0)\n"
+  "    gw.exit()\n"
+  "    gw.join()\n"
+  "ready.sort(); first.sort()\n"
+  "print(ready[len(ready) // 2], first[len(first) // 2], execnet.__version__)\n";
+
+static gboolean
+measure_reference (const char  *spec,
+                   Results     *results,
+                   char       **version)
+{
+  g_autoptr(GSubprocess) process = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *output = NULL;
+  g_autofree char *errors = NULL;
+  g_autofree char *n_starts = g_strdup_printf ("%d", starts);
+  g_auto(GStrv) fields = NULL;
+
+  process = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
+                              &error, "/usr/bin/python3", "-c", reference_script,
+                              spec, n_starts, NULL);
+  if (process == NULL ||
+      !g_subprocess_communicate_utf8 (process, NULL, NULL, &output, &errors, &error))
+    {
+      g_printerr ("bench-ssh: Python execnet not measured: %s\n", error->message);
+      return FALSE;
+    }
+  if (!g_subprocess_get_successful (process))
+    {
+      const char *last_line = errors ? strrchr (g_strstrip (errors), '\n') : NULL;
+
+      g_printerr ("bench-ssh: Python execnet not measured: %s\n",
+                  last_line ? last_line + 1 : (errors ? errors : "it failed"));
+      return FALSE;
+    }
+
+  fields = g_strsplit (g_strstrip (output), " ", 3);
+  if (g_strv_length (fields) != 3)
+    return FALSE;
+  results->ready = g_ascii_strtod (fields[0], NULL);
+  results->first_roundtrip = g_ascii_strtod (fields[1], NULL);
+  *version = g_strdup (fields[2]);
+  return TRUE;
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  g_autoptr(GOptionContext) context = g_option_context_new ("- time ssh gateways against the ssh client");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(SshdFixture) sshd = NULL;
+  g_autofree char *spec = NULL;
+  g_autofree char *version = NULL;
+  g_autofree char *concurrent_label = NULL;
+  const char *ssh_true[] = { "true", NULL };
+  const char *ssh_python[] = { NULL, "-c", "pass", NULL };
+  Results ours = { 0 }, theirs = { 0 };
+  gboolean have_reference = FALSE;
+  gdouble client_true, client_python;
+
+  sshd_fixture_prepare_environment ();
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    {
+      g_printerr ("bench-ssh: %s\n", error->message);
+      return 2;
+    }
+  if (python == NULL)
+    python = g_strdup ("/usr/bin/python3");
+
+  if (destination == NULL)
+    {
+      sshd = sshd_fixture_new (&error);
+      if (sshd == NULL)
+        {
+          g_printerr ("bench-ssh: cannot start the private sshd: %s\n", error->message);
+          return g_error_matches (error, G_IO_ERROR, SSHD_FIXTURE_ERROR_UNAVAILABLE) ? 77 : 1;
+        }
+      destination = g_strdup ("localhost");
+      ssh_config = g_strdup (sshd->client_config);
+    }
+  /* The same spec for both libraries (Python execnet turns ssh_config=
+   * into ssh -F). */
+  if (ssh_config != NULL)
+    spec = g_strdup_printf ("ssh=%s//ssh_config=%s//python=%s", destination, ssh_config, python);
+  else
+    spec = g_strdup_printf ("ssh=%s//python=%s", destination, python);
+  ssh_python[0] = python;
+  concurrent_label = g_strdup_printf ("%d gateways started at once", concurrent);
+
+  g_print ("execnet-glib %s, ssh to %s, %s, %d start-ups each, %d round trips, %d MiB each way\n\n",
+           EXECNET_VERSION_S, destination, python, starts, roundtrips, megabytes);
+
+  /* Interleaved order would be fairer to drifting machines; the medians of
+   * 20 are stable enough here, and grouping keeps sshd's caches alike. */
+  client_true = time_ssh_client (ssh_true);
+  client_python = time_ssh_client (ssh_python);
+  measure_ours (spec, &ours);
+  if (!skip_reference)
+    have_reference = measure_reference (spec, &theirs, &version);
+
+  g_print ("%-38s %10.1f ms\n", "ssh HOST true (median)", client_true * 1e3);
+  g_print ("%-38s %10.1f ms  (%.2fx ssh true)\n", "ssh HOST python -c pass (median)",
+           client_python * 1e3, client_python / client_true);
+  g_print ("%-38s %10.1f ms  (%.2fx ssh true)\n", "ssh gateway ready (median)",
+           ours.ready * 1e3, ours.ready / client_true);
+  g_print ("%-38s %10.1f ms  (%.2fx ssh true, %.2fx ssh python -c pass)\n",
+           "ssh gateway + 1 round trip (median)",
+           ours.first_roundtrip * 1e3, ours.first_roundtrip / client_true,
+           ours.first_roundtrip / client_python);
+  if (have_reference)
+    g_print ("%-38s %10.1f ms  (%.2fx ssh true) Python execnet %s\n",
+             "  execnet ready / + 1 round trip", theirs.ready * 1e3,
+             theirs.ready / client_true, version);
+  if (have_reference)
+    g_print ("%-38s %10.1f ms  (%.2fx ssh true)\n", "",
+             theirs.first_roundtrip * 1e3, theirs.first_roundtrip / client_true);
+  g_print ("%-38s %10.1f ms  (%.2fx one start-up)\n", concurrent_label,
+           ours.concurrent * 1e3, ours.concurrent / ours.ready);
+  g_print ("%-38s %10.1f us\n", "small item round trip", ours.roundtrip * 1e6);
+  g_print ("%-38s %8.0f MB/s\n", "1 MiB items, master to remote", ours.upload);
+  g_print ("%-38s %8.0f MB/s\n", "1 MiB items, remote to master", ours.download);
+
+  return 0;
+}
