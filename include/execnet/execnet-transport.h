@@ -29,7 +29,7 @@ G_BEGIN_DECLS
  * ExecnetBootstrapMode:
  * @EXECNET_BOOTSTRAP_STDIO: the stream is the standard input and output of a
  *   Python interpreter started with the command line from
- *   [func@Execnet.transport_build_python_argv]; the agent keeps talking over
+ *   [func@Execnet.Transport.build_python_argv]; the agent keeps talking over
  *   the same file descriptors.
  * @EXECNET_BOOTSTRAP_SOCKET: the stream is a socket accepted by a socket
  *   server that executes the first line it reads with the connected socket
