@@ -1,0 +1,1008 @@
+/* test-tool.c: execnet-tool, run as a user runs it
+ *
+ * Each test runs the built tool (EXECNET_TOOL) as a subprocess and checks
+ * its exit status, standard output and standard error. The plugins come
+ * from EXECNET_TRANSPORT_PATH, which the tool inherits.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+
+#include "test-helpers.h"
+
+/* The exit statuses of tools/execnet-tool.h, as a user sees them. */
+enum {
+  TOOL_EXIT_OK = 0,
+  TOOL_EXIT_REMOTE_ERROR = 1,
+  TOOL_EXIT_USAGE = 2,
+  TOOL_EXIT_UNKNOWN_TRANSPORT = 3,
+  TOOL_EXIT_CONNECT = 4,
+  TOOL_EXIT_TIMEOUT = 5,
+  TOOL_EXIT_FAILURE = 7,
+};
+
+typedef struct {
+  int     status;     /* the exit status */
+  GBytes *output;     /* (owned) standard output, as bytes */
+  char   *out;        /* (owned) standard output, as text */
+  char   *err;        /* (owned) standard error */
+} Run;
+
+static void
+run_free (Run *run)
+{
+  g_clear_pointer (&run->output, g_bytes_unref);
+  g_free (run->out);
+  g_free (run->err);
+  g_free (run);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Run, run_free)
+
+static const char *
+tool_path (void)
+{
+  return g_getenv ("EXECNET_TOOL");
+}
+
+/* Skips the test (and returns TRUE) when the tool is not known. */
+static gboolean
+skip_without_tool (void)
+{
+  if (tool_path () != NULL && *tool_path () != '\0')
+    return FALSE;
+  g_test_skip ("EXECNET_TOOL is not set to the built execnet-tool");
+  return TRUE;
+}
+
+static void
+on_communicated (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  GAsyncResult **result_out = user_data;
+
+  *result_out = g_object_ref (result);
+}
+
+static gboolean
+on_run_timeout (gpointer user_data)
+{
+  gboolean *timed_out = user_data;
+
+  *timed_out = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+/* Runs the tool with @args, feeding it @input (nullable) on stdin. A tool
+ * that hangs fails the test after TEST_TIMEOUT, killed. */
+static Run *
+run_tool_with_input (GBytes             *input,
+                     const char * const *args)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr(GSubprocess) process = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GBytes) errors = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSource) timer = NULL;
+  gboolean timed_out = FALSE;
+  gboolean killed = FALSE;
+  GSubprocessFlags flags = G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE;
+  Run *run = g_new0 (Run, 1);
+  gsize size;
+  const char *data;
+
+  g_ptr_array_add (argv, (gpointer) tool_path ());
+  for (guint i = 0; args[i] != NULL; i++)
+    g_ptr_array_add (argv, (gpointer) args[i]);
+  g_ptr_array_add (argv, NULL);
+
+  flags |= input != NULL ? G_SUBPROCESS_FLAGS_STDIN_PIPE : G_SUBPROCESS_FLAGS_STDIN_INHERIT;
+  process = g_subprocess_newv ((const char * const *) argv->pdata, flags, &error);
+  g_assert_no_error (error);
+
+  g_main_context_push_thread_default (context);
+  timer = g_timeout_source_new ((guint) (TEST_TIMEOUT * 1000));
+  g_source_set_callback (timer, on_run_timeout, &timed_out, NULL);
+  g_source_attach (timer, context);
+  g_subprocess_communicate_async (process, input, NULL, on_communicated, &result);
+  while (result == NULL)
+    {
+      g_main_context_iteration (context, TRUE);
+      /* Killed, it closes its pipes, and communicating ends. */
+      if (timed_out && !killed)
+        {
+          g_subprocess_force_exit (process);
+          killed = TRUE;
+        }
+    }
+  g_source_destroy (timer);
+  g_main_context_pop_thread_default (context);
+  if (timed_out)
+    g_assertion_message (G_LOG_DOMAIN, __FILE__, __LINE__, G_STRFUNC,
+                         "execnet-tool did not end within TEST_TIMEOUT; killed it");
+
+  g_subprocess_communicate_finish (process, result, &run->output, &errors, &error);
+  g_assert_no_error (error);
+  g_subprocess_wait (process, NULL, &error);
+  g_assert_no_error (error);
+
+  g_assert_true (g_subprocess_get_if_exited (process));
+  run->status = g_subprocess_get_exit_status (process);
+  /* Empty output has no data at all, not even a NUL. */
+  data = g_bytes_get_data (run->output, &size);
+  run->out = size > 0 ? g_strndup (data, size) : g_strdup ("");
+  data = g_bytes_get_data (errors, &size);
+  run->err = size > 0 ? g_strndup (data, size) : g_strdup ("");
+
+  if (g_test_verbose ())
+    g_test_message ("status %d\nstdout: %s\nstderr: %s", run->status, run->out, run->err);
+
+  return run;
+}
+
+#define run_tool(...) \
+  run_tool_with_input (NULL, (const char * const []) { __VA_ARGS__, NULL })
+
+/* Asserts that @haystack contains @needle, showing both if not. */
+#define assert_contains(haystack, needle)                                     \
+  G_STMT_START {                                                              \
+    if (strstr ((haystack), (needle)) == NULL)                                \
+      {                                                                       \
+        g_autofree char *m__ = g_strdup_printf ("“%s” does not contain “%s”", \
+                                                (haystack), (needle));        \
+        g_assertion_message (G_LOG_DOMAIN, __FILE__, __LINE__, G_STRFUNC, m__); \
+      }                                                                       \
+  } G_STMT_END
+
+/* Asserts that a line of @text matches @pattern. */
+#define assert_matches(text, pattern)                                         \
+  G_STMT_START {                                                              \
+    if (!g_regex_match_simple ((pattern), (text), G_REGEX_MULTILINE, 0))      \
+      {                                                                       \
+        g_autofree char *m__ = g_strdup_printf ("no line of “%s” matches “%s”", \
+                                                (text), (pattern));           \
+        g_assertion_message (G_LOG_DOMAIN, __FILE__, __LINE__, G_STRFUNC, m__); \
+      }                                                                       \
+  } G_STMT_END
+
+/* Parses one JSON value, failing the test if it is not JSON. */
+static JsonNode *
+parse_json (const char *text)
+{
+  g_autoptr(JsonParser) parser = json_parser_new ();
+  g_autoptr(GError) error = NULL;
+
+  json_parser_load_from_data (parser, text, -1, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (json_parser_get_root (parser));
+
+  return json_node_copy (json_parser_get_root (parser));
+}
+
+/* The non-empty lines of @text. */
+static GStrv
+split_lines (const char *text)
+{
+  g_auto(GStrv) lines = g_strsplit (text, "\n", -1);
+  g_autoptr(GStrvBuilder) builder = g_strv_builder_new ();
+
+  for (guint i = 0; lines[i] != NULL; i++)
+    if (*lines[i] != '\0')
+      g_strv_builder_add (builder, lines[i]);
+
+  return g_strv_builder_end (builder);
+}
+
+static const char * const command_names[] = {
+  "exec", "spec", "transports", "status", "info", "probe", "trace", "dumps", "loads",
+  "socketserver",
+};
+
+static void
+test_help (void)
+{
+  g_autoptr(Run) help = NULL;
+  g_autoptr(Run) dash_help = NULL;
+  g_autoptr(Run) none = NULL;
+  g_autoptr(Run) unknown = NULL;
+  g_autoptr(Run) version = NULL;
+
+  if (skip_without_tool ())
+    return;
+
+  help = run_tool ("help");
+  g_assert_cmpint (help->status, ==, TOOL_EXIT_OK);
+  for (gsize i = 0; i < G_N_ELEMENTS (command_names); i++)
+    assert_contains (help->out, command_names[i]);
+  assert_contains (help->out, "Exit status");
+  assert_contains (help->out, "5  a timeout expired");
+
+  dash_help = run_tool ("--help");
+  g_assert_cmpint (dash_help->status, ==, TOOL_EXIT_OK);
+  g_assert_cmpstr (dash_help->out, ==, help->out);
+
+  /* Without a command: the same list, on stderr, as a usage error. */
+  none = run_tool_with_input (NULL, (const char * const []) { NULL });
+  g_assert_cmpint (none->status, ==, TOOL_EXIT_USAGE);
+  assert_contains (none->err, "Commands:");
+
+  unknown = run_tool ("frobnicate");
+  g_assert_cmpint (unknown->status, ==, TOOL_EXIT_USAGE);
+  assert_contains (unknown->err, "frobnicate");
+
+  version = run_tool ("--version");
+  g_assert_cmpint (version->status, ==, TOOL_EXIT_OK);
+  assert_contains (version->out, EXECNET_VERSION_S);
+}
+
+/* `help CMD` is `CMD --help`, for every command. */
+static void
+test_help_command (void)
+{
+  if (skip_without_tool ())
+    return;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (command_names); i++)
+    {
+      g_autoptr(Run) help = run_tool ("help", command_names[i]);
+      g_autoptr(Run) dash_help = run_tool (command_names[i], "--help");
+      g_autofree char *usage = g_strdup_printf ("execnet-tool %s", command_names[i]);
+
+      g_assert_cmpint (help->status, ==, TOOL_EXIT_OK);
+      g_assert_cmpint (dash_help->status, ==, TOOL_EXIT_OK);
+      g_assert_cmpstr (help->out, ==, dash_help->out);
+      assert_contains (help->out, usage);
+    }
+}
+
+static void
+test_exec_round_trip (void)
+{
+  g_autofree char *spec = test_spec (NULL);
+  g_autoptr(Run) run = NULL;
+
+  if (skip_without_tool ())
+    return;
+
+  run = run_tool ("exec", spec, "-c",
+                  "channel.send(channel.receive() + 1)\n"
+                  "channel.send(channel.receive())\n"
+                  "channel.send([None, 'a', 2.5])",
+                  "--send", "41", "--send", "('a', [1, 2])");
+  g_assert_cmpint (run->status, ==, TOOL_EXIT_OK);
+  g_assert_cmpstr (run->out, ==,
+                   "int64 42\n"
+                   "('a', [<int64 1>, <int64 2>])\n"
+                   "[<@mv nothing>, <'a'>, <2.5>]\n");
+  g_assert_cmpstr (run->err, ==, "");
+}
+
+static void
+test_exec_json (void)
+{
+  g_autofree char *spec = test_spec (NULL);
+  g_autoptr(Run) run = NULL;
+  g_auto(GStrv) lines = NULL;
+  g_autoptr(JsonNode) first = NULL;
+  g_autoptr(JsonNode) second = NULL;
+  JsonArray *array;
+  JsonObject *object;
+
+  if (skip_without_tool ())
+    return;
+
+  run = run_tool ("exec", spec, "--json", "-c",
+                  "channel.send(channel.receive())\n"
+                  "channel.send({'k': [1, None], 'b': b'xy'})",
+                  "--send", "('a', [1, 2])");
+  g_assert_cmpint (run->status, ==, TOOL_EXIT_OK);
+
+  lines = split_lines (run->out);
+  g_assert_cmpuint (g_strv_length (lines), ==, 2);
+
+  first = parse_json (lines[0]);
+  g_assert_true (JSON_NODE_HOLDS_ARRAY (first));
+  array = json_node_get_array (first);
+  g_assert_cmpuint (json_array_get_length (array), ==, 2);
+  g_assert_cmpstr (json_array_get_string_element (array, 0), ==, "a");
+  g_assert_cmpint (json_array_get_int_element (json_array_get_array_element (array, 1), 1), ==, 2);
+
+  second = parse_json (lines[1]);
+  g_assert_true (JSON_NODE_HOLDS_OBJECT (second));
+  object = json_node_get_object (second);
+  array = json_object_get_array_member (object, "k");
+  g_assert_cmpint (json_array_get_int_element (array, 0), ==, 1);
+  g_assert_true (json_array_get_null_element (array, 1));
+  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (object, "b")), ==, 2);
+}
+
+static void
+test_exec_file (void)
+{
+  g_autofree char *spec = test_spec (NULL);
+  g_autofree char *path = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) input = NULL;
+  g_autoptr(Run) from_file = NULL;
+  g_autoptr(Run) from_stdin = NULL;
+  int fd;
+
+  if (skip_without_tool ())
+    return;
+
+  fd = g_file_open_tmp ("test-tool-XXXXXX.py", &path, &error);
+  g_assert_no_error (error);
+  close (fd);
+  g_file_set_contents (path, "import sys\nchannel.send(sys.version_info[0])\n", -1, &error);
+  g_assert_no_error (error);
+
+  from_file = run_tool ("exec", spec, path);
+  g_assert_cmpint (from_file->status, ==, TOOL_EXIT_OK);
+  g_assert_cmpstr (from_file->out, ==, "int64 3\n");
+  g_unlink (path);
+
+  input = g_bytes_new_static ("channel.send('from stdin')\n", strlen ("channel.send('from stdin')\n"));
+  from_stdin = run_tool_with_input (input, (const char * const []) { "exec", spec, "-", NULL });
+  g_assert_cmpint (from_stdin->status, ==, TOOL_EXIT_OK);
+  g_assert_cmpstr (from_stdin->out, ==, "'from stdin'\n");
+}
+
+static void
+test_exec_remote_error (void)
+{
+  g_autofree char *spec = test_spec (NULL);
+  g_autoptr(Run) run = NULL;
+
+  if (skip_without_tool ())
+    return;
+
+  run = run_tool ("exec", spec, "-c", "channel.send(1)\n1/0");
+  g_assert_cmpint (run->status, ==, TOOL_EXIT_REMOTE_ERROR);
+  /* What came before the error is still shown. */
+  g_assert_cmpstr (run->out, ==, "int64 1\n");
+  assert_contains (run->err, "Traceback");
+  assert_contains (run->err, "ZeroDivisionError");
+}
+
+/* The remote code runs for much longer than the timeout: the tool gives up
+ * at the timeout and leaves no remote process behind. */
+static void
+test_exec_timeout (void)
+{
+  g_autofree char *spec = test_spec (NULL);
+  g_autoptr(Run) run = NULL;
+  gint64 start, pid;
+
+  if (skip_without_tool ())
+    return;
+
+  start = g_get_monotonic_time ();
+  run = run_tool ("exec", spec, "--timeout", "1", "-c",
+                  "import os, time\nchannel.send(os.getpid())\ntime.sleep(60)");
+  g_assert_cmpint (run->status, ==, TOOL_EXIT_TIMEOUT);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, 20 * G_USEC_PER_SEC);
+  assert_contains (run->err, "timed out");
+
+  g_assert_true (g_str_has_prefix (run->out, "int64 "));
+  pid = g_ascii_strtoll (run->out + strlen ("int64 "), NULL, 10);
+  g_assert_cmpint (pid, >, 1);
+  test_assert_pid_gone (pid, 5.0);
+}
+
+static void
+test_exec_bad_spec (void)
+{
+  g_autoptr(Run) no_key = NULL;
+  g_autoptr(Run) space = NULL;
+
+  if (skip_without_tool ())
+    return;
+
+  no_key = run_tool ("exec", "popen//=x", "-c", "pass");
+  g_assert_cmpint (no_key->status, ==, TOOL_EXIT_USAGE);
+  /* Messages are in the locale's charset: the quotes may be lost. */
+  assert_contains (no_key->err, "=x");
+  g_assert_cmpstr (no_key->out, ==, "");
+
+  space = run_tool ("exec", "popen// id=w1", "-c", "pass");
+  g_assert_cmpint (space->status, ==, TOOL_EXIT_USAGE);
+  assert_contains (space->err, " id");
+  assert_contains (space->err, "whitespace");
+}
+
+static void
+test_exec_unknown_scheme (void)
+{
+  g_autoptr(Run) run = NULL;
+
+  if (skip_without_tool ())
+    return;
+
+  run = run_tool ("exec", "nosuchtransport//id=x", "-c", "pass");
+  g_assert_cmpint (run->status, ==, TOOL_EXIT_UNKNOWN_TRANSPORT);
+  assert_contains (run->err, "nosuchtransport");
+  assert_contains (run->err, "popen");
+}
+
+static void
+test_exec_connect_error (void)
+{
+  g_autoptr(Run) run = NULL;
+
+  if (skip_without_tool ())
+    return;
+
+  run = run_tool ("exec", "popen//python=/nonexistent/python3", "-c", "pass");
+  g_assert_cmpint (run->status, ==, TOOL_EXIT_CONNECT);
+  assert_contains (run->err, "/nonexistent/python3");
+}
+
+static void
+test_exec_usage (void)
+{
+  g_autofree char *spec = test_spec (NULL);
+  g_autoptr(Run) no_code = NULL;
+  g_autoptr(Run) two_codes = NULL;
+  g_autoptr(Run) bad_value = NULL;
+  g_autoptr(Run) no_file = NULL;
+  g_autoptr(Run) bad_option = NULL;
+
+  if (skip_without_tool ())
+    return;
+
+  no_code = run_tool ("exec", spec);
+  g_assert_cmpint (no_code->status, ==, TOOL_EXIT_USAGE);
+
+  two_codes = run_tool ("exec", spec, "-c", "pass", "file.py");
+  g_assert_cmpint (two_codes->status, ==, TOOL_EXIT_USAGE);
+
+  bad_value = run_tool ("exec", spec, "-c", "pass", "--send", "(1,");
+  g_assert_cmpint (bad_value->status, ==, TOOL_EXIT_USAGE);
+  assert_contains (bad_value->err, "(1,");
+
+  no_file = run_tool ("exec", spec, "/nonexistent/code.py");
+  g_assert_cmpint (no_file->status, ==, TOOL_EXIT_USAGE);
+  assert_contains (no_file->err, "/nonexistent/code.py");
+
+  bad_option = run_tool ("exec", spec, "--frobnicate");
+  g_assert_cmpint (bad_option->status, ==, TOOL_EXIT_USAGE);
+}
+
+static void
+test_spec_text (void)
+{
+  g_autoptr(Run) run = NULL;
+
+  if (skip_without_tool ())
+    return;
+
+  run = run_tool ("spec", "popen//id=w1//python=python3 -X dev//env:LANG=C.UTF-8//dont_write_bytecode");
+  g_assert_cmpint (run->status, ==, TOOL_EXIT_OK);
+  assert_contains (run->out, "scheme: popen\n");
+  assert_contains (run->out, "id: w1\n");
+  assert_contains (run->out, "  python = python3 -X dev\n");
+  assert_contains (run->out, "  dont_write_bytecode\n");
+  assert_contains (run->out, "  LANG=C.UTF-8\n");
+  assert_contains (run->out, "'-B'");
+  assert_contains (run->out, "libexecnet-popen.so\n");
+  assert_contains (run->out, "search path:\n");
+}
+
+static void
+test_spec_json (void)
+{
+  g_autoptr(Run) run = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  JsonObject *object;
+  JsonObject *options;
+
+  if (skip_without_tool ())
+    return;
+
+  run = run_tool ("spec", "--json", "popen//chdir=work//env:A=1");
+  g_assert_cmpint (run->status, ==, TOOL_EXIT_OK);
+
+  root = parse_json (run->out);
+  object = json_node_get_object (root);
+  g_assert_cmpstr (json_object_get_string_member (object, "scheme"), ==, "popen");
+  g_assert_true (json_object_get_null_member (object, "id"));
+  options = json_object_get_object_member (object, "options");
+  g_assert_cmpstr (json_object_get_string_member (options, "popen"), ==, "");
+  g_assert_cmpstr (json_object_get_string_member (options, "chdir"), ==, "work");
+  g_assert_cmpstr (json_object_get_string_member (json_object_get_object_member (object, "env"), "A"),
+                   ==, "1");
+  g_assert_true (g_str_has_suffix (json_object_get_string_member (object, "module"),
+                                   "libexecnet-popen.so"));
+  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (object, "search_path")), >=, 1);
+}
+
+static void
+test_spec_errors (void)
+{
+  g_autoptr(Run) bad_key = NULL;
+  g_autoptr(Run) no_scheme = NULL;
+  g_autoptr(Run) unknown = NULL;
+  g_autoptr(Run) bad_python = NULL;
+
+  if (skip_without_tool ())
+    return;
+
+  bad_key = run_tool ("spec", "popen//ch$dir=x");
+  g_assert_cmpint (bad_key->status, ==, TOOL_EXIT_USAGE);
+  assert_contains (bad_key->err, "ch$dir");
+
+  no_scheme = run_tool ("spec", "python=python3");
+  g_assert_cmpint (no_scheme->status, ==, TOOL_EXIT_USAGE);
+  assert_contains (no_scheme->err, "names no transport");
+
+  unknown = run_tool ("spec", "nosuchtransport=host");
+  g_assert_cmpint (unknown->status, ==, TOOL_EXIT_UNKNOWN_TRANSPORT);
+  assert_contains (unknown->err, "nosuchtransport");
+  assert_contains (unknown->err, "popen");
+
+  bad_python = run_tool ("spec", "popen//python=python3 \"-X");
+  g_assert_cmpint (bad_python->status, ==, TOOL_EXIT_USAGE);
+  assert_contains (bad_python->err, "python=");
+}
+
+static void
+test_transports (void)
+{
+  g_autoptr(Run) text = NULL;
+  g_autoptr(Run) json = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  JsonArray *transports;
+  gboolean found = FALSE;
+
+  if (skip_without_tool ())
+    return;
+
+  text = run_tool ("transports");
+  g_assert_cmpint (text->status, ==, TOOL_EXIT_OK);
+  g_assert_true (g_str_has_prefix (text->out, "popen ") || strstr (text->out, "\npopen ") != NULL);
+  assert_contains (text->out, "libexecnet-popen.so");
+  assert_contains (text->out, "search path:");
+
+  json = run_tool ("transports", "--json");
+  g_assert_cmpint (json->status, ==, TOOL_EXIT_OK);
+  root = parse_json (json->out);
+  transports = json_object_get_array_member (json_node_get_object (root), "transports");
+  for (guint i = 0; i < json_array_get_length (transports); i++)
+    {
+      JsonObject *transport = json_array_get_object_element (transports, i);
+
+      if (g_strcmp0 (json_object_get_string_member (transport, "scheme"), "popen") == 0)
+        {
+          found = TRUE;
+          g_assert_true (g_str_has_suffix (json_object_get_string_member (transport, "module"),
+                                           "libexecnet-popen.so"));
+        }
+    }
+  g_assert_true (found);
+}
+
+static void
+test_status (void)
+{
+  g_autofree char *spec = test_spec (NULL);
+  g_autoptr(Run) text = NULL;
+  g_autoptr(Run) json = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  JsonObject *object;
+
+  if (skip_without_tool ())
+    return;
+
+  text = run_tool ("status", spec);
+  g_assert_cmpint (text->status, ==, TOOL_EXIT_OK);
+  assert_contains (text->out, "numchannels: ");
+  assert_contains (text->out, "numexecuting: 0\n");
+  assert_contains (text->out, "execmodel: thread\n");
+
+  json = run_tool ("status", "--json", spec);
+  g_assert_cmpint (json->status, ==, TOOL_EXIT_OK);
+  root = parse_json (json->out);
+  object = json_node_get_object (root);
+  g_assert_cmpint (json_object_get_int_member (object, "numexecuting"), ==, 0);
+  g_assert_cmpstr (json_object_get_string_member (object, "execmodel"), ==, "thread");
+}
+
+static void
+test_info (void)
+{
+  g_autofree char *spec = test_spec ("chdir=.");
+  g_autoptr(Run) text = NULL;
+  g_autoptr(Run) json = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  JsonObject *object;
+
+  if (skip_without_tool ())
+    return;
+
+  text = run_tool ("info", spec);
+  g_assert_cmpint (text->status, ==, TOOL_EXIT_OK);
+  assert_contains (text->out, "executable: ");
+  assert_contains (text->out, "version_info: (3, ");
+  assert_contains (text->out, "pid: ");
+
+  json = run_tool ("info", "--json", spec);
+  g_assert_cmpint (json->status, ==, TOOL_EXIT_OK);
+  root = parse_json (json->out);
+  object = json_node_get_object (root);
+  g_assert_cmpint (json_object_get_int_member (object, "pid"), >, 1);
+  g_assert_cmpint (json_array_get_int_element (json_object_get_array_member (object, "version_info"), 0),
+                   ==, 3);
+  g_assert_nonnull (json_object_get_string_member (object, "executable"));
+}
+
+static void
+test_status_errors (void)
+{
+  g_autoptr(Run) unknown = NULL;
+  g_autoptr(Run) bad = NULL;
+  g_autoptr(Run) no_python = NULL;
+
+  if (skip_without_tool ())
+    return;
+
+  unknown = run_tool ("status", "nosuchtransport");
+  g_assert_cmpint (unknown->status, ==, TOOL_EXIT_UNKNOWN_TRANSPORT);
+  bad = run_tool ("info", "popen////id=x");
+  g_assert_cmpint (bad->status, ==, TOOL_EXIT_USAGE);
+  no_python = run_tool ("info", "popen//python=/nonexistent/python3");
+  g_assert_cmpint (no_python->status, ==, TOOL_EXIT_CONNECT);
+}
+
+static void
+test_probe (void)
+{
+  g_autofree char *spec = test_spec (NULL);
+  g_autoptr(Run) text = NULL;
+  g_autoptr(Run) json = NULL;
+  g_autoptr(Run) bad_count = NULL;
+  g_autoptr(JsonNode) summary = NULL;
+  g_auto(GStrv) lines = NULL;
+  JsonObject *phases;
+
+  if (skip_without_tool ())
+    return;
+
+  text = run_tool ("probe", "-n", "2", spec);
+  g_assert_cmpint (text->status, ==, TOOL_EXIT_OK);
+  assert_contains (text->out, "run 1:");
+  assert_contains (text->out, "run 2:");
+  assert_contains (text->out, "\nstart ");
+  assert_contains (text->out, "\nround trip ");
+  assert_contains (text->out, "\nterminate ");
+
+  json = run_tool ("probe", "--count=3", "--json", spec);
+  g_assert_cmpint (json->status, ==, TOOL_EXIT_OK);
+  lines = split_lines (json->out);
+  g_assert_cmpuint (g_strv_length (lines), ==, 4);
+  for (guint i = 0; i < 3; i++)
+    {
+      g_autoptr(JsonNode) run = parse_json (lines[i]);
+      JsonObject *object = json_node_get_object (run);
+
+      g_assert_cmpint (json_object_get_int_member (object, "run"), ==, i + 1);
+      g_assert_cmpint (json_object_get_int_member (object, "start_us"), >, 0);
+      g_assert_cmpint (json_object_get_int_member (object, "round_trip_us"), >, 0);
+      g_assert_true (json_object_has_member (object, "terminate_us"));
+    }
+  summary = parse_json (lines[3]);
+  phases = json_object_get_object_member (json_node_get_object (summary), "summary");
+  for (guint i = 0; i < 3; i++)
+    {
+      const char *name = (const char *[]) { "start", "round_trip", "terminate" }[i];
+      JsonObject *phase = json_object_get_object_member (phases, name);
+
+      g_assert_nonnull (phase);
+      g_assert_cmpint (json_object_get_int_member (phase, "min_us"), <=,
+                       json_object_get_int_member (phase, "median_us"));
+      g_assert_cmpint (json_object_get_int_member (phase, "median_us"), <=,
+                       json_object_get_int_member (phase, "max_us"));
+    }
+
+  bad_count = run_tool ("probe", "-n", "0", spec);
+  g_assert_cmpint (bad_count->status, ==, TOOL_EXIT_USAGE);
+}
+
+static void
+test_trace_text (void)
+{
+  g_autofree char *spec = test_spec (NULL);
+  g_autoptr(Run) run = NULL;
+
+  if (skip_without_tool ())
+    return;
+
+  run = run_tool ("trace", spec, "-c", "channel.send(channel.receive() * 2)", "--send", "int64 21");
+  g_assert_cmpint (run->status, ==, TOOL_EXIT_OK);
+  assert_contains (run->out, "-> CHANNEL_EXEC channel=1 ");
+  assert_contains (run->out, "'channel.send(channel.receive() * 2)'");
+  assert_matches (run->out, "-> CHANNEL_DATA channel=1 length=[0-9]+ int64 21$");
+  assert_matches (run->out, "<- CHANNEL_DATA channel=1 length=[0-9]+ int64 42$");
+  assert_contains (run->out, "<- CHANNEL_CLOSE channel=1 ");
+  assert_contains (run->out, "-> GATEWAY_TERMINATE ");
+  /* The wire lines of the library do not leak to stderr. */
+  g_assert_null (strstr (run->err, "CHANNEL_DATA"));
+}
+
+/* Finds the first frame record with @direction and @message. */
+static JsonObject *
+find_frame (GPtrArray  *records,
+            const char *direction,
+            const char *message)
+{
+  for (guint i = 0; i < records->len; i++)
+    {
+      JsonObject *record = json_node_get_object (g_ptr_array_index (records, i));
+
+      if (json_object_has_member (record, "message") &&
+          g_strcmp0 (json_object_get_string_member (record, "direction"), direction) == 0 &&
+          g_strcmp0 (json_object_get_string_member (record, "message"), message) == 0)
+        return record;
+    }
+  return NULL;
+}
+
+static void
+test_trace_values (void)
+{
+  g_autofree char *spec = test_spec (NULL);
+  g_autoptr(Run) run = NULL;
+  g_autoptr(GPtrArray) records = g_ptr_array_new_with_free_func ((GDestroyNotify) json_node_unref);
+  g_auto(GStrv) lines = NULL;
+  JsonObject *record;
+  gint64 last_time = -1;
+  guint n_in = 0;
+
+  if (skip_without_tool ())
+    return;
+
+  run = run_tool ("trace", "--json", spec, "-c",
+                  "x = channel.receive()\n"
+                  "for i in range(200):\n"
+                  "    channel.send(x + i)\n"
+                  "1/0",
+                  "--send", "1000");
+  g_assert_cmpint (run->status, ==, TOOL_EXIT_REMOTE_ERROR);
+  assert_contains (run->err, "ZeroDivisionError");
+
+  lines = split_lines (run->out);
+  for (guint i = 0; lines[i] != NULL; i++)
+    g_ptr_array_add (records, parse_json (lines[i]));
+
+  for (guint i = 0; i < records->len; i++)
+    {
+      gint64 time;
+
+      record = json_node_get_object (g_ptr_array_index (records, i));
+      time = json_object_get_int_member (record, "time_us");
+      g_assert_cmpint (time, >=, last_time);
+      last_time = time;
+
+      /* Every item received is matched to its frame, in order. */
+      if (g_strcmp0 (json_object_get_string_member_with_default (record, "direction", ""), "in") == 0 &&
+          g_strcmp0 (json_object_get_string_member (record, "message"), "CHANNEL_DATA") == 0)
+        {
+          g_assert_cmpint (json_object_get_int_member (record, "channel"), ==, 1);
+          g_assert_cmpint (json_object_get_int_member (record, "value"), ==, 1000 + n_in);
+          n_in++;
+        }
+    }
+  g_assert_cmpuint (n_in, ==, 200);
+
+  record = find_frame (records, "out", "CHANNEL_EXEC");
+  g_assert_nonnull (record);
+  assert_contains (json_object_get_string_member (record, "value"), "channel.receive()");
+  g_assert_cmpstr (json_object_get_string_member (record, "gateway"), !=, "");
+
+  record = find_frame (records, "out", "CHANNEL_DATA");
+  g_assert_nonnull (record);
+  g_assert_cmpint (json_object_get_int_member (record, "value"), ==, 1000);
+
+  record = find_frame (records, "in", "CHANNEL_CLOSE_ERROR");
+  g_assert_nonnull (record);
+  assert_contains (json_object_get_string_member (record, "value"), "ZeroDivisionError");
+}
+
+static void
+test_trace_errors (void)
+{
+  g_autoptr(Run) unknown = NULL;
+  g_autoptr(Run) no_code = NULL;
+
+  if (skip_without_tool ())
+    return;
+
+  unknown = run_tool ("trace", "nosuchtransport", "-c", "pass");
+  g_assert_cmpint (unknown->status, ==, TOOL_EXIT_UNKNOWN_TRANSPORT);
+  assert_contains (unknown->err, "nosuchtransport");
+
+  no_code = run_tool ("trace", "popen");
+  g_assert_cmpint (no_code->status, ==, TOOL_EXIT_USAGE);
+}
+
+/* GVariant text in, execnet's format out, and back. */
+static const char * const round_trip_values[] = {
+  "int64 42",
+  "'text with “quotes”'",
+  "@mv nothing",
+  "true",
+  "2.5",
+  "[byte 0x00, 0xff]",
+  "('a', int64 1, [<int64 1>, <'b'>])",
+  "{'k': <int64 1>, 'l': <[<true>]>}",
+};
+
+static void
+test_serialize_round_trip (gconstpointer data)
+{
+  const char *text = data;
+  g_autoptr(GVariant) value = g_variant_ref_sink (g_variant_new_parsed (text));
+  g_autoptr(GVariant) loaded = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(Run) dumps = NULL;
+  g_autoptr(Run) loads = NULL;
+
+  if (skip_without_tool ())
+    return;
+
+  dumps = run_tool ("dumps", text);
+  g_assert_cmpint (dumps->status, ==, TOOL_EXIT_OK);
+  g_assert_cmpuint (g_bytes_get_size (dumps->output), >, 1);
+  /* The version byte of execnet 2.x, then the value, then STOP. */
+  g_assert_cmpint (((const guint8 *) g_bytes_get_data (dumps->output, NULL))[0], ==, 2);
+
+  loads = run_tool_with_input (dumps->output, (const char * const []) { "loads", NULL });
+  g_assert_cmpint (loads->status, ==, TOOL_EXIT_OK);
+  /* Printed with types, so parsing the text gives the value back, and the
+   * text is UTF-8 whatever the locale. */
+  loaded = g_variant_parse (NULL, loads->out, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpvariant (loaded, value);
+}
+
+static void
+test_serialize_file_json (void)
+{
+  g_autofree char *dir = NULL;
+  g_autofree char *path = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(Run) dumps = NULL;
+  g_autoptr(Run) loads = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  JsonArray *array;
+
+  if (skip_without_tool ())
+    return;
+
+  dir = g_dir_make_tmp ("test-tool-XXXXXX", &error);
+  g_assert_no_error (error);
+  path = g_build_filename (dir, "value.bin", NULL);
+
+  dumps = run_tool ("dumps", "(int64 1, 'a', @mv nothing)", "-o", path);
+  g_assert_cmpint (dumps->status, ==, TOOL_EXIT_OK);
+  g_assert_cmpstr (dumps->out, ==, "");
+
+  loads = run_tool ("loads", "--json", path);
+  g_assert_cmpint (loads->status, ==, TOOL_EXIT_OK);
+  root = parse_json (loads->out);
+  array = json_node_get_array (root);
+  g_assert_cmpint (json_array_get_int_element (array, 0), ==, 1);
+  g_assert_cmpstr (json_array_get_string_element (array, 1), ==, "a");
+  g_assert_true (json_array_get_null_element (array, 2));
+
+  g_unlink (path);
+  g_rmdir (dir);
+}
+
+static void
+test_serialize_errors (void)
+{
+  g_autoptr(GBytes) garbage = g_bytes_new_static ("garbage", 7);
+  g_autoptr(Run) bad_text = NULL;
+  g_autoptr(Run) bad_data = NULL;
+  g_autoptr(Run) no_file = NULL;
+
+  if (skip_without_tool ())
+    return;
+
+  bad_text = run_tool ("dumps", "(1,");
+  g_assert_cmpint (bad_text->status, ==, TOOL_EXIT_USAGE);
+  assert_contains (bad_text->err, "(1,");
+
+  bad_data = run_tool_with_input (garbage, (const char * const []) { "loads", "-", NULL });
+  g_assert_cmpint (bad_data->status, ==, TOOL_EXIT_FAILURE);
+  g_assert_cmpstr (bad_data->out, ==, "");
+  g_assert_cmpstr (bad_data->err, !=, "");
+
+  no_file = run_tool ("loads", "/nonexistent/value.bin");
+  g_assert_cmpint (no_file->status, ==, TOOL_EXIT_USAGE);
+}
+
+/* Data written by Python's execnet, when it is installed, loads. */
+static void
+test_serialize_python (void)
+{
+  const char *argv[] = {
+    test_python (), "-c",
+    "import sys, execnet\n"
+    "sys.stdout.buffer.write(execnet.dumps([1, 'a', None, (2.5, b'xy')]))",
+    NULL
+  };
+  g_autoptr(GSubprocess) python = NULL;
+  g_autoptr(GBytes) data = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(Run) loads = NULL;
+
+  if (skip_without_tool ())
+    return;
+
+  python = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
+                              &error);
+  g_assert_no_error (error);
+  g_subprocess_communicate (python, NULL, NULL, &data, NULL, &error);
+  g_assert_no_error (error);
+  g_subprocess_wait (python, NULL, &error);
+  g_assert_no_error (error);
+  if (!g_subprocess_get_successful (python))
+    {
+      g_test_skip ("Python's execnet is not installed");
+      return;
+    }
+
+  loads = run_tool_with_input (data, (const char * const []) { "loads", NULL });
+  g_assert_cmpint (loads->status, ==, TOOL_EXIT_OK);
+  g_assert_cmpstr (loads->out, ==,
+                   "[<int64 1>, <'a'>, <@mv nothing>, <(2.5, [byte 0x78, 0x79])>]\n");
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+
+  g_test_add_func ("/tool/help/list", test_help);
+  g_test_add_func ("/tool/help/command", test_help_command);
+  g_test_add_func ("/tool/exec/round-trip", test_exec_round_trip);
+  g_test_add_func ("/tool/exec/json", test_exec_json);
+  g_test_add_func ("/tool/exec/file", test_exec_file);
+  g_test_add_func ("/tool/exec/remote-error", test_exec_remote_error);
+  g_test_add_func ("/tool/exec/timeout", test_exec_timeout);
+  g_test_add_func ("/tool/exec/bad-spec", test_exec_bad_spec);
+  g_test_add_func ("/tool/exec/unknown-scheme", test_exec_unknown_scheme);
+  g_test_add_func ("/tool/exec/connect-error", test_exec_connect_error);
+  g_test_add_func ("/tool/exec/usage", test_exec_usage);
+  g_test_add_func ("/tool/spec/text", test_spec_text);
+  g_test_add_func ("/tool/spec/json", test_spec_json);
+  g_test_add_func ("/tool/spec/errors", test_spec_errors);
+  g_test_add_func ("/tool/transports", test_transports);
+  g_test_add_func ("/tool/status/text-json", test_status);
+  g_test_add_func ("/tool/status/errors", test_status_errors);
+  g_test_add_func ("/tool/info/text-json", test_info);
+  g_test_add_func ("/tool/probe", test_probe);
+  g_test_add_func ("/tool/trace/text", test_trace_text);
+  g_test_add_func ("/tool/trace/json", test_trace_values);
+  g_test_add_func ("/tool/trace/errors", test_trace_errors);
+  for (gsize i = 0; i < G_N_ELEMENTS (round_trip_values); i++)
+    {
+      g_autofree char *path = g_strdup_printf ("/tool/serialize/round-trip/%" G_GSIZE_FORMAT, i);
+
+      g_test_add_data_func (path, round_trip_values[i], test_serialize_round_trip);
+    }
+  g_test_add_func ("/tool/serialize/file-json", test_serialize_file_json);
+  g_test_add_func ("/tool/serialize/errors", test_serialize_errors);
+  g_test_add_func ("/tool/serialize/python", test_serialize_python);
+
+  return g_test_run ();
+}

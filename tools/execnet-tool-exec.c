@@ -1,0 +1,198 @@
+/* execnet-tool-exec.c: execnet-tool exec
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+
+#include "execnet-tool.h"
+
+static char *code = NULL;
+static char **send_texts = NULL;
+static double timeout = -1;
+static gboolean json = FALSE;
+
+static const GOptionEntry entries[] = {
+  { "code", 'c', 0, G_OPTION_ARG_STRING, &code, "Run CODE instead of a file", "CODE" },
+  { "send", 's', 0, G_OPTION_ARG_STRING_ARRAY, &send_texts,
+    "Send VALUE (GVariant text) to the code's channel; repeat for more", "VALUE" },
+  { "timeout", 't', 0, G_OPTION_ARG_DOUBLE, &timeout,
+    "Give up after S seconds, counting from the start of the gateway", "S" },
+  { "json", 'j', 0, G_OPTION_ARG_NONE, &json, "Print each item as one line of JSON", NULL },
+  G_OPTION_ENTRY_NULL
+};
+
+static gboolean
+print_value (GVariant  *value,
+             GError   **error)
+{
+  g_autofree char *text = execnet_tool_format_value (value, json);
+
+  return execnet_tool_write_line (text, error);
+}
+
+static void
+on_started (GObject      *source,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  GAsyncResult **result_out = user_data;
+
+  *result_out = g_object_ref (result);
+}
+
+static gboolean
+on_deadline (gpointer user_data)
+{
+  g_cancellable_cancel (G_CANCELLABLE (user_data));
+  return G_SOURCE_REMOVE;
+}
+
+/* Starts a gateway and cancels the start at @deadline (monotonic
+ * microseconds; negative for none), which then counts as a timeout. */
+static ExecnetGateway *
+start_gateway (ExecnetGroup  *group,
+               ExecnetXSpec  *xspec,
+               gint64         deadline,
+               GError       **error)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GSource) timer = NULL;
+  g_autoptr(GError) local_error = NULL;
+  ExecnetGateway *gateway;
+
+  g_main_context_push_thread_default (context);
+  if (deadline >= 0)
+    {
+      gint64 remaining = MAX (deadline - g_get_monotonic_time (), 0);
+
+      timer = g_timeout_source_new (remaining / 1000);
+      g_source_set_callback (timer, on_deadline, cancellable, NULL);
+      g_source_attach (timer, context);
+    }
+  execnet_group_make_gateway_async (group, xspec, cancellable, on_started, &result);
+  while (result == NULL)
+    g_main_context_iteration (context, TRUE);
+  if (timer != NULL)
+    g_source_destroy (timer);
+  g_main_context_pop_thread_default (context);
+
+  gateway = execnet_group_make_gateway_finish (group, result, &local_error);
+  if (gateway == NULL)
+    {
+      if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                     "timed out after %g seconds starting the gateway “%s”",
+                     timeout, execnet_xspec_to_string (xspec));
+      else
+        g_propagate_error (error, g_steal_pointer (&local_error));
+    }
+
+  return gateway;
+}
+
+/* Runs @source on a new gateway of @group, sends @values and prints
+ * everything that comes back until the channel closes. */
+static gboolean
+run (ExecnetGroup  *group,
+     ExecnetXSpec  *xspec,
+     const char    *source,
+     GPtrArray     *values,
+     GError       **error)
+{
+  gint64 deadline = timeout >= 0 ? g_get_monotonic_time () + (gint64) (timeout * G_USEC_PER_SEC) : -1;
+  g_autoptr(ExecnetGateway) gateway = NULL;
+  g_autoptr(ExecnetChannel) channel = NULL;
+
+  gateway = execnet_tool_start_gateway (group, xspec, deadline, timeout, error);
+  if (gateway == NULL)
+    return FALSE;
+
+  channel = execnet_gateway_remote_exec (gateway, source, error);
+  if (channel == NULL)
+    return FALSE;
+
+  for (guint i = 0; i < values->len; i++)
+    if (!execnet_channel_send (channel, g_ptr_array_index (values, i), error))
+      return FALSE;
+
+  for (;;)
+    {
+      g_autoptr(GError) local_error = NULL;
+      g_autoptr(GVariant) item = execnet_channel_receive (channel, execnet_tool_seconds_left (deadline), &local_error);
+
+      if (item != NULL)
+        {
+          if (!print_value (item, error))
+            return FALSE;
+          continue;
+        }
+
+      if (g_error_matches (local_error, EXECNET_ERROR, EXECNET_ERROR_CHANNEL_CLOSED))
+        return TRUE;
+
+      if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                     "timed out after %g seconds: the remote code had not finished", timeout);
+      else
+        g_propagate_error (error, g_steal_pointer (&local_error));
+      return FALSE;
+    }
+}
+
+int
+execnet_tool_exec (int    argc,
+                   char **argv)
+{
+  g_autoptr(GOptionContext) context = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ExecnetXSpec) xspec = NULL;
+  g_autoptr(ExecnetGroup) group = NULL;
+  g_autoptr(GPtrArray) values = NULL;
+  g_autofree char *source = NULL;
+  int exit_code;
+  gboolean ok;
+
+  context = g_option_context_new ("SPEC [FILE | -]");
+  g_option_context_set_summary (context,
+    "Start a gateway from SPEC, run Python code there and print every item\n"
+    "the code sends on its channel (GVariant text, or JSON lines with --json)\n"
+    "until the channel closes. The code comes from -c CODE, from FILE, or\n"
+    "from standard input with “-”. Values given with --send are sent to the\n"
+    "code's channel in order, right after it starts.");
+  g_option_context_set_description (context,
+    "Exit status: 0 when the code finished, 1 when it raised (the remote\n"
+    "traceback goes to standard error), 2 for bad arguments or a bad spec,\n"
+    "3 for an unknown transport, 4 when the gateway could not start, 5 on\n"
+    "timeout, 6 when the connection was lost, 7 otherwise.\n"
+    "\n"
+    "Example:\n"
+    "  execnet-tool exec popen -c 'channel.send(channel.receive() + 1)' --send 41");
+  g_option_context_add_main_entries (context, entries, NULL);
+
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    return execnet_tool_report_error (argv[0], error);
+
+  source = execnet_tool_get_code (argc, argv, code, &exit_code);
+  if (source == NULL)
+    return exit_code;
+
+  values = execnet_tool_parse_values (send_texts, &error);
+  if (values == NULL)
+    return execnet_tool_report_error (argv[0], error);
+
+  xspec = execnet_xspec_new (argv[1], &error);
+  if (xspec == NULL)
+    return execnet_tool_report_error (argv[0], error);
+
+  group = execnet_group_new ();
+  ok = run (group, xspec, source, values, &error);
+  /* Whatever happened, no process is left behind. */
+  execnet_group_terminate (group, EXECNET_TOOL_TERMINATE_TIMEOUT, NULL);
+
+  if (!ok)
+    return execnet_tool_report_error (argv[0], error);
+  return EXECNET_TOOL_EXIT_OK;
+}

@@ -1,0 +1,239 @@
+/* execnet-tool.c: the dispatcher of execnet-tool
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <locale.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "execnet-tool.h"
+
+/* Like GLib's gio tool: this file only dispatches. Each subcommand lives in
+ * its own execnet-tool-<command>.c with its own GOptionContext, so
+ * `execnet-tool help CMD` is simply `execnet-tool CMD --help`. */
+
+typedef struct {
+  const char *name;
+  int       (*run) (int argc, char **argv);
+  const char *summary;
+} Command;
+
+static const Command commands[] = {
+  { "exec", execnet_tool_exec, "Run Python code on a new gateway and print what it sends" },
+  { "spec", execnet_tool_spec, "Parse a gateway spec and show which transport serves it" },
+  { "transports", execnet_tool_transports, "List the transport plugins and where they are" },
+  { "status", execnet_tool_status, "Show the remote status of a new gateway" },
+  { "info", execnet_tool_info, "Describe the remote interpreter of a new gateway" },
+  { "probe", execnet_tool_probe, "Time starting, using and terminating a gateway" },
+  { "trace", execnet_tool_trace, "Run Python code and show every frame on the wire" },
+  { "dumps", execnet_tool_dumps, "Serialize a GVariant value in execnet's format" },
+  { "loads", execnet_tool_loads, "Deserialize execnet's format into a GVariant value" },
+  { "socketserver", execnet_tool_socketserver, "Serve gateways to remote masters over a socket" },
+};
+
+static const struct {
+  ExecnetToolExit code;
+  const char     *meaning;
+} exit_codes[] = {
+  { EXECNET_TOOL_EXIT_OK, "success" },
+  { EXECNET_TOOL_EXIT_REMOTE_ERROR, "the remote code raised an exception" },
+  { EXECNET_TOOL_EXIT_USAGE, "bad arguments or a malformed spec" },
+  { EXECNET_TOOL_EXIT_UNKNOWN_TRANSPORT, "no transport plugin for the spec's scheme" },
+  { EXECNET_TOOL_EXIT_CONNECT, "the gateway could not be started (host, connection, authentication, bootstrap)" },
+  { EXECNET_TOOL_EXIT_TIMEOUT, "a timeout expired" },
+  { EXECNET_TOOL_EXIT_CONNECTION_LOST, "the gateway's connection was lost" },
+  { EXECNET_TOOL_EXIT_FAILURE, "any other failure" },
+};
+
+void
+execnet_tool_print_error (const char *command,
+                          const char *format,
+                          ...)
+{
+  g_autofree char *message = NULL;
+  va_list args;
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+  /* Remote tracebacks end with a newline of their own. */
+  g_strchomp (message);
+
+  if (command != NULL)
+    g_printerr ("execnet-tool %s: %s\n", command, message);
+  else
+    g_printerr ("execnet-tool: %s\n", message);
+}
+
+static ExecnetToolExit
+exit_code_for_error (const GError *error)
+{
+  if (error->domain == EXECNET_ERROR)
+    {
+      switch ((ExecnetError) error->code)
+        {
+        case EXECNET_ERROR_INVALID_SPEC:
+          return EXECNET_TOOL_EXIT_USAGE;
+        case EXECNET_ERROR_UNKNOWN_TRANSPORT:
+          return EXECNET_TOOL_EXIT_UNKNOWN_TRANSPORT;
+        case EXECNET_ERROR_HOST_NOT_FOUND:
+        case EXECNET_ERROR_CONNECTION_REFUSED:
+        case EXECNET_ERROR_AUTHENTICATION:
+        case EXECNET_ERROR_BOOTSTRAP:
+          return EXECNET_TOOL_EXIT_CONNECT;
+        case EXECNET_ERROR_REMOTE:
+          return EXECNET_TOOL_EXIT_REMOTE_ERROR;
+        case EXECNET_ERROR_CHANNEL_CLOSED:
+        case EXECNET_ERROR_GATEWAY_CLOSED:
+        case EXECNET_ERROR_PROTOCOL:
+          return EXECNET_TOOL_EXIT_CONNECTION_LOST;
+        case EXECNET_ERROR_UNSUPPORTED_VALUE:
+        case EXECNET_ERROR_DUPLICATE_ID:
+        default:
+          return EXECNET_TOOL_EXIT_FAILURE;
+        }
+    }
+
+  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+    return EXECNET_TOOL_EXIT_TIMEOUT;
+
+  /* Mistakes in what the user typed, found while parsing it. */
+  if (error->domain == G_OPTION_ERROR || error->domain == G_VARIANT_PARSE_ERROR)
+    return EXECNET_TOOL_EXIT_USAGE;
+
+  return EXECNET_TOOL_EXIT_FAILURE;
+}
+
+int
+execnet_tool_report_error (const char   *command,
+                           const GError *error)
+{
+  g_return_val_if_fail (error != NULL, EXECNET_TOOL_EXIT_FAILURE);
+
+  execnet_tool_print_error (command, "%s", error->message);
+
+  return exit_code_for_error (error);
+}
+
+static void
+print_usage (FILE *out)
+{
+  GString *text = g_string_new (NULL);
+
+  g_string_append (text,
+                   "Usage:\n"
+                   "  execnet-tool COMMAND [ARGS…]\n"
+                   "\n"
+                   "A debugging tool for execnet gateways, transports, channels and the wire.\n"
+                   "\n"
+                   "Commands:\n");
+  for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)
+    g_string_append_printf (text, "  %-13s %s\n", commands[i].name, commands[i].summary);
+  g_string_append_printf (text, "  %-13s %s\n", "help", "Show the help of a command");
+
+  g_string_append (text,
+                   "\n"
+                   "Use “execnet-tool help COMMAND” or “execnet-tool COMMAND --help”\n"
+                   "for the options of a command, and “execnet-tool --version”\n"
+                   "for the version.\n"
+                   "\n"
+                   "Exit status:\n");
+  for (gsize i = 0; i < G_N_ELEMENTS (exit_codes); i++)
+    g_string_append_printf (text, "  %d  %s\n", exit_codes[i].code, exit_codes[i].meaning);
+
+  if (out == stdout)
+    g_print ("%s", text->str);
+  else
+    g_printerr ("%s", text->str);
+  g_string_free (text, TRUE);
+}
+
+static const Command *
+find_command (const char *name)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)
+    if (strcmp (commands[i].name, name) == 0)
+      return &commands[i];
+  return NULL;
+}
+
+/* GOptionContext shows the program name in --help: make it the command's. */
+static void
+set_prgname (const Command *command)
+{
+  g_autofree char *prgname = g_strdup_printf ("execnet-tool %s", command->name);
+
+  g_set_prgname (prgname);
+}
+
+static int
+run_help (int    argc,
+          char **argv)
+{
+  const Command *command;
+  char *help_argv[3];
+
+  if (argc < 3)
+    {
+      print_usage (stdout);
+      return EXECNET_TOOL_EXIT_OK;
+    }
+
+  command = find_command (argv[2]);
+  if (command == NULL)
+    {
+      execnet_tool_print_error (NULL, "unknown command “%s”; “execnet-tool help” lists them",
+                                argv[2]);
+      return EXECNET_TOOL_EXIT_USAGE;
+    }
+
+  set_prgname (command);
+  help_argv[0] = argv[2];
+  help_argv[1] = (char *) "--help";
+  help_argv[2] = NULL;
+  return command->run (2, help_argv);
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  const char *name;
+  const Command *command;
+
+  setlocale (LC_ALL, "");
+
+  if (argc < 2)
+    {
+      print_usage (stderr);
+      return EXECNET_TOOL_EXIT_USAGE;
+    }
+
+  name = argv[1];
+  if (strcmp (name, "help") == 0 || strcmp (name, "--help") == 0 ||
+      strcmp (name, "-h") == 0 || strcmp (name, "-?") == 0)
+    return run_help (argc, argv);
+
+  if (strcmp (name, "--version") == 0)
+    {
+      g_print ("execnet-tool %s\n", EXECNET_VERSION_S);
+      return EXECNET_TOOL_EXIT_OK;
+    }
+
+  command = find_command (name);
+  if (command == NULL)
+    {
+      if (name[0] == '-')
+        execnet_tool_print_error (NULL, "unknown option “%s”; give a command first", name);
+      else
+        execnet_tool_print_error (NULL, "unknown command “%s”", name);
+      print_usage (stderr);
+      return EXECNET_TOOL_EXIT_USAGE;
+    }
+
+  /* The subcommand sees itself as argv[0]. */
+  set_prgname (command);
+  return command->run (argc - 1, argv + 1);
+}

@@ -1,0 +1,67 @@
+/* execnet-tool.h: what the subcommands of execnet-tool share
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <execnet/execnet.h>
+
+G_BEGIN_DECLS
+
+/* Exit codes, documented in --help and doc/execnet-tool.1. */
+typedef enum {
+  EXECNET_TOOL_EXIT_OK = 0,
+  EXECNET_TOOL_EXIT_REMOTE_ERROR = 1,   /* the remote code raised */
+  EXECNET_TOOL_EXIT_USAGE = 2,          /* bad options or a malformed spec */
+  EXECNET_TOOL_EXIT_UNKNOWN_TRANSPORT = 3,
+  EXECNET_TOOL_EXIT_CONNECT = 4,        /* host, connection, authentication, bootstrap */
+  EXECNET_TOOL_EXIT_TIMEOUT = 5,
+  EXECNET_TOOL_EXIT_CONNECTION_LOST = 6, /* gateway closed, protocol error */
+  EXECNET_TOOL_EXIT_FAILURE = 7,        /* anything else */
+} ExecnetToolExit;
+
+/* Maps an error to an exit code and prints it on stderr as
+ * "execnet-tool COMMAND: message". */
+int  execnet_tool_report_error (const char   *command,
+                                const GError *error);
+/* Prints "execnet-tool COMMAND: message" on stderr. */
+void execnet_tool_print_error  (const char   *command,
+                                const char   *format,
+                                ...) G_GNUC_PRINTF (2, 3);
+
+/* How long a gateway the tool made gets to end before it is killed. */
+#define EXECNET_TOOL_TERMINATE_TIMEOUT 2.0
+
+/* Shared by exec and trace (execnet-tool-common.c). */
+char           *execnet_tool_get_code       (int            argc,
+                                             char         **argv,
+                                             const char    *code,
+                                             int           *exit_code);
+char           *execnet_tool_load_source    (const char    *path,
+                                             GError       **error);
+GPtrArray      *execnet_tool_parse_values   (char         **texts,
+                                             GError       **error);
+ExecnetGateway *execnet_tool_start_gateway  (ExecnetGroup  *group,
+                                             ExecnetXSpec  *xspec,
+                                             gint64         deadline,
+                                             double         timeout,
+                                             GError       **error);
+double          execnet_tool_seconds_left   (gint64         deadline);
+char           *execnet_tool_format_value   (GVariant      *value,
+                                             gboolean       json);
+gboolean        execnet_tool_write_line     (const char    *text,
+                                             GError       **error);
+
+/* One function per subcommand; argv[0] is the subcommand's name. */
+int execnet_tool_exec         (int argc, char **argv);
+int execnet_tool_spec         (int argc, char **argv);
+int execnet_tool_transports   (int argc, char **argv);
+int execnet_tool_status       (int argc, char **argv);
+int execnet_tool_info         (int argc, char **argv);
+int execnet_tool_probe        (int argc, char **argv);
+int execnet_tool_trace        (int argc, char **argv);
+int execnet_tool_dumps        (int argc, char **argv);
+int execnet_tool_loads        (int argc, char **argv);
+int execnet_tool_socketserver (int argc, char **argv);
+
+G_END_DECLS
