@@ -26,6 +26,9 @@
 
 #define AGENT_RESOURCE "/org/execnet/remote/agent.py"
 
+/* How a token-demanding socket server's first line begins. */
+#define AUTH_CHALLENGE_PREFIX "execnet-auth-"
+
 /* Appends @text as the inside of a single-quoted Python literal, pure ASCII. */
 static void
 append_escaped (GString    *out,
@@ -367,6 +370,16 @@ on_waited_after_eof (GObject      *source,
   how = _execnet_describe_exit_status (execnet_connection_get_exit_status (connection));
   output = execnet_connection_dup_error_output (connection);
 
+  if (execnet_connection_get_bootstrap_mode (connection) == EXECNET_BOOTSTRAP_SOCKET)
+    {
+      g_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP,
+                               "the socket server at %s closed the connection before its "
+                               "Python acknowledged the bootstrap: the server may be at its "
+                               "connection limit, or may have failed to start Python (see its log)",
+                               execnet_connection_get_remote_address (connection));
+      return;
+    }
+
   g_string_printf (message, "the remote Python (%s) %s before acknowledging the bootstrap",
                    execnet_connection_get_remote_address (connection), how);
   if (WIFEXITED (execnet_connection_get_exit_status (connection)) &&
@@ -420,7 +433,7 @@ on_ack_read (GObject      *source,
   if (n == 0)
     {
       bootstrap->eof = TRUE;
-      if (bootstrap->ack_len > 1 && bootstrap->ack[0] == 'E')
+      if (bootstrap->ack_len >= 1 && (bootstrap->ack[0] == 'E' || bootstrap->ack[0] == 'e'))
         {
           read_ack (g_steal_pointer (&task));  /* reports the message */
           return;
@@ -475,7 +488,23 @@ read_ack (GTask *task)
       return;
     }
 
-  if (bootstrap->ack_len >= 1 && bootstrap->ack[0] != 'E')
+  /* A socket server that wants a token greets with its challenge, which
+   * begins with a lower-case "e" (see doc/protocol.md). */
+  if (bootstrap->ack_len >= 1 && bootstrap->ack[0] == 'e' &&
+      bootstrap->ack_len < strlen (AUTH_CHALLENGE_PREFIX) && !bootstrap->eof &&
+      strncmp ((const char *) bootstrap->ack, AUTH_CHALLENGE_PREFIX, bootstrap->ack_len) == 0)
+    ;  /* read on */
+  else if (bootstrap->ack_len >= strlen (AUTH_CHALLENGE_PREFIX) &&
+           strncmp ((const char *) bootstrap->ack, AUTH_CHALLENGE_PREFIX, strlen (AUTH_CHALLENGE_PREFIX)) == 0)
+    {
+      g_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_AUTHENTICATION,
+                               "the socket server at %s requires a token: add token_file=PATH "
+                               "(a file holding the server's token) to the spec",
+                               execnet_connection_get_remote_address (connection));
+      g_object_unref (task);
+      return;
+    }
+  else if (bootstrap->ack_len >= 1 && bootstrap->ack[0] != 'E')
     {
       g_autofree char *seen = g_strescape ((const char *) bootstrap->ack, NULL);
 

@@ -1,0 +1,1050 @@
+/* execnet-tool-socketserver.c: execnet-tool socketserver
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <glib-unix.h>
+#include <glib/gstdio.h>
+#include <gio/gio.h>
+
+#include "execnet-tool.h"
+#include "plugins/socket/execnet-socket-auth.h"
+
+/* A socket server in the sense of execnet: for each connection it starts a
+ * Python interpreter that reads one line from the connection, evaluates it
+ * to a string of Python source and executes that with the connected socket
+ * bound to `clientsock`. Python execnet's masters and our socket transport
+ * both bootstrap their gateways that way.
+ *
+ * What we add is a door: with --token-file, a connection must answer a
+ * challenge (execnet-socket-auth.h, doc/protocol.md) before any process is
+ * started for it, and serving without a token needs --insecure (plus
+ * --allow-remote-insecure beyond loopback).
+ *
+ * Shape: one thread and a GMainLoop. Handshakes are asynchronous and
+ * bounded by a deadline, so a silent or slow peer costs a few bytes of
+ * memory, never a thread or a process. Each authenticated connection is
+ * handed to its own interpreter as file descriptor 3 and closed here, so the
+ * connection lives exactly as long as that interpreter holds it; the
+ * interpreter reads the line itself (SERVE_SCRIPT) and ends when the
+ * connection does. Every live connection, in the handshake or with an
+ * interpreter, counts against --max-connections. SIGTERM and SIGINT close
+ * the listener, end the interpreters (SIGTERM, then SIGKILL after
+ * STOP_GRACE_SECONDS), reap them and exit 0. */
+
+#define COMMAND "socketserver"
+
+/* How long a peer has to answer the challenge. */
+#define HANDSHAKE_SECONDS 10
+/* After refusing a peer we read (and discard) what it already sent, for a
+ * while, before closing: closing with unread data would make the kernel
+ * reset the connection, and the peer might then lose our answer. */
+#define DRAIN_SECONDS 2
+#define DRAIN_MAX_BYTES (1024 * 1024)
+/* How long the interpreters get to end after SIGTERM when we stop. */
+#define STOP_GRACE_SECONDS 5
+#define DEFAULT_MAX_CONNECTIONS 64
+
+/* The program each interpreter runs (`python3 -c SERVE_SCRIPT PEER`), with
+ * the connection as file descriptor 3.
+ *
+ * It reads exactly one line without consuming anything after it: it peeks
+ * at what has arrived and takes bytes up to the first newline only, so the
+ * code the line carries finds the rest of the stream intact. The line is
+ * capped at 64 MiB and must arrive within 60 seconds.
+ *
+ * The namespace holds `clientsock` and `address` as Python execnet's server
+ * provides them, but deliberately no `execmodel`: execnet's socket
+ * bootstrap looks the name up and makes its own execution model when it is
+ * missing, and would fail on anything else.
+ *
+ * When the code returns, the interpreter exits at once, so threads that
+ * user code left behind cannot keep it alive after its connection ended. */
+static const char SERVE_SCRIPT[] =
+  "import os, socket, sys\n"
+  "def drop(why):\n"
+  "    sys.stderr.write('execnet-tool socketserver: %s: %s; closed it\\n' % (sys.argv[1], why))\n"
+  "    sys.stderr.flush()\n"
+  "    os._exit(1)\n"
+  "sock = socket.socket(fileno=3)\n"
+  "sock.settimeout(60)\n"
+  "line = bytearray()\n"
+  "try:\n"
+  "    while not line.endswith(b'\\n'):\n"
+  "        if len(line) > 64 << 20:\n"
+  "            drop('its first line is longer than 64 MiB')\n"
+  "        seen = sock.recv(1 << 16, socket.MSG_PEEK)\n"
+  "        if not seen:\n"
+  "            drop('it disconnected in the middle of its first line' if line else\n"
+  "                 'it disconnected without sending anything')\n"
+  "        line += sock.recv(seen.find(b'\\n') + 1 or len(seen))\n"
+  "except socket.timeout:\n"
+  "    drop('no complete first line within 60 seconds')\n"
+  "except OSError as e:\n"
+  "    drop('cannot read its first line: %s' % (e,))\n"
+  "sock.settimeout(None)\n"
+  "try:\n"
+  "    source = eval(bytes(line), {'__builtins__': {}})\n"
+  "    if not isinstance(source, str):\n"
+  "        raise TypeError('it is a %s, not a string' % type(source).__name__)\n"
+  "    code = compile(source + '\\n', '<socket server>', 'exec')\n"
+  "except Exception as e:\n"
+  "    drop('its first line is not a Python string literal of Python source (%s: %s)'\n"
+  "         % (type(e).__name__, str(e)[:200]))\n"
+  "try:\n"
+  "    address = sock.getpeername()\n"
+  "except OSError:\n"
+  "    address = None\n"
+  "status = 0\n"
+  "try:\n"
+  "    exec(code, {'clientsock': sock, 'address': address, '__name__': '__channelexec__'})\n"
+  "except SystemExit as e:\n"
+  "    status = 0 if e.code is None else e.code if isinstance(e.code, int) else 1\n"
+  "except BaseException:\n"
+  "    import traceback\n"
+  "    traceback.print_exc()\n"
+  "    status = 1\n"
+  "for f in (sys.stdout, sys.stderr):\n"
+  "    try:\n"
+  "        f.flush()\n"
+  "    except Exception:\n"
+  "        pass\n"
+  "os._exit(status)\n";
+
+static char *listen_text = NULL;
+static char *token_path = NULL;
+static gboolean insecure = FALSE;
+static gboolean allow_remote_insecure = FALSE;
+static int max_connections = DEFAULT_MAX_CONNECTIONS;
+static char *python_text = NULL;
+
+static const GOptionEntry entries[] = {
+  { "listen", 'l', 0, G_OPTION_ARG_STRING, &listen_text,
+    "Address and port to listen on (default 127.0.0.1:8888; port 0 picks a free one; "
+    "[::1]:PORT for IPv6)", "ADDR:PORT" },
+  { "token-file", 't', 0, G_OPTION_ARG_FILENAME, &token_path,
+    "Require clients to prove they hold the token in FILE (mode 600)", "FILE" },
+  { "insecure", 0, 0, G_OPTION_ARG_NONE, &insecure,
+    "Serve without authentication: anyone who can connect can run code as you", NULL },
+  { "allow-remote-insecure", 0, 0, G_OPTION_ARG_NONE, &allow_remote_insecure,
+    "Allow --insecure on an address that is not loopback", NULL },
+  { "max-connections", 'n', 0, G_OPTION_ARG_INT, &max_connections,
+    "Serve at most N connections at once, 0 for no limit (default 64)", "N" },
+  { "python", 0, 0, G_OPTION_ARG_STRING, &python_text,
+    "The Python interpreter to start for each connection (default python3)", "COMMAND" },
+  G_OPTION_ENTRY_NULL
+};
+
+typedef struct _Server Server;
+
+typedef enum {
+  CLIENT_HANDSHAKE,  /* challenge sent, reading the answer */
+  CLIENT_VERDICT,    /* writing "OK ..." */
+  CLIENT_DRAINING,   /* refused: reading what it sent before closing */
+  CLIENT_SERVED,     /* its interpreter runs */
+} ClientState;
+
+/* One accepted connection, from accept to the end of its interpreter. */
+typedef struct
+{
+  Server *server;                   /* (unowned) outlives its clients */
+  char *peer;                       /* (owned) ADDR:PORT, for the log */
+  ClientState state;
+  GSocketConnection *connection;    /* (owned) (nullable) ours until the interpreter has it */
+  GCancellable *cancellable;        /* (owned) cancelled by the deadline or by stopping */
+  GSource *deadline;                /* (owned) (nullable) */
+  gboolean timed_out;
+
+  char server_nonce[EXECNET_SOCKET_AUTH_HEX_LEN + 1];
+  char challenge[EXECNET_SOCKET_AUTH_LINE_MAX];
+  char line[EXECNET_SOCKET_AUTH_LINE_MAX];   /* the answer as it arrives */
+  gsize line_length;
+  char *verdict;                    /* (owned) (nullable) "OK ..." while it is written */
+  gsize drained;
+
+  GSubprocess *child;               /* (owned) (nullable) in CLIENT_SERVED */
+} Client;
+
+struct _Server
+{
+  GMainLoop *loop;                  /* (owned) */
+  GSocketService *service;          /* (owned) */
+  guchar *token;                    /* (owned) (nullable) wiped before it is freed */
+  gsize token_length;
+  char **python_argv;               /* (owned) */
+  guint max_connections;            /* 0: no limit */
+  GHashTable *clients;              /* (owned) Client* set; the table owns them */
+  gboolean stopping;
+  GSource *kill_timer;              /* (owned) (nullable) */
+};
+
+/* Discarded input of refused peers; its contents are never looked at. */
+static guint8 drain_buffer[64 * 1024];
+
+static void
+server_log (const char *peer,
+            const char *format,
+            ...) G_GNUC_PRINTF (2, 3);
+
+static void
+server_log (const char *peer,
+            const char *format,
+            ...)
+{
+  g_autofree char *message = NULL;
+  va_list args;
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+
+  if (peer != NULL)
+    execnet_tool_print_error (COMMAND, "%s: %s", peer, message);
+  else
+    execnet_tool_print_error (COMMAND, "%s", message);
+}
+
+static void
+client_free (gpointer data)
+{
+  Client *client = data;
+
+  if (client->deadline != NULL)
+    {
+      g_source_destroy (client->deadline);
+      g_source_unref (client->deadline);
+    }
+  if (client->connection != NULL)
+    g_io_stream_close (G_IO_STREAM (client->connection), NULL, NULL);
+  g_clear_object (&client->connection);
+  g_clear_object (&client->cancellable);
+  g_clear_object (&client->child);
+  g_free (client->verdict);
+  g_free (client->peer);
+  g_free (client);
+}
+
+static void
+server_quit_if_done (Server *server)
+{
+  if (server->stopping && g_hash_table_size (server->clients) == 0)
+    g_main_loop_quit (server->loop);
+}
+
+/* The connection is over as far as we are concerned. */
+static void
+client_finish (Client *client)
+{
+  Server *server = client->server;
+
+  g_hash_table_remove (server->clients, client);
+  server_quit_if_done (server);
+}
+
+static gboolean
+on_client_deadline (gpointer data)
+{
+  Client *client = data;
+
+  client->timed_out = TRUE;
+  g_cancellable_cancel (client->cancellable);
+  g_clear_pointer (&client->deadline, g_source_unref);
+
+  return G_SOURCE_REMOVE;
+}
+
+static void
+client_set_deadline (Client *client,
+                     guint   seconds)
+{
+  if (client->deadline != NULL)
+    {
+      g_source_destroy (client->deadline);
+      g_source_unref (client->deadline);
+    }
+  client->timed_out = FALSE;
+  client->deadline = g_timeout_source_new_seconds (seconds);
+  g_source_set_callback (client->deadline, on_client_deadline, client, NULL);
+  g_source_attach (client->deadline, NULL);
+}
+
+static void drain (Client *client);
+
+static void
+on_drained (GObject      *source,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  Client *client = user_data;
+  gssize n;
+
+  n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, NULL);
+  if (n <= 0)
+    {
+      client_finish (client);
+      return;
+    }
+
+  client->drained += n;
+  drain (client);
+}
+
+static void
+drain (Client *client)
+{
+  GInputStream *input = g_io_stream_get_input_stream (G_IO_STREAM (client->connection));
+
+  if (client->drained >= DRAIN_MAX_BYTES || g_cancellable_is_cancelled (client->cancellable))
+    {
+      client_finish (client);
+      return;
+    }
+
+  g_input_stream_read_async (input, drain_buffer, sizeof drain_buffer, G_PRIORITY_DEFAULT,
+                             client->cancellable, on_drained, client);
+}
+
+/* Refuses the peer: logs @why, tells it "NO" if @say_no, and closes the
+ * connection after draining it for a moment. No interpreter was started. */
+static void
+client_refuse (Client     *client,
+               gboolean    say_no,
+               const char *why)
+{
+  GSocket *socket = g_socket_connection_get_socket (client->connection);
+
+  server_log (client->peer, "%s; refused it, no process started", why);
+
+  /* Best effort and without blocking: the send buffer holds at most our
+   * challenge line, so three more bytes always fit. */
+  if (say_no)
+    g_socket_send_with_blocking (socket, EXECNET_SOCKET_AUTH_REJECTED_LINE,
+                                 strlen (EXECNET_SOCKET_AUTH_REJECTED_LINE), FALSE, NULL, NULL);
+  g_socket_shutdown (socket, FALSE, TRUE, NULL);
+
+  if (client->server->stopping)
+    {
+      client_finish (client);
+      return;
+    }
+
+  client->state = CLIENT_DRAINING;
+  g_cancellable_reset (client->cancellable);
+  client_set_deadline (client, DRAIN_SECONDS);
+  drain (client);
+}
+
+/* Runs in the forked child, before exec. */
+static void
+child_setup (gpointer user_data)
+{
+  pid_t server_pid = GPOINTER_TO_INT (user_data);
+
+  /* Die with the server, even if it is killed. The check after the prctl
+   * covers a server that died before it. */
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid () != server_pid)
+    _exit (1);
+  /* Out of the server's process group, so that ^C in the server's terminal
+   * reaches the server alone, which then ends its interpreters in order. */
+  setpgid (0, 0);
+  signal (SIGPIPE, SIG_DFL);
+}
+
+static void
+on_child_exited (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  Client *client = user_data;
+  GSubprocess *child = G_SUBPROCESS (source);
+  g_autoptr(GError) error = NULL;
+
+  if (!g_subprocess_wait_finish (child, result, &error))
+    server_log (client->peer, "cannot wait for its Python: %s", error->message);
+  else if (g_subprocess_get_if_signaled (child))
+    server_log (client->peer, "its Python ended by signal %d (%s)",
+                g_subprocess_get_term_sig (child), g_strsignal (g_subprocess_get_term_sig (child)));
+  else
+    server_log (client->peer, "its Python exited with status %d", g_subprocess_get_exit_status (child));
+
+  client_finish (client);
+}
+
+/* Hands the connection to a new interpreter and lets go of it. */
+static void
+client_serve (Client *client)
+{
+  Server *server = client->server;
+  GSocket *socket = g_socket_connection_get_socket (client->connection);
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr(GError) error = NULL;
+  int socket_fd, stdout_fd;
+
+  if (client->deadline != NULL)
+    {
+      g_source_destroy (client->deadline);
+      g_clear_pointer (&client->deadline, g_source_unref);
+    }
+
+  for (guint i = 0; server->python_argv[i] != NULL; i++)
+    g_ptr_array_add (argv, server->python_argv[i]);
+  g_ptr_array_add (argv, (char *) "-c");
+  g_ptr_array_add (argv, (char *) SERVE_SCRIPT);
+  g_ptr_array_add (argv, client->peer);
+  g_ptr_array_add (argv, NULL);
+
+  /* Copies that only the child keeps (close-on-exec here, dup2'ed into
+   * place there). Its standard output goes to our standard error: our
+   * standard output carries only the "listening on" line. */
+  socket_fd = fcntl (g_socket_get_fd (socket), F_DUPFD_CLOEXEC, 3);
+  stdout_fd = fcntl (STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+  if (socket_fd < 0 || stdout_fd < 0)
+    {
+      int saved_errno = errno;
+
+      if (socket_fd >= 0)
+        close (socket_fd);
+      if (stdout_fd >= 0)
+        close (stdout_fd);
+      server_log (client->peer, "cannot start a Python for it: %s; closed it", g_strerror (saved_errno));
+      client_finish (client);
+      return;
+    }
+
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
+  g_subprocess_launcher_set_child_setup (launcher, child_setup, GINT_TO_POINTER (getpid ()), NULL);
+  g_subprocess_launcher_take_fd (launcher, socket_fd, 3);
+  g_subprocess_launcher_take_stdout_fd (launcher, stdout_fd);
+
+  client->child = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata, &error);
+  /* Only the interpreter holds the connection now; when it ends, so does
+   * the connection. (Closing one of several descriptors of a socket sends
+   * nothing to the peer.) */
+  g_io_stream_close (G_IO_STREAM (client->connection), NULL, NULL);
+  g_clear_object (&client->connection);
+
+  if (client->child == NULL)
+    {
+      server_log (client->peer, "cannot start the Python interpreter “%s”: %s; closed it",
+                  server->python_argv[0], error->message);
+      client_finish (client);
+      return;
+    }
+
+  client->state = CLIENT_SERVED;
+  server_log (client->peer, "%sstarted Python (pid %s)",
+              server->token != NULL ? "authenticated; " : "",
+              g_subprocess_get_identifier (client->child));
+  g_subprocess_wait_async (client->child, NULL, on_child_exited, client);
+}
+
+static void
+on_verdict_written (GObject      *source,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  Client *client = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error))
+    {
+      if (client->timed_out)
+        server_log (client->peer, "it did not take our answer within %d seconds; closed it",
+                    HANDSHAKE_SECONDS);
+      else if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        server_log (client->peer, "lost it after it authenticated: %s", error->message);
+      client_finish (client);
+      return;
+    }
+
+  if (client->server->stopping)
+    {
+      client_finish (client);
+      return;
+    }
+
+  client_serve (client);
+}
+
+/* The answer line is complete in client->line, newline included. */
+static void
+client_check_answer (Client *client)
+{
+  Server *server = client->server;
+  const char *client_nonce = client->line;
+  const char *mac = client->line + EXECNET_SOCKET_AUTH_HEX_LEN + 1;
+  g_autofree char *expected = NULL;
+  g_autofree char *proof = NULL;
+  GOutputStream *output;
+
+  if (client->line_length != 2 * EXECNET_SOCKET_AUTH_HEX_LEN + 2 ||
+      client->line[EXECNET_SOCKET_AUTH_HEX_LEN] != ' ' ||
+      !_execnet_socket_auth_is_hex (client_nonce, EXECNET_SOCKET_AUTH_HEX_LEN) ||
+      !_execnet_socket_auth_is_hex (mac, EXECNET_SOCKET_AUTH_HEX_LEN))
+    {
+      client_refuse (client, TRUE, "its answer to the challenge is malformed");
+      return;
+    }
+
+  expected = _execnet_socket_auth_mac (server->token, server->token_length,
+                                       EXECNET_SOCKET_AUTH_CLIENT_ROLE,
+                                       client->server_nonce, client_nonce);
+  if (!_execnet_socket_auth_equal (mac, expected, EXECNET_SOCKET_AUTH_HEX_LEN))
+    {
+      client_refuse (client, TRUE, "wrong token");
+      return;
+    }
+
+  {
+    char nonce[EXECNET_SOCKET_AUTH_HEX_LEN + 1];
+
+    memcpy (nonce, client_nonce, EXECNET_SOCKET_AUTH_HEX_LEN);
+    nonce[EXECNET_SOCKET_AUTH_HEX_LEN] = '\0';
+    proof = _execnet_socket_auth_mac (server->token, server->token_length,
+                                      EXECNET_SOCKET_AUTH_SERVER_ROLE,
+                                      client->server_nonce, nonce);
+  }
+  client->verdict = g_strconcat (EXECNET_SOCKET_AUTH_ACCEPTED_PREFIX, proof, "\n", NULL);
+  client->state = CLIENT_VERDICT;
+
+  output = g_io_stream_get_output_stream (G_IO_STREAM (client->connection));
+  g_output_stream_write_all_async (output, client->verdict, strlen (client->verdict),
+                                   G_PRIORITY_DEFAULT, client->cancellable,
+                                   on_verdict_written, client);
+}
+
+static void read_answer (Client *client);
+
+static void
+on_answer_read (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  Client *client = user_data;
+  g_autoptr(GError) error = NULL;
+  const char *newline;
+  gssize n;
+
+  n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
+  if (n < 0)
+    {
+      if (client->timed_out)
+        client_refuse (client, TRUE, "no answer to the challenge within "
+                       G_STRINGIFY (HANDSHAKE_SECONDS) " seconds");
+      else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        client_finish (client);  /* we are stopping */
+      else
+        {
+          server_log (client->peer, "lost it during the challenge: %s; no process started",
+                      error->message);
+          client_finish (client);
+        }
+      return;
+    }
+
+  if (n == 0)
+    {
+      server_log (client->peer, "it disconnected %s the challenge; no process started",
+                  client->line_length > 0 ? "in the middle of its answer to" : "without answering");
+      client_finish (client);
+      return;
+    }
+
+  /* A client that knows the protocol sends nothing after its answer until
+   * it has our verdict; anything else is refused, not buffered. */
+  newline = memchr (client->line + client->line_length, '\n', n);
+  client->line_length += n;
+  if (newline != NULL && newline != client->line + client->line_length - 1)
+    {
+      client_refuse (client, TRUE, "it sent more than an answer to the challenge "
+                     "(a client without a token?)");
+      return;
+    }
+  if (newline == NULL)
+    {
+      if (client->line_length == sizeof client->line)
+        client_refuse (client, TRUE, "its answer to the challenge is too long "
+                       "(a client without a token?)");
+      else
+        read_answer (client);
+      return;
+    }
+
+  client_check_answer (client);
+}
+
+static void
+read_answer (Client *client)
+{
+  GInputStream *input = g_io_stream_get_input_stream (G_IO_STREAM (client->connection));
+
+  g_input_stream_read_async (input, client->line + client->line_length,
+                             sizeof client->line - client->line_length,
+                             G_PRIORITY_DEFAULT, client->cancellable, on_answer_read, client);
+}
+
+static void
+on_challenge_written (GObject      *source,
+                      GAsyncResult *result,
+                      gpointer      user_data)
+{
+  Client *client = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error))
+    {
+      if (client->timed_out)
+        client_refuse (client, FALSE, "it did not take the challenge within "
+                       G_STRINGIFY (HANDSHAKE_SECONDS) " seconds");
+      else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        client_finish (client);
+      else
+        {
+          server_log (client->peer, "lost it before the challenge: %s; no process started",
+                      error->message);
+          client_finish (client);
+        }
+      return;
+    }
+
+  read_answer (client);
+}
+
+static void
+client_challenge (Client *client)
+{
+  g_autoptr(GError) error = NULL;
+  GOutputStream *output;
+
+  if (!_execnet_socket_auth_make_nonce (client->server_nonce, &error))
+    {
+      server_log (client->peer, "%s; closed it, no process started", error->message);
+      client_finish (client);
+      return;
+    }
+
+  g_snprintf (client->challenge, sizeof client->challenge, "%s%s\n",
+              EXECNET_SOCKET_AUTH_CHALLENGE_PREFIX, client->server_nonce);
+  client->state = CLIENT_HANDSHAKE;
+  client_set_deadline (client, HANDSHAKE_SECONDS);
+
+  output = g_io_stream_get_output_stream (G_IO_STREAM (client->connection));
+  g_output_stream_write_all_async (output, client->challenge, strlen (client->challenge),
+                                   G_PRIORITY_DEFAULT, client->cancellable,
+                                   on_challenge_written, client);
+}
+
+static char *
+describe_socket_address (GSocketAddress *address)
+{
+  GInetAddress *inet;
+  g_autofree char *text = NULL;
+  guint16 port;
+
+  if (!G_IS_INET_SOCKET_ADDRESS (address))
+    return g_strdup ("(unknown peer)");
+
+  inet = g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (address));
+  port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (address));
+  text = g_inet_address_to_string (inet);
+  if (g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV6)
+    return g_strdup_printf ("[%s]:%u", text, port);
+  return g_strdup_printf ("%s:%u", text, port);
+}
+
+static gboolean
+on_incoming (GSocketService    *service,
+             GSocketConnection *connection,
+             GObject           *source_object,
+             gpointer           user_data)
+{
+  Server *server = user_data;
+  g_autoptr(GSocketAddress) address = NULL;
+  g_autofree char *peer = NULL;
+  Client *client;
+
+  address = g_socket_connection_get_remote_address (connection, NULL);
+  peer = address != NULL ? describe_socket_address (address) : g_strdup ("(unknown peer)");
+
+  if (server->stopping)
+    {
+      g_io_stream_close (G_IO_STREAM (connection), NULL, NULL);
+      return TRUE;
+    }
+
+  if (server->max_connections > 0 && g_hash_table_size (server->clients) >= server->max_connections)
+    {
+      server_log (peer, "already serving %u connections (--max-connections); closed it",
+                  g_hash_table_size (server->clients));
+      g_io_stream_close (G_IO_STREAM (connection), NULL, NULL);
+      return TRUE;
+    }
+
+  client = g_new0 (Client, 1);
+  client->server = server;
+  client->peer = g_steal_pointer (&peer);
+  client->connection = g_object_ref (connection);
+  client->cancellable = g_cancellable_new ();
+  g_hash_table_add (server->clients, client);
+
+  if (server->token != NULL)
+    client_challenge (client);
+  else
+    client_serve (client);
+
+  return TRUE;
+}
+
+static gboolean
+on_kill_timer (gpointer data)
+{
+  Server *server = data;
+  GHashTableIter iter;
+  gpointer key;
+
+  g_clear_pointer (&server->kill_timer, g_source_unref);
+
+  g_hash_table_iter_init (&iter, server->clients);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    {
+      Client *client = key;
+
+      if (client->child != NULL)
+        {
+          server_log (client->peer, "its Python (pid %s) did not end within %d seconds; killing it",
+                      g_subprocess_get_identifier (client->child), STOP_GRACE_SECONDS);
+          g_subprocess_force_exit (client->child);
+        }
+    }
+
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+on_stop_signal (gpointer data)
+{
+  Server *server = data;
+  GHashTableIter iter;
+  gpointer key;
+
+  if (server->stopping)
+    return G_SOURCE_CONTINUE;
+
+  server->stopping = TRUE;
+  server_log (NULL, "stopping: ending %u connection(s)", g_hash_table_size (server->clients));
+
+  g_socket_service_stop (server->service);
+  g_socket_listener_close (G_SOCKET_LISTENER (server->service));
+
+  g_hash_table_iter_init (&iter, server->clients);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    {
+      Client *client = key;
+
+      if (client->child != NULL)
+        g_subprocess_send_signal (client->child, SIGTERM);
+      else
+        g_cancellable_cancel (client->cancellable);
+    }
+
+  server->kill_timer = g_timeout_source_new_seconds (STOP_GRACE_SECONDS);
+  g_source_set_callback (server->kill_timer, on_kill_timer, server, NULL);
+  g_source_attach (server->kill_timer, NULL);
+
+  server_quit_if_done (server);
+
+  return G_SOURCE_CONTINUE;
+}
+
+/* Parses ADDR:PORT or [ADDR]:PORT; ADDR is numeric or "localhost". */
+static GInetSocketAddress *
+parse_listen_address (const char  *text,
+                      GError     **error)
+{
+  g_autofree char *host = NULL;
+  g_autoptr(GInetAddress) address = NULL;
+  const char *port_text;
+  guint64 port;
+
+  if (text[0] == '[')
+    {
+      const char *end = strstr (text, "]:");
+
+      if (end == NULL)
+        goto invalid;
+      host = g_strndup (text + 1, end - text - 1);
+      port_text = end + 2;
+    }
+  else
+    {
+      const char *colon = strrchr (text, ':');
+
+      if (colon == NULL || memchr (text, ':', colon - text) != NULL)
+        goto invalid;
+      host = g_strndup (text, colon - text);
+      port_text = colon + 1;
+    }
+
+  if (!g_ascii_string_to_unsigned (port_text, 10, 0, 65535, &port, NULL))
+    goto invalid;
+
+  if (g_strcmp0 (host, "localhost") == 0)
+    address = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  else
+    address = g_inet_address_new_from_string (host);
+  if (address == NULL)
+    goto invalid;
+
+  return G_INET_SOCKET_ADDRESS (g_inet_socket_address_new (address, port));
+
+invalid:
+  g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+               "--listen %s is not ADDRESS:PORT with a numeric address (127.0.0.1:8888, "
+               "0.0.0.0:8888, [::1]:8888) and a port from 0 to 65535",
+               text);
+  return NULL;
+}
+
+/* Reads the token, refusing a file that other users could read. */
+static gboolean
+load_token (Server      *server,
+            const char  *path,
+            GError     **error)
+{
+  g_autoptr(GError) local_error = NULL;
+  g_autofree char *contents = NULL;
+  gsize length;
+  GStatBuf st;
+
+  if (g_stat (path, &st) != 0)
+    {
+      int saved_errno = errno;
+
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "cannot read the token file “%s”: %s", path, g_strerror (saved_errno));
+      return FALSE;
+    }
+  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "the token file “%s” can be read by other users, who could then run "
+                   "code as you; make it private with “chmod 600 %s”",
+                   path, path);
+      return FALSE;
+    }
+  if (!g_file_get_contents (path, &contents, &length, &local_error))
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "cannot read the token file: %s", local_error->message);
+      return FALSE;
+    }
+
+  length = _execnet_socket_auth_strip_token (contents, length);
+  if (length == 0)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "the token file “%s” is empty; put a long random token in it, for "
+                   "example with “head -c 32 /dev/urandom | base64 > %s”",
+                   path, path);
+      return FALSE;
+    }
+
+  server->token = (guchar *) g_steal_pointer (&contents);
+  server->token_length = length;
+  return TRUE;
+}
+
+static void
+server_clear (Server *server)
+{
+  g_clear_pointer (&server->clients, g_hash_table_unref);
+  if (server->service != NULL)
+    g_socket_listener_close (G_SOCKET_LISTENER (server->service));
+  g_clear_object (&server->service);
+  g_clear_pointer (&server->loop, g_main_loop_unref);
+  if (server->kill_timer != NULL)
+    {
+      g_source_destroy (server->kill_timer);
+      g_clear_pointer (&server->kill_timer, g_source_unref);
+    }
+  if (server->token != NULL)
+    {
+      memset (server->token, 0, server->token_length);
+      g_clear_pointer (&server->token, g_free);
+    }
+  g_clear_pointer (&server->python_argv, g_strfreev);
+}
+
+static void
+clear_options (void)
+{
+  g_clear_pointer (&listen_text, g_free);
+  g_clear_pointer (&token_path, g_free);
+  g_clear_pointer (&python_text, g_free);
+}
+
+int
+execnet_tool_socketserver (int    argc,
+                           char **argv)
+{
+  g_autoptr(GOptionContext) context = NULL;
+  g_autoptr(GInetSocketAddress) address = NULL;
+  g_autoptr(GSocketAddress) effective = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *shown = NULL;
+  Server server = { 0 };
+  GInetAddress *inet;
+  guint term_id, int_id;
+
+  context = g_option_context_new (NULL);
+  g_option_context_set_summary (context,
+    "Serve Python interpreters to socket=HOST:PORT gateways.\n"
+    "\n"
+    "For each connection, a new Python interpreter (--python) reads one line,\n"
+    "a Python string literal, and runs the source it holds with the connection\n"
+    "as `clientsock`: the socket server contract of execnet, so both execnet-glib\n"
+    "and Python execnet masters can use it.");
+  g_option_context_set_description (context,
+    "Whoever can run code through this server runs it as you. With --token-file,\n"
+    "a client must prove it holds the same token (an HMAC-SHA256 challenge)\n"
+    "before any process is started for it; give it token_file=FILE in its spec.\n"
+    "Without a token the server only starts with --insecure, and only on a\n"
+    "loopback address unless --allow-remote-insecure is given too. The token\n"
+    "protects who may start code, not the data: nothing is encrypted, so use\n"
+    "ssh or a tunnel across networks you do not trust. See doc/socket.md.\n"
+    "\n"
+    "The first line on standard output is “listening on ADDRESS:PORT”; the log,\n"
+    "and the output of the interpreters, go to standard error. SIGTERM or SIGINT\n"
+    "stop the server and its interpreters.");
+  g_option_context_add_main_entries (context, entries, NULL);
+
+  max_connections = DEFAULT_MAX_CONNECTIONS;
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    {
+      int status = execnet_tool_report_error (COMMAND, error);
+
+      clear_options ();
+      return status;
+    }
+  if (argc > 1)
+    {
+      execnet_tool_print_error (COMMAND, "unexpected argument “%s”; see --help", argv[1]);
+      clear_options ();
+      return EXECNET_TOOL_EXIT_USAGE;
+    }
+
+  address = parse_listen_address (listen_text != NULL ? listen_text : "127.0.0.1:8888", &error);
+  if (address == NULL)
+    goto usage_error;
+  inet = g_inet_socket_address_get_address (address);
+
+  if (max_connections < 0)
+    {
+      g_set_error (&error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "--max-connections %d: give a number of connections, or 0 for no limit",
+                   max_connections);
+      goto usage_error;
+    }
+  server.max_connections = max_connections;
+
+  if (token_path != NULL && insecure)
+    {
+      g_set_error (&error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "--token-file and --insecure contradict each other; give one of them");
+      goto usage_error;
+    }
+  if (token_path == NULL && !insecure)
+    {
+      g_set_error (&error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "refusing to serve without authentication: give --token-file FILE "
+                   "(see doc/socket.md), or --insecure to let anyone who can connect "
+                   "run code as you");
+      goto usage_error;
+    }
+  if (insecure && !g_inet_address_get_is_loopback (inet) && !allow_remote_insecure)
+    {
+      g_autofree char *host = g_inet_address_to_string (inet);
+
+      g_set_error (&error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "refusing --insecure on %s, which is not a loopback address: anyone "
+                   "who can reach it could run code as you. Use --token-file, or add "
+                   "--allow-remote-insecure if you really mean it",
+                   host);
+      goto usage_error;
+    }
+  if (token_path != NULL && !load_token (&server, token_path, &error))
+    goto usage_error;
+
+  if (!g_shell_parse_argv (python_text != NULL ? python_text : "python3", NULL,
+                           &server.python_argv, &error))
+    {
+      g_prefix_error (&error, "--python: ");
+      goto usage_error;
+    }
+
+  if (insecure && !g_inet_address_get_is_loopback (inet))
+    execnet_tool_print_error (COMMAND, "WARNING: serving without authentication on a "
+                              "non-loopback address: anyone who can reach it can run code as you");
+
+  /* A peer that goes away must cost an EPIPE, not the server. */
+  signal (SIGPIPE, SIG_IGN);
+
+  server.loop = g_main_loop_new (NULL, FALSE);
+  server.clients = g_hash_table_new_full (NULL, NULL, client_free, NULL);
+  server.service = g_socket_service_new ();
+  g_socket_listener_set_backlog (G_SOCKET_LISTENER (server.service), 128);
+  if (!g_socket_listener_add_address (G_SOCKET_LISTENER (server.service), G_SOCKET_ADDRESS (address),
+                                      G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL,
+                                      &effective, &error))
+    {
+      int status;
+
+      g_prefix_error (&error, "cannot listen on %s: ", listen_text != NULL ? listen_text : "127.0.0.1:8888");
+      status = execnet_tool_report_error (COMMAND, error);
+      server_clear (&server);
+      clear_options ();
+      return status;
+    }
+  g_signal_connect (server.service, "incoming", G_CALLBACK (on_incoming), &server);
+
+  term_id = g_unix_signal_add (SIGTERM, on_stop_signal, &server);
+  int_id = g_unix_signal_add (SIGINT, on_stop_signal, &server);
+
+  shown = describe_socket_address (effective);
+  g_print ("listening on %s\n", shown);
+  fflush (stdout);
+  server_log (NULL, "listening on %s, %s", shown,
+              server.token != NULL ? "clients must prove they hold the token"
+                                   : "WITHOUT authentication (--insecure)");
+
+  g_main_loop_run (server.loop);
+
+  g_source_remove (term_id);
+  g_source_remove (int_id);
+  server_log (NULL, "stopped");
+  server_clear (&server);
+  clear_options ();
+
+  return EXECNET_TOOL_EXIT_OK;
+
+usage_error:
+  {
+    int status = execnet_tool_report_error (COMMAND, error);
+
+    server_clear (&server);
+    clear_options ();
+    return status;
+  }
+}
