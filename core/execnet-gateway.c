@@ -60,6 +60,7 @@ struct _ExecnetGateway
   GObject parent_instance;
 
   ExecnetXSpec *xspec;              /* (owned) */
+  ExecnetXSpec *transport_xspec;    /* (owned) (nullable) what the transport opens, if not xspec */
   char *id;                         /* (owned) */
   char *type_name;                  /* (owned) "PopenGateway" */
   GWeakRef group;                   /* ExecnetGroup, empty once removed */
@@ -239,6 +240,7 @@ execnet_gateway_finalize (GObject *object)
   g_clear_pointer (&self->observer, observer_unref);
   g_weak_ref_clear (&self->group);
   g_clear_pointer (&self->xspec, execnet_xspec_unref);
+  g_clear_pointer (&self->transport_xspec, execnet_xspec_unref);
   g_free (self->id);
   g_free (self->type_name);
   g_free (self->description);
@@ -798,6 +800,22 @@ on_opened (GObject      *source,
                             on_bootstrapped, g_steal_pointer (&task));
 }
 
+/* The spec the transport opens: for installvia=, one that names the
+ * one-shot server the via gateway started; otherwise the gateway's own. */
+static ExecnetXSpec *
+get_transport_xspec (ExecnetGateway *self)
+{
+  return self->transport_xspec != NULL ? self->transport_xspec : self->xspec;
+}
+
+void
+_execnet_gateway_set_transport_xspec (ExecnetGateway *self,
+                                      ExecnetXSpec   *xspec)
+{
+  g_clear_pointer (&self->transport_xspec, execnet_xspec_unref);
+  self->transport_xspec = execnet_xspec_ref (xspec);
+}
+
 static gboolean
 start_in_io_thread (gpointer data)
 {
@@ -805,7 +823,7 @@ start_in_io_thread (gpointer data)
   ExecnetGateway *self = g_task_get_source_object (task);
   ExecnetTransport *transport = g_task_get_task_data (task);
 
-  execnet_transport_open_async (transport, self->xspec, g_task_get_cancellable (task),
+  execnet_transport_open_async (transport, get_transport_xspec (self), g_task_get_cancellable (task),
                                 on_opened, task);
   return G_SOURCE_REMOVE;
 }
@@ -819,7 +837,7 @@ _execnet_gateway_start_async (ExecnetGateway      *self,
                               gpointer             user_data)
 {
   g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
-  const char *scheme = execnet_xspec_get_scheme (self->xspec);
+  const char *scheme = execnet_xspec_get_scheme (get_transport_xspec (self));
   ExecnetTransport *transport;
   GError *error = NULL;
 

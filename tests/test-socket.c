@@ -14,6 +14,8 @@
 #include <gio/gio.h>
 #include <execnet/execnet.h>
 
+#include "test-helpers.h"
+
 /* Every test starts the server from the build tree (the EXECNET_TOOL
  * environment variable names it) on 127.0.0.1, port 0, reads the port from
  * the first line it prints, and stops it with SIGTERM at the end, checking
@@ -901,6 +903,73 @@ test_bad_specs (void)
     }
 }
 
+/* installvia=: a gateway of the group starts a one-shot server and the new
+ * gateway connects to it; its interpreter is a process of its own, gone
+ * after terminate. */
+static void
+test_installvia (void)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *spec = test_spec (NULL);
+  g_autofree char *text = NULL;
+  ExecnetGateway *via, *gateway;
+  gint64 via_pid, pid;
+
+  via = execnet_group_make_gateway (group, spec, &error);
+  g_assert_no_error (error);
+  gateway = execnet_group_make_gateway (group, "socket//installvia=gw0//id=viaed//env:VIA=yes", &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (gateway);
+
+  text = execnet_gateway_to_string (gateway);
+  g_assert_cmpstr (text, ==, "<SocketGateway id='viaed' receive-live, 0 active channels>");
+  g_clear_pointer (&text, g_free);
+  text = execnet_group_to_string (group);
+  g_assert_cmpstr (text, ==, "<Group ['gw0', 'viaed']>");
+
+  via_pid = test_gateway_pid (via);
+  pid = test_gateway_pid (gateway);
+  g_assert_cmpint (pid, !=, via_pid);
+
+  {
+    g_autoptr(ExecnetChannel) channel = test_remote_exec (gateway, "import os; channel.send(os.environ['VIA'])");
+    g_autoptr(GVariant) value = test_receive (channel);
+
+    g_assert_cmpstr (g_variant_get_string (value, NULL), ==, "yes");
+  }
+
+  g_assert_true (execnet_group_terminate (group, 5.0, &error));
+  g_assert_no_error (error);
+  test_assert_pid_gone (pid, 5.0);
+  test_assert_pid_gone (via_pid, 5.0);
+}
+
+static void
+test_installvia_errors (void)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *spec = test_spec (NULL);
+
+  g_assert_nonnull (execnet_group_make_gateway (group, spec, &error));
+  g_assert_no_error (error);
+
+  g_assert_null (execnet_group_make_gateway (group, "socket//installvia=gw7", &error));
+  g_assert_error (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC);
+  g_assert_nonnull (strstr (error->message, "gw7"));
+  g_clear_error (&error);
+
+  g_assert_null (execnet_group_make_gateway (group, "popen//installvia=gw0", &error));
+  g_assert_error (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC);
+  g_assert_nonnull (strstr (error->message, "socket"));
+  g_clear_error (&error);
+
+  /* Failed attempts leave the group as it was. */
+  g_assert_cmpuint (execnet_group_get_size (group), ==, 1);
+  g_assert_true (execnet_group_terminate (group, 5.0, NULL));
+}
+
 static void
 test_unreadable_token_file (Fixture       *fixture,
                             gconstpointer  user_data)
@@ -1010,6 +1079,8 @@ main (int    argc,
   g_test_add_func ("/socket/errors/connection-refused", test_connection_refused);
   g_test_add_func ("/socket/errors/host-not-found", test_host_not_found);
   g_test_add_func ("/socket/errors/bad-specs", test_bad_specs);
+  g_test_add_func ("/socket/installvia/round-trip", test_installvia);
+  g_test_add_func ("/socket/installvia/errors", test_installvia_errors);
 
   return g_test_run ();
 }

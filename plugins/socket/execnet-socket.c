@@ -600,15 +600,6 @@ open_parse_spec (Open          *open,
   g_autoptr(GSocketConnectable) connectable = NULL;
   const char *port;
 
-  if (execnet_xspec_has (xspec, "installvia"))
-    {
-      g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
-                   "invalid spec “%s”: installvia= is not supported yet; start "
-                   "“execnet-tool socketserver” on that host yourself and name it with socket=HOST:PORT",
-                   spec);
-      return FALSE;
-    }
-
   if (execnet_xspec_has (xspec, "python"))
     {
       g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
