@@ -1,0 +1,894 @@
+/* test-group.c: groups of gateways, after execnet's "Managing multiple
+ * gateways and clusters" page, one test per example, and the ways a
+ * group's work can go wrong
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <execnet/execnet.h>
+
+#include "test-helpers.h"
+
+/* Group(['popen'] * 2): len, repr, iteration, membership by id, lookup by
+ * id and by index, terminate. */
+static void
+test_seed_two_popen (void)
+{
+  g_autofree char *spec = test_spec (NULL);
+  const char *specs[] = { spec, spec, NULL };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ExecnetGroup) group = NULL;
+  g_autofree char *text = NULL;
+  gint64 pids[2];
+
+  group = execnet_group_new_with_specs (specs, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (group);
+
+  g_assert_cmpuint (execnet_group_get_size (group), ==, 2);
+  g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (group)), ==, 2);
+  g_assert_true (g_list_model_get_item_type (G_LIST_MODEL (group)) == EXECNET_TYPE_GATEWAY);
+
+  text = execnet_group_to_string (group);
+  g_assert_cmpstr (text, ==, "<Group ['gw0', 'gw1']>");
+
+  for (guint i = 0; i < g_list_model_get_n_items (G_LIST_MODEL (group)); i++)
+    {
+      g_autoptr(ExecnetGateway) gateway = g_list_model_get_item (G_LIST_MODEL (group), i);
+      g_autofree char *expected = g_strdup_printf ("<PopenGateway id='gw%u' receive-live, "
+                                                   "0 active channels>", i);
+      g_autofree char *described = NULL;
+
+      g_assert_nonnull (gateway);
+      described = execnet_gateway_to_string (gateway);
+      g_assert_cmpstr (described, ==, expected);
+      g_assert_true (execnet_group_get_gateway (group, i) == gateway);
+      g_assert_true (execnet_gateway_get_group (gateway) == group);
+      pids[i] = test_gateway_pid (gateway);
+    }
+  g_assert_null (g_list_model_get_item (G_LIST_MODEL (group), 2));
+  g_assert_null (execnet_group_get_gateway (group, 2));
+
+  /* 'gw0' in group and 'gw1' in group */
+  g_assert_nonnull (execnet_group_lookup (group, "gw0"));
+  g_assert_nonnull (execnet_group_lookup (group, "gw1"));
+  g_assert_null (execnet_group_lookup (group, "gw2"));
+  g_assert_true (execnet_group_contains (group, execnet_group_lookup (group, "gw0")));
+  g_assert_true (execnet_group_contains (group, execnet_group_lookup (group, "gw1")));
+
+  /* group['gw0'] == group[0], group['gw1'] == group[1] */
+  g_assert_true (execnet_group_lookup (group, "gw0") == execnet_group_get_gateway (group, 0));
+  g_assert_true (execnet_group_lookup (group, "gw1") == execnet_group_get_gateway (group, 1));
+  g_assert_true (execnet_group_lookup (group, "gw0") != execnet_group_lookup (group, "gw1"));
+
+  test_terminate (group);
+  g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (group)), ==, 0);
+  g_assert_null (execnet_group_lookup (group, "gw0"));
+  test_assert_pid_gone (pids[0], 5.0);
+  test_assert_pid_gone (pids[1], 5.0);
+  test_assert_no_children (5.0);
+}
+
+/* group.makegateway("popen//id=sub1") */
+static void
+test_seed_id_sub1 (void)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  g_autofree char *text = NULL;
+  ExecnetGateway *gateway;
+
+  gateway = test_make_gateway (group, "id=sub1");
+  g_assert_cmpstr (execnet_gateway_get_id (gateway), ==, "sub1");
+  g_assert_cmpstr (execnet_xspec_get_id (execnet_gateway_get_xspec (gateway)), ==, "sub1");
+  g_assert_true (execnet_group_lookup (group, "sub1") == gateway);
+
+  text = execnet_gateway_to_string (execnet_group_lookup (group, "sub1"));
+  g_assert_cmpstr (text, ==, "<PopenGateway id='sub1' receive-live, 0 active channels>");
+  g_clear_pointer (&text, g_free);
+  text = execnet_group_to_string (group);
+  g_assert_cmpstr (text, ==, "<Group ['sub1']>");
+
+  test_terminate (group);
+  test_assert_no_children (5.0);
+}
+
+/* spec = XSpec("popen"); group.allocate_id(spec); group.makegateway(spec) */
+static void
+test_seed_allocate_id (void)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *spec_text = test_spec (NULL);
+  g_autoptr(ExecnetXSpec) xspec = NULL;
+  g_autoptr(ExecnetXSpec) other = NULL;
+  g_autofree char *allocated = NULL;
+  ExecnetGateway *gateway;
+
+  xspec = execnet_xspec_new (spec_text, &error);
+  g_assert_no_error (error);
+  g_assert_null (execnet_xspec_get_id (xspec));
+
+  execnet_group_allocate_id (group, xspec);
+  g_assert_nonnull (execnet_xspec_get_id (xspec));
+  allocated = g_strdup (execnet_xspec_get_id (xspec));
+  g_assert_cmpstr (allocated, ==, "gw0");
+
+  /* An allocated id is taken: the next spec gets another one, and
+   * allocating again for a spec with an id keeps it. */
+  other = execnet_xspec_new (spec_text, &error);
+  g_assert_no_error (error);
+  execnet_group_allocate_id (group, other);
+  g_assert_cmpstr (execnet_xspec_get_id (other), ==, "gw1");
+  execnet_group_allocate_id (group, xspec);
+  g_assert_cmpstr (execnet_xspec_get_id (xspec), ==, allocated);
+
+  g_assert_cmpuint (execnet_group_get_size (group), ==, 0);
+  gateway = execnet_group_make_gateway_for_xspec (group, xspec, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (gateway);
+  g_assert_cmpstr (execnet_gateway_get_id (gateway), ==, allocated);
+  g_assert_true (execnet_group_lookup (group, allocated) == gateway);
+
+  test_terminate (group);
+  test_assert_no_children (5.0);
+}
+
+/* execnet.makegateway() uses execnet.default_group, whose defaultspec is
+ * "popen". This is the one test that runs the plain `popen` spec, hence
+ * whatever `python3` is on PATH. */
+static void
+test_seed_default_group (void)
+{
+  g_autoptr(GError) error = NULL;
+  ExecnetGroup *group = execnet_default_group ();
+  g_autoptr(ExecnetGateway) gateway = NULL;
+  g_autofree char *text = NULL;
+  gint64 pid;
+
+  g_assert_true (EXECNET_IS_GROUP (group));
+  g_assert_true (execnet_default_group () == group);
+  g_assert_cmpstr (execnet_group_get_default_spec (group), ==, "popen");
+
+  gateway = execnet_make_gateway (NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (gateway);
+  /* Owned by the group; kept here to check it leaves the group. */
+  g_object_ref (gateway);
+  g_assert_true (execnet_group_contains (group, gateway));
+  g_assert_true (execnet_gateway_get_group (gateway) == group);
+  g_assert_cmpstr (execnet_xspec_to_string (execnet_gateway_get_xspec (gateway)), ==, "popen");
+  text = execnet_gateway_to_string (gateway);
+  g_assert_true (g_str_has_prefix (text, "<PopenGateway id='gw"));
+  pid = test_gateway_pid (gateway);
+
+  test_terminate (group);
+  g_assert_false (execnet_group_contains (group, gateway));
+  test_assert_pid_gone (pid, 5.0);
+  test_assert_no_children (5.0);
+}
+
+/* group.terminate(timeout=1.0) on a gateway running time.sleep(2.0)
+ * returns before the sleep ends and leaves no process behind. */
+static void
+test_seed_terminate_timeout (void)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  g_autoptr(ExecnetChannel) channel = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *text = NULL;
+  ExecnetGateway *gateway;
+  gint64 pid, start, elapsed;
+
+  gateway = test_make_gateway (group, "id=sleeper");
+  pid = test_gateway_pid (gateway);
+
+  start = g_get_monotonic_time ();
+  channel = test_remote_exec (gateway, "import time ; time.sleep(2.0)");
+  text = execnet_group_to_string (group);
+  g_assert_cmpstr (text, ==, "<Group ['sleeper']>");
+
+  g_assert_true (execnet_group_terminate (group, 1.0, &error));
+  g_assert_no_error (error);
+  elapsed = g_get_monotonic_time () - start;
+  g_test_message ("terminate returned %.3f s after remote_exec", elapsed / 1e6);
+  g_assert_cmpint (elapsed, <, 1900 * 1000);
+
+  g_clear_pointer (&text, g_free);
+  text = execnet_group_to_string (group);
+  g_assert_cmpstr (text, ==, "<Group []>");
+  test_assert_pid_gone (pid, 5.0);
+  test_assert_no_children (5.0);
+
+  /* The channel of the interrupted code ended, one way or another. */
+  g_assert_null (execnet_channel_receive (channel, TEST_TIMEOUT, &error));
+  g_assert_nonnull (error);
+  g_assert_false (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT));
+}
+
+/* A remote that ignores SIGINT and disables the agent's own exit must be
+ * killed at the timeout, and reaped. */
+static void
+test_terminate_kills_stuck (void)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  g_autoptr(ExecnetChannel) channel = NULL;
+  g_autoptr(GVariant) ready = NULL;
+  g_autoptr(GError) error = NULL;
+  ExecnetGateway *gateway;
+  gint64 pid, start, elapsed;
+
+  /* The first task runs in the remote main thread, where it may set
+   * signal handlers. */
+  gateway = test_make_gateway (group, NULL);
+  channel = test_remote_exec (gateway,
+                              "import os, signal, time\n"
+                              "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                              "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                              "os._exit = lambda *args: None\n"
+                              "channel.send(os.getpid())\n"
+                              "while True:\n"
+                              "    time.sleep(60)\n");
+  ready = test_receive (channel);
+  pid = g_variant_get_int64 (ready);
+  g_assert_cmpint (pid, >, 1);
+
+  start = g_get_monotonic_time ();
+  g_assert_true (execnet_group_terminate (group, 0.5, &error));
+  g_assert_no_error (error);
+  elapsed = g_get_monotonic_time () - start;
+  g_test_message ("terminate(0.5) of a stuck remote took %.3f s", elapsed / 1e6);
+  /* 0.5 s, then the kill and the reaping, which are quick. */
+  g_assert_cmpint (elapsed, <, 4 * G_USEC_PER_SEC);
+
+  g_assert_cmpuint (execnet_group_get_size (group), ==, 0);
+  test_assert_pid_gone (pid, 5.0);
+  test_assert_no_children (5.0);
+}
+
+/* Tasks blocked in the remote main thread and in another thread: the
+ * remote side ends them (or itself) on its own, within the timeout. */
+static void
+test_terminate_busy_threads (void)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  g_autoptr(ExecnetChannel) in_main = NULL;
+  g_autoptr(ExecnetChannel) in_thread = NULL;
+  g_autoptr(GVariant) value = NULL;
+  g_autoptr(GError) error = NULL;
+  ExecnetGateway *gateway;
+  gint64 pid, start, elapsed;
+
+  gateway = test_make_gateway (group, NULL);
+  in_main = test_remote_exec (gateway,
+                              "import os\n"
+                              "channel.send(os.getpid())\n"
+                              "channel.receive()\n");
+  value = test_receive (in_main);
+  pid = g_variant_get_int64 (value);
+  g_clear_pointer (&value, g_variant_unref);
+  in_thread = test_remote_exec (gateway,
+                                "import time\n"
+                                "channel.send('sleeping')\n"
+                                "time.sleep(60)\n");
+  value = test_receive (in_thread);
+
+  start = g_get_monotonic_time ();
+  g_assert_true (execnet_group_terminate (group, 5.0, &error));
+  g_assert_no_error (error);
+  elapsed = g_get_monotonic_time () - start;
+  g_test_message ("terminate(5.0) with busy threads took %.3f s", elapsed / 1e6);
+  g_assert_cmpint (elapsed, <, 7 * G_USEC_PER_SEC);
+  test_assert_pid_gone (pid, 5.0);
+  test_assert_no_children (5.0);
+}
+
+static void
+test_terminate_empty (void)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+
+  test_terminate (group);
+  /* And again, on a group that had members. */
+  test_make_gateway (group, NULL);
+  test_terminate (group);
+  test_terminate (group);
+  test_assert_no_children (5.0);
+}
+
+/* A group dropped without terminate() still ends its gateways' processes. */
+static void
+test_dispose_without_terminate (void)
+{
+  ExecnetGroup *group = execnet_group_new ();
+  ExecnetGateway *gateway;
+  gint64 pid;
+
+  gateway = test_make_gateway (group, NULL);
+  pid = test_gateway_pid (gateway);
+  g_object_unref (group);
+
+  test_assert_pid_gone (pid, 10.0);
+  test_assert_no_children (10.0);
+}
+
+static void
+test_duplicate_id (void)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *spec = test_spec ("id=twin");
+  g_autofree char *gw0_spec = test_spec ("id=gw0");
+  ExecnetGateway *first, *second;
+
+  first = test_make_gateway (group, "id=twin");
+
+  second = execnet_group_make_gateway (group, spec, &error);
+  test_assert_error_contains (error, EXECNET_ERROR_DUPLICATE_ID, "twin");
+  g_assert_null (second);
+  g_clear_error (&error);
+  g_assert_cmpuint (execnet_group_get_size (group), ==, 1);
+  g_assert_true (execnet_group_lookup (group, "twin") == first);
+
+  /* An automatic id is taken as much as a chosen one. */
+  g_assert_cmpstr (execnet_gateway_get_id (test_make_gateway (group, NULL)), ==, "gw0");
+  second = execnet_group_make_gateway (group, gw0_spec, &error);
+  test_assert_error_contains (error, EXECNET_ERROR_DUPLICATE_ID, "gw0");
+  g_assert_null (second);
+  g_assert_cmpuint (execnet_group_get_size (group), ==, 2);
+
+  test_terminate (group);
+
+  /* Once terminated, the ids are free again. */
+  g_assert_cmpstr (execnet_gateway_get_id (test_make_gateway (group, "id=twin")), ==, "twin");
+  test_terminate (group);
+  test_assert_no_children (5.0);
+}
+
+/* new_with_specs with two specs of one id: fails, and leaves no process. */
+static void
+test_duplicate_id_with_specs (void)
+{
+  g_autofree char *spec = test_spec ("id=same");
+  const char *specs[] = { spec, spec, NULL };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ExecnetGroup) group = NULL;
+
+  group = execnet_group_new_with_specs (specs, &error);
+  test_assert_error_contains (error, EXECNET_ERROR_DUPLICATE_ID, "same");
+  g_assert_null (group);
+  test_assert_no_children (10.0);
+}
+
+static void
+on_notify_count (GObject    *object,
+                 GParamSpec *pspec,
+                 gpointer    user_data)
+{
+  guint *count = user_data;
+
+  g_assert_cmpstr (g_param_spec_get_name (pspec), ==, "default-spec");
+  (*count)++;
+}
+
+static void
+test_default_spec (void)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  g_autofree char *spec = test_spec ("id=from-default");
+  g_autofree char *value = NULL;
+  g_autoptr(GError) error = NULL;
+  ExecnetGateway *gateway;
+  guint notified = 0;
+
+  g_assert_cmpstr (execnet_group_get_default_spec (group), ==, "popen");
+  g_object_get (group, "default-spec", &value, NULL);
+  g_assert_cmpstr (value, ==, "popen");
+  g_clear_pointer (&value, g_free);
+
+  g_signal_connect (group, "notify::default-spec", G_CALLBACK (on_notify_count), &notified);
+
+  execnet_group_set_default_spec (group, spec);
+  g_assert_cmpuint (notified, ==, 1);
+  g_assert_cmpstr (execnet_group_get_default_spec (group), ==, spec);
+  g_object_get (group, "default-spec", &value, NULL);
+  g_assert_cmpstr (value, ==, spec);
+  g_clear_pointer (&value, g_free);
+
+  /* Setting the same value again is no change. */
+  execnet_group_set_default_spec (group, spec);
+  g_assert_cmpuint (notified, ==, 1);
+
+  /* The group is a gateway factory for its default spec. */
+  gateway = execnet_group_make_gateway (group, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (gateway);
+  g_assert_cmpstr (execnet_gateway_get_id (gateway), ==, "from-default");
+  g_assert_cmpstr (execnet_xspec_to_string (execnet_gateway_get_xspec (gateway)), ==, spec);
+  test_terminate (group);
+
+  /* Through the property, and back to the default with NULL. */
+  g_object_set (group, "default-spec", "popen//id=x", NULL);
+  g_assert_cmpuint (notified, ==, 2);
+  g_assert_cmpstr (execnet_group_get_default_spec (group), ==, "popen//id=x");
+  execnet_group_set_default_spec (group, NULL);
+  g_assert_cmpuint (notified, ==, 3);
+  g_assert_cmpstr (execnet_group_get_default_spec (group), ==, "popen");
+
+  test_assert_no_children (5.0);
+}
+
+static gint
+compare_strings (gconstpointer a,
+                 gconstpointer b)
+{
+  return g_strcmp0 (*(const char * const *) a, *(const char * const *) b);
+}
+
+/* The ids of @group's members, sorted, joined by spaces. */
+static char *
+member_ids (ExecnetGroup *group)
+{
+  g_autoptr(GPtrArray) ids = g_ptr_array_new ();
+
+  for (guint i = 0; i < execnet_group_get_size (group); i++)
+    g_ptr_array_add (ids, (gpointer) execnet_gateway_get_id (execnet_group_get_gateway (group, i)));
+  g_ptr_array_sort (ids, compare_strings);
+  g_ptr_array_add (ids, NULL);
+
+  return g_strjoinv (" ", (char **) ids->pdata);
+}
+
+/* Every member of @group answers a round trip on its own channel. */
+static void
+assert_round_trips (ExecnetGroup *group)
+{
+  guint n = execnet_group_get_size (group);
+  g_autoptr(GPtrArray) channels = g_ptr_array_new_with_free_func (g_object_unref);
+
+  for (guint i = 0; i < n; i++)
+    {
+      ExecnetChannel *channel = test_remote_exec (execnet_group_get_gateway (group, i),
+                                                  "import os\n"
+                                                  "x = channel.receive()\n"
+                                                  "channel.send((channel.gateway.id, x * 2, os.getpid()))\n");
+
+      g_ptr_array_add (channels, channel);
+      test_send (channel, g_variant_new_int32 ((gint32) i));
+    }
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(GVariant) reply = test_receive (g_ptr_array_index (channels, i));
+      const char *id;
+      gint64 doubled, pid;
+
+      g_assert_cmpstr (g_variant_get_type_string (reply), ==, "(sxx)");
+      g_variant_get (reply, "(&sxx)", &id, &doubled, &pid);
+      g_assert_cmpstr (id, ==, execnet_gateway_get_id (execnet_group_get_gateway (group, i)));
+      g_assert_cmpint (doubled, ==, 2 * i);
+      g_assert_cmpint (pid, !=, getpid ());
+      test_wait_close (g_ptr_array_index (channels, i));
+    }
+}
+
+static void
+test_ten_at_once (void)
+{
+  g_autofree char *spec = test_spec (NULL);
+  const char *specs[11];
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ExecnetGroup) group = NULL;
+  g_autofree char *ids = NULL;
+
+  for (guint i = 0; i < 10; i++)
+    specs[i] = spec;
+  specs[10] = NULL;
+
+  group = execnet_group_new_with_specs (specs, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (group);
+  g_assert_cmpuint (execnet_group_get_size (group), ==, 10);
+
+  ids = member_ids (group);
+  g_assert_cmpstr (ids, ==, "gw0 gw1 gw2 gw3 gw4 gw5 gw6 gw7 gw8 gw9");
+  assert_round_trips (group);
+
+  test_terminate (group);
+  test_assert_no_children (5.0);
+}
+
+/* The members are listed in the order of the specs, as execnet's
+ * Group(specs) makes them one after the other. */
+static void
+test_with_specs_order (void)
+{
+  g_autofree char *spec = test_spec (NULL);
+  g_autofree char *named = test_spec ("id=named");
+  const char *specs[] = { spec, named, spec, spec, spec, NULL };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ExecnetGroup) group = NULL;
+  g_autofree char *text = NULL;
+
+  group = execnet_group_new_with_specs (specs, &error);
+  g_assert_no_error (error);
+  text = execnet_group_to_string (group);
+  g_assert_cmpstr (text, ==, "<Group ['gw0', 'named', 'gw1', 'gw2', 'gw3']>");
+
+  test_terminate (group);
+  test_assert_no_children (5.0);
+}
+
+#define N_MAKER_THREADS 4
+#define N_PER_THREAD 2
+
+typedef struct
+{
+  ExecnetGroup *group;
+  ExecnetGateway *made[N_PER_THREAD];
+} MakerData;
+
+static gpointer
+make_in_thread (gpointer data)
+{
+  MakerData *maker = data;
+
+  for (guint i = 0; i < N_PER_THREAD; i++)
+    maker->made[i] = test_make_gateway (maker->group, NULL);
+
+  return NULL;
+}
+
+static void
+test_make_from_threads (void)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  MakerData makers[N_MAKER_THREADS];
+  GThread *threads[N_MAKER_THREADS];
+  g_autoptr(GHashTable) ids = g_hash_table_new (g_str_hash, g_str_equal);
+
+  for (guint t = 0; t < N_MAKER_THREADS; t++)
+    {
+      makers[t].group = group;
+      threads[t] = g_thread_new ("maker", make_in_thread, &makers[t]);
+    }
+  for (guint t = 0; t < N_MAKER_THREADS; t++)
+    g_thread_join (threads[t]);
+
+  g_assert_cmpuint (execnet_group_get_size (group), ==, N_MAKER_THREADS * N_PER_THREAD);
+  for (guint t = 0; t < N_MAKER_THREADS; t++)
+    for (guint i = 0; i < N_PER_THREAD; i++)
+      {
+        ExecnetGateway *gateway = makers[t].made[i];
+        const char *id = execnet_gateway_get_id (gateway);
+
+        g_assert_true (execnet_group_contains (group, gateway));
+        g_assert_true (execnet_group_lookup (group, id) == gateway);
+        g_assert_false (g_hash_table_contains (ids, id));
+        g_hash_table_add (ids, (gpointer) id);
+      }
+  for (guint i = 0; i < N_MAKER_THREADS * N_PER_THREAD; i++)
+    {
+      g_autofree char *id = g_strdup_printf ("gw%u", i);
+
+      g_assert_true (g_hash_table_contains (ids, id));
+    }
+
+  assert_round_trips (group);
+
+  test_terminate (group);
+  test_assert_no_children (5.0);
+}
+
+/* Make a gateway from @spec in a new group and check the error. */
+static void
+assert_make_fails (const char  *spec,
+                   ExecnetError code,
+                   const char  *needle)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  g_autoptr(GError) error = NULL;
+  ExecnetGateway *gateway;
+
+  gateway = execnet_group_make_gateway (group, spec, &error);
+  g_test_message ("%s: %s", spec, error != NULL ? error->message : "(no error)");
+  test_assert_error_contains (error, code, needle);
+  g_assert_null (gateway);
+  g_assert_cmpuint (execnet_group_get_size (group), ==, 0);
+}
+
+static void
+test_bad_spec_duplicate_key (void)
+{
+  assert_make_fails ("popen//id=a//id=b", EXECNET_ERROR_INVALID_SPEC, "id");
+}
+
+static void
+test_bad_spec_malformed (void)
+{
+  assert_make_fails ("popen//=x", EXECNET_ERROR_INVALID_SPEC, NULL);
+  assert_make_fails ("popen//_secret=1", EXECNET_ERROR_INVALID_SPEC, "_secret");
+  assert_make_fails ("popen//", EXECNET_ERROR_INVALID_SPEC, NULL);
+  assert_make_fails ("", EXECNET_ERROR_INVALID_SPEC, NULL);
+}
+
+static void
+test_bad_spec_no_transport (void)
+{
+  /* A spec whose keys name no transport cannot make a gateway: the error
+   * lists the transports there are. */
+  assert_make_fails ("python=x", EXECNET_ERROR_UNKNOWN_TRANSPORT, "popen");
+}
+
+static void
+test_unknown_scheme (void)
+{
+  assert_make_fails ("foo=bar", EXECNET_ERROR_UNKNOWN_TRANSPORT, "popen");
+  assert_make_fails ("foo=bar", EXECNET_ERROR_UNKNOWN_TRANSPORT, "foo");
+}
+
+static void
+test_missing_python (void)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  g_autoptr(GError) error = NULL;
+  ExecnetGateway *gateway;
+  gint64 start = g_get_monotonic_time ();
+
+  gateway = execnet_group_make_gateway (group, "popen//id=nopy//python=/nonexistent/python3", &error);
+  g_test_message ("%s", error != NULL ? error->message : "(no error)");
+  test_assert_error_contains (error, EXECNET_ERROR_BOOTSTRAP, "/nonexistent/python3");
+  g_assert_null (gateway);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, 10 * G_USEC_PER_SEC);
+  g_assert_cmpuint (execnet_group_get_size (group), ==, 0);
+
+  /* The failed gateway's id is free again. */
+  g_assert_cmpstr (execnet_gateway_get_id (test_make_gateway (group, "id=nopy")), ==, "nopy");
+  test_terminate (group);
+  test_assert_no_children (5.0);
+}
+
+/* An interpreter that starts but is not Python: it never acknowledges. */
+static void
+test_not_python (void)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  g_autoptr(GError) error = NULL;
+  ExecnetGateway *gateway;
+
+  gateway = execnet_group_make_gateway (group, "popen//python=true", &error);
+  g_test_message ("%s", error != NULL ? error->message : "(no error)");
+  g_assert_error (error, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP);
+  g_assert_null (gateway);
+  g_assert_cmpuint (execnet_group_get_size (group), ==, 0);
+  test_assert_no_children (5.0);
+}
+
+static void
+test_remote_exec_multichannel (void)
+{
+  g_autofree char *spec = test_spec (NULL);
+  const char *specs[] = { spec, spec, spec, NULL };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ExecnetGroup) group = NULL;
+  g_autoptr(ExecnetMultiChannel) multi = NULL;
+  g_autoptr(GPtrArray) ids = NULL;
+  g_autoptr(GPtrArray) doubled = NULL;
+
+  group = execnet_group_new_with_specs (specs, &error);
+  g_assert_no_error (error);
+
+  multi = execnet_group_remote_exec (group,
+                                     "channel.send(channel.gateway.id)\n"
+                                     "channel.send(channel.receive() * 2)\n",
+                                     &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (multi);
+  g_assert_cmpuint (execnet_multi_channel_get_size (multi), ==, 3);
+  g_assert_null (execnet_multi_channel_get_channel (multi, 3));
+
+  ids = execnet_multi_channel_receive_each (multi, TEST_TIMEOUT, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (ids);
+  g_assert_cmpuint (ids->len, ==, 3);
+  for (guint i = 0; i < 3; i++)
+    {
+      GVariant *id = g_ptr_array_index (ids, i);
+      ExecnetChannel *channel = execnet_multi_channel_get_channel (multi, i);
+
+      g_assert_true (execnet_channel_get_gateway (channel) == execnet_group_get_gateway (group, i));
+      g_assert_cmpstr (g_variant_get_type_string (id), ==, "s");
+      g_assert_cmpstr (g_variant_get_string (id, NULL), ==,
+                       execnet_gateway_get_id (execnet_group_get_gateway (group, i)));
+    }
+
+  g_assert_true (execnet_multi_channel_send_each (multi, g_variant_new_int32 (21), &error));
+  g_assert_no_error (error);
+  doubled = execnet_multi_channel_receive_each (multi, TEST_TIMEOUT, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < 3; i++)
+    g_assert_cmpint (g_variant_get_int64 (g_ptr_array_index (doubled, i)), ==, 42);
+
+  g_assert_true (execnet_multi_channel_wait_close (multi, TEST_TIMEOUT, &error));
+  g_assert_no_error (error);
+
+  /* Receiving more: every channel has ended. */
+  g_assert_null (execnet_multi_channel_receive_each (multi, TEST_TIMEOUT, &error));
+  g_assert_error (error, EXECNET_ERROR, EXECNET_ERROR_CHANNEL_CLOSED);
+
+  test_terminate (group);
+  test_assert_no_children (5.0);
+}
+
+/* One member raising: wait_close waits for all and reports the error. */
+static void
+test_remote_exec_multichannel_error (void)
+{
+  g_autofree char *spec = test_spec (NULL);
+  const char *specs[] = { spec, spec, NULL };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ExecnetGroup) group = NULL;
+  g_autoptr(ExecnetMultiChannel) multi = NULL;
+
+  group = execnet_group_new_with_specs (specs, &error);
+  g_assert_no_error (error);
+
+  multi = execnet_group_remote_exec (group,
+                                     "if channel.gateway.id == 'gw1':\n"
+                                     "    raise KeyError('only on gw1')\n",
+                                     &error);
+  g_assert_no_error (error);
+  g_assert_false (execnet_multi_channel_wait_close (multi, TEST_TIMEOUT, &error));
+  test_assert_error_contains (error, EXECNET_ERROR_REMOTE, "only on gw1");
+
+  test_terminate (group);
+  test_assert_no_children (5.0);
+}
+
+typedef struct
+{
+  GThread *thread;
+  GString *log;
+} ChangesData;
+
+static void
+on_items_changed (GListModel *model,
+                  guint       position,
+                  guint       removed,
+                  guint       added,
+                  gpointer    user_data)
+{
+  ChangesData *changes = user_data;
+
+  g_assert_true (g_thread_self () == changes->thread);
+  g_string_append_printf (changes->log, "(%u,%u,%u)", position, removed, added);
+}
+
+static void
+test_items_changed (void)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  ChangesData changes = { g_thread_self (), g_string_new (NULL) };
+  ExecnetGateway *first, *second;
+
+  g_signal_connect (group, "items-changed", G_CALLBACK (on_items_changed), &changes);
+
+  first = test_make_gateway (group, NULL);
+  g_assert_cmpstr (changes.log->str, ==, "(0,0,1)");
+  second = test_make_gateway (group, NULL);
+  g_assert_cmpstr (changes.log->str, ==, "(0,0,1)(1,0,1)");
+  g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (group)), ==, 2);
+
+  /* A gateway that exits leaves its group. */
+  execnet_gateway_exit (first);
+  g_assert_cmpstr (changes.log->str, ==, "(0,0,1)(1,0,1)(0,1,0)");
+  g_assert_cmpuint (g_list_model_get_n_items (G_LIST_MODEL (group)), ==, 1);
+  g_assert_false (execnet_group_contains (group, first));
+  g_assert_true (execnet_group_get_gateway (group, 0) == second);
+  g_assert_null (execnet_gateway_get_group (first));
+
+  test_terminate (group);
+  g_assert_cmpstr (changes.log->str, ==, "(0,0,1)(1,0,1)(0,1,0)(0,1,0)");
+
+  g_signal_handlers_disconnect_by_data (group, &changes);
+  g_string_free (changes.log, TRUE);
+  test_assert_no_children (5.0);
+}
+
+typedef struct
+{
+  GThread *thread;
+  ExecnetGateway *gateway;
+  GError *error;
+  gboolean done;
+} AsyncData;
+
+static void
+on_made (GObject      *source,
+         GAsyncResult *result,
+         gpointer      user_data)
+{
+  AsyncData *data = user_data;
+
+  g_assert_true (g_thread_self () == data->thread);
+  data->gateway = execnet_group_make_gateway_finish (EXECNET_GROUP (source), result, &data->error);
+  data->done = TRUE;
+}
+
+static gboolean
+async_done (gpointer data)
+{
+  return ((AsyncData *) data)->done;
+}
+
+static void
+test_make_gateway_async (void)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autofree char *spec = test_spec ("id=async");
+  g_autoptr(ExecnetXSpec) xspec = NULL;
+  g_autoptr(ExecnetXSpec) bad = NULL;
+  g_autoptr(GError) error = NULL;
+  AsyncData data = { g_thread_self (), NULL, NULL, FALSE };
+
+  xspec = execnet_xspec_new (spec, &error);
+  g_assert_no_error (error);
+
+  g_main_context_push_thread_default (context);
+  execnet_group_make_gateway_async (group, xspec, NULL, on_made, &data);
+  g_assert_false (data.done);
+  test_iterate_until (context, async_done, &data, TEST_TIMEOUT);
+  g_assert_no_error (data.error);
+  g_assert_nonnull (data.gateway);
+  g_assert_cmpstr (execnet_gateway_get_id (data.gateway), ==, "async");
+  g_assert_true (execnet_group_contains (group, data.gateway));
+  g_clear_object (&data.gateway);
+
+  /* A failure completes the same way. */
+  bad = execnet_xspec_new ("popen//python=/nonexistent/python3", &error);
+  g_assert_no_error (error);
+  data.done = FALSE;
+  execnet_group_make_gateway_async (group, bad, NULL, on_made, &data);
+  test_iterate_until (context, async_done, &data, TEST_TIMEOUT);
+  g_assert_error (data.error, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP);
+  g_assert_null (data.gateway);
+  g_clear_error (&data.error);
+  g_main_context_pop_thread_default (context);
+
+  test_terminate (group);
+  test_assert_no_children (5.0);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_test_init (&argc, &argv, NULL);
+
+  g_test_add_func ("/group/seed/two-popen", test_seed_two_popen);
+  g_test_add_func ("/group/seed/id-sub1", test_seed_id_sub1);
+  g_test_add_func ("/group/seed/allocate-id", test_seed_allocate_id);
+  g_test_add_func ("/group/seed/default-group", test_seed_default_group);
+  g_test_add_func ("/group/seed/terminate-timeout", test_seed_terminate_timeout);
+  g_test_add_func ("/group/terminate/kills-stuck", test_terminate_kills_stuck);
+  g_test_add_func ("/group/terminate/busy-threads", test_terminate_busy_threads);
+  g_test_add_func ("/group/terminate/empty", test_terminate_empty);
+  g_test_add_func ("/group/terminate/dispose", test_dispose_without_terminate);
+  g_test_add_func ("/group/id/duplicate", test_duplicate_id);
+  g_test_add_func ("/group/id/duplicate-with-specs", test_duplicate_id_with_specs);
+  g_test_add_func ("/group/default-spec", test_default_spec);
+  g_test_add_func ("/group/many/ten-at-once", test_ten_at_once);
+  g_test_add_func ("/group/many/specs-order", test_with_specs_order);
+  g_test_add_func ("/group/many/threads", test_make_from_threads);
+  g_test_add_func ("/group/spec/duplicate-key", test_bad_spec_duplicate_key);
+  g_test_add_func ("/group/spec/malformed", test_bad_spec_malformed);
+  g_test_add_func ("/group/spec/no-transport", test_bad_spec_no_transport);
+  g_test_add_func ("/group/spec/unknown-scheme", test_unknown_scheme);
+  g_test_add_func ("/group/bootstrap/missing-python", test_missing_python);
+  g_test_add_func ("/group/bootstrap/not-python", test_not_python);
+  g_test_add_func ("/group/remote-exec/multichannel", test_remote_exec_multichannel);
+  g_test_add_func ("/group/remote-exec/multichannel-error", test_remote_exec_multichannel_error);
+  g_test_add_func ("/group/list-model/items-changed", test_items_changed);
+  g_test_add_func ("/group/make-gateway-async", test_make_gateway_async);
+
+  return g_test_run ();
+}
