@@ -610,23 +610,24 @@ class _Gateway(object):
     def _run(self, ch, task, main):
         err = None
         try:
-            try:
-                source, file_name, call_name, kwargs = task
-                ns = {'channel': ch, '__name__': '__channelexec__'}
-                exec(compile(source + '\n', file_name or '<remote exec>', 'exec'), ns)
-                if call_name:
-                    ns[call_name](ch, **kwargs)
-            except BaseException as e:
-                if not (isinstance(e, EOFError) or self._done):
-                    err = _errtext(e)
-            try:
-                ch.close(err)
-            except Exception:
-                pass
+            source, file_name, call_name, kwargs = task
+            ns = {'channel': ch, '__name__': '__channelexec__'}
+            exec(compile(source + '\n', file_name or '<remote exec>', 'exec'), ns)
+            if call_name:
+                ns[call_name](ch, **kwargs)
+        except BaseException as e:
+            if not (isinstance(e, EOFError) or self._done):
+                err = _errtext(e)
         finally:
+            # Free before the close reaches the master: it may send the next
+            # task the moment it sees the close.
             with self._sl:
                 self._mbusy = self._mbusy and not main
                 self._add(-1)
+        try:
+            ch.close(err)
+        except Exception:
+            pass
 
 
 def execnet_agent_serve(mode='stdio', sock=None, gateway_id='gw', execmodel='thread',
