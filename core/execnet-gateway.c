@@ -1114,7 +1114,8 @@ execnet_gateway_remote_call (ExecnetGateway  *self,
   items[1] = g_variant_new_maybe (G_VARIANT_TYPE_STRING, NULL);
   items[2] = function != NULL ? g_variant_new_string (function)
                               : g_variant_new_maybe (G_VARIANT_TYPE_STRING, NULL);
-  items[3] = owned_kwargs != NULL ? g_variant_ref (owned_kwargs)
+  /* g_variant_new_tuple() takes its own reference on a non-floating child. */
+  items[3] = owned_kwargs != NULL ? owned_kwargs
                                   : g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0);
   task = g_variant_ref_sink (g_variant_new_tuple (items, 4));
 
