@@ -4,6 +4,14 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sys/uio.h>
+
+#include <glib-unix.h>
+#include <gio/gfiledescriptorbased.h>
+
 #include <execnet/execnet-error.h>
 
 #include "execnet-debug-private.h"
@@ -22,6 +30,10 @@
  * the pipe at once, and every frame sent while others wait, goes into a
  * queue under the lock, in call order, and a wake-up source tells the I/O
  * thread, which writes queued frames in batches with one writev each. When
+ * the stream is a file descriptor (pipes, sockets), the wire makes it
+ * non-blocking and calls writev() itself, in both places: GIO's pollable
+ * writes would block on a blocking pipe once it is full, and the I/O thread
+ * must never block; it waits for room with a G_IO_OUT source instead. When
  * more than max_queued bytes wait, senders block until the I/O thread has
  * caught up; the I/O thread itself never blocks (it may queue beyond the
  * limit, as it only ever sends small control messages).
@@ -50,6 +62,7 @@ struct _ExecnetWire
   ExecnetFrameReader *reader;      /* (owned) */
   GPtrArray *in_flight;            /* (owned) (element-type QueuedFrame) being written */
   GArray *vectors;                 /* (owned) (element-type GOutputVector) for in_flight */
+  guint vector_index;              /* the first vector not yet written, with fd */
   gboolean write_closed;           /* close_write() was called on the connection */
 
   GMutex lock;                     /* guards the fields below */
@@ -58,7 +71,8 @@ struct _ExecnetWire
   gsize queued_bytes;              /* in queue and in flight */
   gsize max_queued;
   gboolean writing;                /* a writev is in flight, or a sender writes through */
-  gboolean can_write_through;      /* the output stream is pollable */
+  gboolean can_write_through;      /* the output stream is pollable, or an fd */
+  int fd;                          /* the output's non-blocking fd, or -1 */
   gboolean finishing;              /* no more sends accepted */
   gboolean reading;                /* started and not yet ended */
   GError *write_error;             /* (owned) (nullable) set once writing is dead */
@@ -175,8 +189,18 @@ _execnet_wire_new (ExecnetConnection        *connection,
   {
     GOutputStream *output = g_io_stream_get_output_stream (execnet_connection_get_stream (connection));
 
-    self->can_write_through = G_IS_POLLABLE_OUTPUT_STREAM (output) &&
-                              g_pollable_output_stream_can_poll (G_POLLABLE_OUTPUT_STREAM (output));
+    self->fd = -1;
+    if (G_IS_FILE_DESCRIPTOR_BASED (output))
+      {
+        int fd = g_file_descriptor_based_get_fd (G_FILE_DESCRIPTOR_BASED (output));
+        int flags = fcntl (fd, F_GETFL);
+
+        if (flags >= 0 && ((flags & O_NONBLOCK) || fcntl (fd, F_SETFL, flags | O_NONBLOCK) == 0))
+          self->fd = fd;
+      }
+    self->can_write_through = self->fd >= 0 ||
+                              (G_IS_POLLABLE_OUTPUT_STREAM (output) &&
+                               g_pollable_output_stream_can_poll (G_POLLABLE_OUTPUT_STREAM (output)));
   }
 
   start_reading (self);
@@ -241,18 +265,12 @@ kill_writing_unlocked (ExecnetWire  *self,
   g_cond_broadcast (&self->cond);
 }
 
+/* I/O thread: the batch in flight is written, or writing failed. */
 static void
-on_written (GObject      *source,
-            GAsyncResult *result,
-            gpointer      user_data)
+finish_batch (ExecnetWire *self,
+              GError      *error)  /* (transfer full) (nullable) */
 {
-  ExecnetWire *self = user_data;
-  g_autoptr(GError) error = NULL;
-  gsize written = 0;
   gsize batch_bytes = 0;
-
-  /* I/O thread */
-  g_output_stream_writev_all_finish (G_OUTPUT_STREAM (source), result, &written, &error);
 
   for (guint i = 0; i < self->in_flight->len; i++)
     batch_bytes += ((QueuedFrame *) g_ptr_array_index (self->in_flight, i))->size;
@@ -271,9 +289,120 @@ on_written (GObject      *source,
     }
   g_cond_broadcast (&self->cond);
   g_mutex_unlock (&self->lock);
+  g_clear_error (&error);
+}
 
+static void
+on_written (GObject      *source,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  ExecnetWire *self = user_data;
+  GError *error = NULL;
+
+  /* I/O thread */
+  g_output_stream_writev_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error);
+  finish_batch (self, error);
   maybe_write (self);
   _execnet_wire_unref (self);
+}
+
+G_STATIC_ASSERT (sizeof (GOutputVector) == sizeof (struct iovec));
+G_STATIC_ASSERT (G_STRUCT_OFFSET (GOutputVector, size) == G_STRUCT_OFFSET (struct iovec, iov_len));
+
+/* Any thread: writes @vectors from *@index on to the non-blocking @fd,
+ * until all are written or the fd is full; advances *@index and trims the
+ * vector it stops in. Returns the bytes written, or -1 with @error set. */
+static gssize
+writev_fd (int      fd,
+           GArray  *vectors,
+           guint   *index,
+           GError **error)
+{
+  gssize total = 0;
+
+  while (*index < vectors->len)
+    {
+      GOutputVector *first = &g_array_index (vectors, GOutputVector, *index);
+      gssize n = writev (fd, (const struct iovec *) first, MIN (vectors->len - *index, IOV_MAX));
+
+      if (n < 0)
+        {
+          int saved_errno = errno;
+
+          if (saved_errno == EINTR)
+            continue;
+          if (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK)
+            break;
+          g_set_error_literal (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                               g_strerror (saved_errno));
+          return -1;
+        }
+
+      total += n;
+      while (n > 0)
+        {
+          GOutputVector *vector = &g_array_index (vectors, GOutputVector, *index);
+
+          if ((gsize) n >= vector->size)
+            {
+              n -= vector->size;
+              (*index)++;
+            }
+          else
+            {
+              vector->buffer = (const guint8 *) vector->buffer + n;
+              vector->size -= n;
+              n = 0;
+            }
+        }
+    }
+
+  return total;
+}
+
+static gboolean on_fd_writable (gint fd, GIOCondition condition, gpointer user_data);
+
+/* I/O thread: writes what it can of the batch in flight. Returns TRUE when
+ * the batch is finished; otherwise a G_IO_OUT source goes on with it. */
+static gboolean
+continue_fd_write (ExecnetWire *self)
+{
+  GError *error = NULL;
+  GSource *source;
+
+  if (writev_fd (self->fd, self->vectors, &self->vector_index, &error) < 0)
+    {
+      finish_batch (self, error);
+      return TRUE;
+    }
+  if (self->vector_index == self->vectors->len)
+    {
+      finish_batch (self, NULL);
+      return TRUE;
+    }
+
+  source = g_unix_fd_source_new (self->fd, G_IO_OUT | G_IO_ERR | G_IO_HUP);
+  g_source_set_static_name (source, "[execnet] wire writable");
+  g_source_set_callback (source, (GSourceFunc) (void (*) (void)) on_fd_writable,
+                         _execnet_wire_ref (self), (GDestroyNotify) _execnet_wire_unref);
+  g_source_attach (source, g_main_context_get_thread_default ());
+  g_source_unref (source);
+  return FALSE;
+}
+
+static gboolean
+on_fd_writable (gint         fd,
+                GIOCondition condition,
+                gpointer     user_data)
+{
+  ExecnetWire *self = user_data;
+
+  /* I/O thread */
+  if (continue_fd_write (self))
+    maybe_write (self);
+
+  return G_SOURCE_REMOVE;
 }
 
 static void
@@ -340,6 +469,14 @@ write_through (ExecnetWire *self,
 
   append_vectors (vectors, frame, 0);
 
+  if (self->fd >= 0)
+    {
+      guint index = 0;
+      gssize n = writev_fd (self->fd, vectors, &index, error);
+
+      return n < 0 ? 0 : (gsize) n;
+    }
+
   while (written < frame->size)
     {
       gsize n = 0;
@@ -360,11 +497,11 @@ write_through (ExecnetWire *self,
   return written;
 }
 
-/* I/O thread: starts writing the next batch if nothing is in flight. */
-static void
-maybe_write (ExecnetWire *self)
+/* I/O thread: takes the next batch into flight; FALSE if there is none to
+ * write now (one is in flight, writing is dead, or the queue is empty). */
+static gboolean
+start_batch (ExecnetWire *self)
 {
-  GOutputStream *output;
   gsize batch_bytes = 0;
   gboolean close_now = FALSE;
 
@@ -372,7 +509,7 @@ maybe_write (ExecnetWire *self)
   if (self->writing || self->write_error != NULL)
     {
       g_mutex_unlock (&self->lock);
-      return;
+      return FALSE;
     }
   if (g_queue_is_empty (&self->queue))
     {
@@ -387,7 +524,7 @@ maybe_write (ExecnetWire *self)
           if (!execnet_connection_close_write (self->connection, &error))
             EXECNET_NOTE (WIRE, "%s: closing the write side: %s", self->description, error->message);
         }
-      return;
+      return FALSE;
     }
 
   while (!g_queue_is_empty (&self->queue) &&
@@ -400,6 +537,7 @@ maybe_write (ExecnetWire *self)
       batch_bytes += frame->size;
       g_ptr_array_add (self->in_flight, frame);
     }
+  self->vector_index = 0;
   self->writing = TRUE;
   g_mutex_unlock (&self->lock);
 
@@ -407,14 +545,33 @@ maybe_write (ExecnetWire *self)
     for (guint i = 0; i < self->in_flight->len; i++)
       trace_frame (self, "->", ((QueuedFrame *) g_ptr_array_index (self->in_flight, i))->header);
 
-  output = g_io_stream_get_output_stream (execnet_connection_get_stream (self->connection));
-  g_output_stream_writev_all_async (output,
-                                    (GOutputVector *) (gpointer) self->vectors->data,
-                                    self->vectors->len,
-                                    G_PRIORITY_DEFAULT,
-                                    self->cancellable,
-                                    on_written,
-                                    _execnet_wire_ref (self));
+  return TRUE;
+}
+
+/* I/O thread: writes queued batches until the stream is full or the queue
+ * is empty. */
+static void
+maybe_write (ExecnetWire *self)
+{
+  while (start_batch (self))
+    {
+      if (self->fd < 0)
+        {
+          GOutputStream *output = g_io_stream_get_output_stream (execnet_connection_get_stream (self->connection));
+
+          g_output_stream_writev_all_async (output,
+                                            (GOutputVector *) (gpointer) self->vectors->data,
+                                            self->vectors->len,
+                                            G_PRIORITY_DEFAULT,
+                                            self->cancellable,
+                                            on_written,
+                                            _execnet_wire_ref (self));
+          return;
+        }
+
+      if (!continue_fd_write (self))
+        return;
+    }
 }
 
 void
