@@ -170,11 +170,17 @@ build_execnet_line (ExecnetXSpec          *xspec,
                    "    sys.stdout.write('Eexecnet is not installed for %s: %s\\n' % (sys.executable, e))\n"
                    "    sys.stdout.flush()\n"
                    "    raise SystemExit(1)\n"
+                   "try:\n"
+                   "    execmodel = get_execmodel(");
+  _execnet_append_python_string (source, execmodel != NULL && *execmodel != '\0' ? execmodel : "thread", -1);
+  g_string_append (source, ")\n"
+                   "except Exception as e:\n"
+                   "    sys.stdout.write('Ethe remote execnet has no such execmodel: %s\\n' % (e,))\n"
+                   "    sys.stdout.flush()\n"
+                   "    raise SystemExit(1)\n"
                    "sys.stdout.write('1')\n"
                    "sys.stdout.flush()\n"
-                   "execmodel = get_execmodel(");
-  _execnet_append_python_string (source, execmodel != NULL && *execmodel != '\0' ? execmodel : "thread", -1);
-  g_string_append (source, ")\nserve(init_popen_io(execmodel), id=");
+                   "serve(init_popen_io(execmodel), id=");
   _execnet_append_python_string (source, worker_id, -1);
   g_string_append (source, ")\n");
 
@@ -233,6 +239,7 @@ _execnet_bootstrap_build_line (ExecnetXSpec          *xspec,
                                GError               **error)
 {
   g_autoptr(GString) call = g_string_new ("execnet_agent_serve(mode=");
+  g_autofree char *worker_id = g_strconcat (gateway_id, "-worker", NULL);
   g_autoptr(GString) line = NULL;
   const GString *agent_source = escaped_agent ();
   const char *execmodel = execnet_xspec_get (xspec, "execmodel");
@@ -266,8 +273,9 @@ _execnet_bootstrap_build_line (ExecnetXSpec          *xspec,
   else
     g_string_append (call, "'stdio'");
 
+  /* The remote side names itself as execnet's worker does. */
   g_string_append (call, ", gateway_id=");
-  _execnet_append_python_string (call, gateway_id, -1);
+  _execnet_append_python_string (call, worker_id, -1);
   g_string_append (call, ", execmodel=");
   _execnet_append_python_string (call, execmodel != NULL && *execmodel != '\0' ? execmodel : "thread", -1);
   g_string_append (call, ", chdir=");

@@ -153,6 +153,21 @@ static const EchoCase echo_cases[] = {
     "'bytes': <@ay [0x00]>}" },
 };
 
+/* Python execnet 1.9 cannot encode ints below -2**31 (its encoder packs
+ * them as 4-byte ints and fails; doc/protocol.md). Tests of such values are
+ * skipped when the suite runs against it. */
+static gboolean
+skip_if_execnet_cannot_encode (const char *name)
+{
+  static const char * const names[] = {
+    "int64-below-int32", "int64-min", "below-int32", "minus-2-to-40", "int-too-small", NULL
+  };
+
+  if (!g_strv_contains (names, name))
+    return FALSE;
+  return test_skip_unless_our_agent ("Python execnet cannot encode ints below -2**31");
+}
+
 static void
 test_echo (Fixture       *f,
            gconstpointer  data)
@@ -160,6 +175,9 @@ test_echo (Fixture       *f,
   const EchoCase *c = data;
   g_autoptr(ExecnetChannel) channel = NULL;
   g_autoptr(GVariant) back = NULL;
+
+  if (skip_if_execnet_cannot_encode (c->name))
+    return;
 
   channel = test_remote_exec (f->gateway, "channel.send(channel.receive())");
   test_send (channel, c->sent != NULL ? g_variant_new_parsed (c->sent) : NULL);
@@ -230,6 +248,9 @@ test_made_remotely (Fixture       *f,
   g_autoptr(ExecnetChannel) channel = NULL;
   g_autoptr(GVariant) value = NULL;
 
+  if (skip_if_execnet_cannot_encode (c->name))
+    return;
+
   channel = test_remote_exec (f->gateway, source);
   value = test_receive (channel);
   if (c->unordered)
@@ -265,6 +286,9 @@ test_unmappable (Fixture       *f,
   g_autoptr(ExecnetChannel) channel = NULL;
   g_autoptr(GVariant) value = NULL;
   g_autoptr(GError) error = NULL;
+
+  if (skip_if_execnet_cannot_encode (c->name))
+    return;
 
   channel = test_remote_exec (f->gateway, source);
   value = execnet_channel_receive (channel, TEST_TIMEOUT, &error);
@@ -1366,7 +1390,12 @@ static void
 test_execmodel_main_thread_only_sequential (void)
 {
   g_autoptr(ExecnetGroup) group = execnet_group_new ();
-  ExecnetGateway *gateway = test_make_gateway (group, "execmodel=main_thread_only");
+  ExecnetGateway *gateway;
+
+  if (test_skip_unless_our_agent ("Python execnet 1.9 has no main_thread_only execmodel"))
+    return;
+
+  gateway = test_make_gateway (group, "execmodel=main_thread_only");
 
   for (guint i = 0; i < 50; i++)
     {
@@ -1398,6 +1427,9 @@ test_execmodel_main_thread_only (void)
   g_autoptr(GError) error = NULL;
   ExecnetGateway *gateway;
   const char *execmodel = NULL;
+
+  if (test_skip_unless_our_agent ("Python execnet 1.9 has no main_thread_only execmodel"))
+    return;
 
   gateway = test_make_gateway (group, "execmodel=main_thread_only");
   status = execnet_gateway_remote_status (gateway, &error);

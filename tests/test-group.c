@@ -463,7 +463,7 @@ assert_round_trips (ExecnetGroup *group)
 
       g_assert_cmpstr (g_variant_get_type_string (reply), ==, "(sxx)");
       g_variant_get (reply, "(&sxx)", &id, &doubled, &pid);
-      g_assert_cmpstr (id, ==, execnet_gateway_get_id (execnet_group_get_gateway (group, i)));
+      test_assert_remote_id (id, execnet_group_get_gateway (group, i));
       g_assert_cmpint (doubled, ==, 2 * i);
       g_assert_cmpint (pid, !=, getpid ());
       test_wait_close (g_ptr_array_index (channels, i));
@@ -696,8 +696,7 @@ test_remote_exec_multichannel (void)
 
       g_assert_true (execnet_channel_get_gateway (channel) == execnet_group_get_gateway (group, i));
       g_assert_cmpstr (g_variant_get_type_string (id), ==, "s");
-      g_assert_cmpstr (g_variant_get_string (id, NULL), ==,
-                       execnet_gateway_get_id (execnet_group_get_gateway (group, i)));
+      test_assert_remote_id (g_variant_get_string (id, NULL), execnet_group_get_gateway (group, i));
     }
 
   g_assert_true (execnet_multi_channel_send_each (multi, g_variant_new_int32 (21), &error));
@@ -732,7 +731,7 @@ test_remote_exec_multichannel_error (void)
   g_assert_no_error (error);
 
   multi = execnet_group_remote_exec (group,
-                                     "if channel.gateway.id == 'gw1':\n"
+                                     "if channel.gateway.id == 'gw1-worker':\n"
                                      "    raise KeyError('only on gw1')\n",
                                      &error);
   g_assert_no_error (error);

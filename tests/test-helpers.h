@@ -41,14 +41,49 @@ test_python (void)
   return python;
 }
 
+/* The remote agent the suite runs against: ours by default, or, with
+ * EXECNET_TEST_AGENT=execnet, the remote host's own Python execnet, so that
+ * the same tests check both sides of the protocol. */
+static inline const char *
+test_agent (void)
+{
+  const char *agent = g_getenv ("EXECNET_TEST_AGENT");
+
+  return agent != NULL && *agent != '\0' ? agent : NULL;
+}
+
+/* Skips the current test when it checks something only our agent does
+ * (its bootstrap errors, execmodels, fd protection); returns TRUE then. */
+static inline gboolean
+test_skip_unless_our_agent (const char *why)
+{
+  if (test_agent () == NULL)
+    return FALSE;
+  g_test_skip (why);
+  return TRUE;
+}
+
+/* The remote side calls its gateway "ID-worker", as execnet's worker does. */
+static inline void
+test_assert_remote_id (const char     *remote_id,
+                       ExecnetGateway *gateway)
+{
+  g_autofree char *expected = g_strconcat (execnet_gateway_get_id (gateway), "-worker", NULL);
+
+  g_assert_cmpstr (remote_id, ==, expected);
+}
+
 /* A popen spec for test_python() with @extra options (`id=x//nice=5`)
  * appended, if not %NULL. */
 static inline char *
 test_spec (const char *extra)
 {
+  g_autofree char *agent = test_agent () != NULL ? g_strconcat ("//agent=", test_agent (), NULL)
+                                                 : g_strdup ("");
+
   if (extra == NULL || *extra == '\0')
-    return g_strdup_printf ("popen//python=%s", test_python ());
-  return g_strdup_printf ("popen//python=%s//%s", test_python (), extra);
+    return g_strdup_printf ("popen//python=%s%s", test_python (), agent);
+  return g_strdup_printf ("popen//python=%s%s//%s", test_python (), agent, extra);
 }
 
 /* Makes a gateway in @group from test_spec (@extra), failing the test if
