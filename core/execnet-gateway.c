@@ -649,6 +649,11 @@ on_read_closed (GObject      *owner,
   ExecnetGateway *self = EXECNET_GATEWAY (owner);
   gboolean report_now;
 
+  /* Garbage on the wire: whatever sent it is beyond repair, and nothing
+   * else will end it, so end it now. */
+  if (g_error_matches (error, EXECNET_ERROR, EXECNET_ERROR_PROTOCOL))
+    execnet_connection_terminate (self->connection, TRUE);
+
   g_mutex_lock (&self->lock);
   self->reading_done = TRUE;
   if (error != NULL)
