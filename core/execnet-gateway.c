@@ -78,6 +78,9 @@ struct _ExecnetGateway
   gboolean lost_reported;
   GError *read_error;               /* (owned) (nullable) why reading stopped */
   GSource *lost_timer;              /* (owned) (nullable) */
+  gint64 start_time;                /* monotonic: start-up began */
+  gint64 connected_time;            /* the transport connected */
+  gint64 acknowledged_time;         /* the agent acknowledged the bootstrap */
   struct Observer *observer;        /* (owned) (nullable) given to the wire once it exists */
 };
 
@@ -745,6 +748,7 @@ on_bootstrapped (GObject      *source,
     }
 
   g_mutex_lock (&self->lock);
+  self->acknowledged_time = g_get_monotonic_time ();
   self->wire = _execnet_wire_new (connection, self->description, &wire_handler, G_OBJECT (self));
   if (self->observer != NULL)
     _execnet_wire_set_tap (self->wire, observe_frame, observer_ref (self->observer), observer_unref);
@@ -790,6 +794,7 @@ on_opened (GObject      *source,
 
   g_mutex_lock (&self->lock);
   self->connection = connection;
+  self->connected_time = g_get_monotonic_time ();
   g_free (self->description);
   self->description = g_strdup_printf ("gateway %s (%s)", self->id,
                                        execnet_connection_get_remote_address (connection));
@@ -847,6 +852,7 @@ _execnet_gateway_start_async (ExecnetGateway      *self,
   GError *error = NULL;
 
   g_task_set_source_tag (task, _execnet_gateway_start_async);
+  self->start_time = g_get_monotonic_time ();
 
   if (scheme == NULL)
     {
@@ -1405,4 +1411,39 @@ const char *
 execnet_message_code_name (guint code)
 {
   return _execnet_message_code_name ((int) code);
+}
+
+/**
+ * execnet_gateway_get_startup_times:
+ * @self: a gateway
+ * @connect_us: (out) (optional): microseconds from the start until the
+ *   transport had a connection to an interpreter
+ * @bootstrap_us: (out) (optional): microseconds from then until the agent
+ *   acknowledged the bootstrap
+ *
+ * How the gateway's start-up was spent, for tools such as
+ * `execnet-tool probe`.
+ *
+ * Returns: %FALSE if the gateway did not get that far
+ *
+ * Since: 1.0
+ */
+gboolean
+execnet_gateway_get_startup_times (ExecnetGateway *self,
+                                   gint64         *connect_us,
+                                   gint64         *bootstrap_us)
+{
+  gboolean complete;
+
+  g_return_val_if_fail (EXECNET_IS_GATEWAY (self), FALSE);
+
+  g_mutex_lock (&self->lock);
+  complete = self->acknowledged_time != 0;
+  if (connect_us != NULL)
+    *connect_us = complete ? self->connected_time - self->start_time : 0;
+  if (bootstrap_us != NULL)
+    *bootstrap_us = complete ? self->acknowledged_time - self->connected_time : 0;
+  g_mutex_unlock (&self->lock);
+
+  return complete;
 }

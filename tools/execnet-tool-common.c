@@ -176,15 +176,6 @@ execnet_tool_start_gateway (ExecnetGroup  *group,
 }
 
 /* Seconds left until @deadline, for execnet_channel_receive(). */
-static double
-seconds_left (gint64 deadline)
-{
-  if (deadline < 0)
-    return -1;
-  return MAX (deadline - g_get_monotonic_time (), 0) / (double) G_USEC_PER_SEC;
-}
-
-/* Seconds left until @deadline, for execnet_channel_receive(). */
 double
 execnet_tool_seconds_left (gint64 deadline)
 {

@@ -31,68 +31,6 @@ print_value (GVariant  *value,
   return execnet_tool_write_line (text, error);
 }
 
-static void
-on_started (GObject      *source,
-            GAsyncResult *result,
-            gpointer      user_data)
-{
-  GAsyncResult **result_out = user_data;
-
-  *result_out = g_object_ref (result);
-}
-
-static gboolean
-on_deadline (gpointer user_data)
-{
-  g_cancellable_cancel (G_CANCELLABLE (user_data));
-  return G_SOURCE_REMOVE;
-}
-
-/* Starts a gateway and cancels the start at @deadline (monotonic
- * microseconds; negative for none), which then counts as a timeout. */
-static ExecnetGateway *
-start_gateway (ExecnetGroup  *group,
-               ExecnetXSpec  *xspec,
-               gint64         deadline,
-               GError       **error)
-{
-  g_autoptr(GMainContext) context = g_main_context_new ();
-  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
-  g_autoptr(GAsyncResult) result = NULL;
-  g_autoptr(GSource) timer = NULL;
-  g_autoptr(GError) local_error = NULL;
-  ExecnetGateway *gateway;
-
-  g_main_context_push_thread_default (context);
-  if (deadline >= 0)
-    {
-      gint64 remaining = MAX (deadline - g_get_monotonic_time (), 0);
-
-      timer = g_timeout_source_new (remaining / 1000);
-      g_source_set_callback (timer, on_deadline, cancellable, NULL);
-      g_source_attach (timer, context);
-    }
-  execnet_group_make_gateway_async (group, xspec, cancellable, on_started, &result);
-  while (result == NULL)
-    g_main_context_iteration (context, TRUE);
-  if (timer != NULL)
-    g_source_destroy (timer);
-  g_main_context_pop_thread_default (context);
-
-  gateway = execnet_group_make_gateway_finish (group, result, &local_error);
-  if (gateway == NULL)
-    {
-      if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-        g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                     "timed out after %g seconds starting the gateway “%s”",
-                     timeout, execnet_xspec_to_string (xspec));
-      else
-        g_propagate_error (error, g_steal_pointer (&local_error));
-    }
-
-  return gateway;
-}
-
 /* Runs @source on a new gateway of @group, sends @values and prints
  * everything that comes back until the channel closes. */
 static gboolean

@@ -10,9 +10,6 @@
 
 #include "execnet-tool.h"
 
-/* How long the gateway gets to end on its own before it is killed. */
-#define TERMINATE_TIMEOUT 2.0
-
 typedef GVariant *(*QueryFunc) (ExecnetGateway  *gateway,
                                 GError         **error);
 
@@ -96,7 +93,7 @@ run (int          argc,
   gateway = execnet_group_make_gateway (group, argv[1], &error);
   if (gateway != NULL)
     result = query (gateway, &error);
-  execnet_group_terminate (group, TERMINATE_TIMEOUT, NULL);
+  execnet_group_terminate (group, EXECNET_TOOL_TERMINATE_TIMEOUT, NULL);
 
   if (result == NULL)
     return execnet_tool_report_error (argv[0], error);

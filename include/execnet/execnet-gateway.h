@@ -92,5 +92,9 @@ void            execnet_gateway_set_wire_observer (ExecnetGateway      *self,
                                                    GDestroyNotify       notify);
 EXECNET_AVAILABLE_IN_1_0
 const char     *execnet_message_code_name     (guint            code);
+EXECNET_AVAILABLE_IN_1_0
+gboolean        execnet_gateway_get_startup_times (ExecnetGateway *self,
+                                                   gint64         *connect_us,
+                                                   gint64         *bootstrap_us);
 
 G_END_DECLS
