@@ -228,3 +228,61 @@ execnet_tool_get_code (int          argc,
   *exit_code = EXECNET_TOOL_EXIT_OK;
   return g_steal_pointer (&source);
 }
+
+/* Runs @source on a new gateway of @group made from @xspec: calls
+ * @prepare (if any) on the gateway first, sends @values, hands every item
+ * the code sends to @on_item (if any) until the channel closes. @timeout
+ * (seconds, negative for none) covers it all, start-up included. */
+gboolean
+execnet_tool_run_code (ExecnetGroup         *group,
+                       ExecnetXSpec         *xspec,
+                       const char           *source,
+                       GPtrArray            *values,
+                       double                timeout,
+                       ExecnetToolPrepare    prepare,
+                       gpointer              prepare_data,
+                       ExecnetToolItemFunc   on_item,
+                       GError              **error)
+{
+  gint64 deadline = timeout >= 0 ? g_get_monotonic_time () + (gint64) (timeout * G_USEC_PER_SEC) : -1;
+  g_autoptr(ExecnetGateway) gateway = NULL;
+  g_autoptr(ExecnetChannel) channel = NULL;
+
+  gateway = execnet_tool_start_gateway (group, xspec, deadline, timeout, error);
+  if (gateway == NULL)
+    return FALSE;
+  if (prepare != NULL)
+    prepare (gateway, prepare_data);
+
+  channel = execnet_gateway_remote_exec (gateway, source, error);
+  if (channel == NULL)
+    return FALSE;
+
+  for (guint i = 0; i < values->len; i++)
+    if (!execnet_channel_send (channel, g_ptr_array_index (values, i), error))
+      return FALSE;
+
+  for (;;)
+    {
+      g_autoptr(GError) local_error = NULL;
+      g_autoptr(GVariant) item = execnet_channel_receive (channel, execnet_tool_seconds_left (deadline),
+                                                          &local_error);
+
+      if (item != NULL)
+        {
+          if (on_item != NULL && !on_item (item, error))
+            return FALSE;
+          continue;
+        }
+
+      if (g_error_matches (local_error, EXECNET_ERROR, EXECNET_ERROR_CHANNEL_CLOSED))
+        return TRUE;
+
+      if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+        g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                     "timed out after %g seconds: the remote code had not finished", timeout);
+      else
+        g_propagate_error (error, g_steal_pointer (&local_error));
+      return FALSE;
+    }
+}

@@ -33,53 +33,6 @@ print_value (GVariant  *value,
 
 /* Runs @source on a new gateway of @group, sends @values and prints
  * everything that comes back until the channel closes. */
-static gboolean
-run (ExecnetGroup  *group,
-     ExecnetXSpec  *xspec,
-     const char    *source,
-     GPtrArray     *values,
-     GError       **error)
-{
-  gint64 deadline = timeout >= 0 ? g_get_monotonic_time () + (gint64) (timeout * G_USEC_PER_SEC) : -1;
-  g_autoptr(ExecnetGateway) gateway = NULL;
-  g_autoptr(ExecnetChannel) channel = NULL;
-
-  gateway = execnet_tool_start_gateway (group, xspec, deadline, timeout, error);
-  if (gateway == NULL)
-    return FALSE;
-
-  channel = execnet_gateway_remote_exec (gateway, source, error);
-  if (channel == NULL)
-    return FALSE;
-
-  for (guint i = 0; i < values->len; i++)
-    if (!execnet_channel_send (channel, g_ptr_array_index (values, i), error))
-      return FALSE;
-
-  for (;;)
-    {
-      g_autoptr(GError) local_error = NULL;
-      g_autoptr(GVariant) item = execnet_channel_receive (channel, execnet_tool_seconds_left (deadline), &local_error);
-
-      if (item != NULL)
-        {
-          if (!print_value (item, error))
-            return FALSE;
-          continue;
-        }
-
-      if (g_error_matches (local_error, EXECNET_ERROR, EXECNET_ERROR_CHANNEL_CLOSED))
-        return TRUE;
-
-      if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
-        g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                     "timed out after %g seconds: the remote code had not finished", timeout);
-      else
-        g_propagate_error (error, g_steal_pointer (&local_error));
-      return FALSE;
-    }
-}
-
 int
 execnet_tool_exec (int    argc,
                    char **argv)
@@ -126,7 +79,7 @@ execnet_tool_exec (int    argc,
     return execnet_tool_report_error (argv[0], error);
 
   group = execnet_group_new ();
-  ok = run (group, xspec, source, values, &error);
+  ok = execnet_tool_run_code (group, xspec, source, values, timeout, NULL, NULL, print_value, &error);
   /* Whatever happened, no process is left behind. */
   execnet_group_terminate (group, EXECNET_TOOL_TERMINATE_TIMEOUT, NULL);
 

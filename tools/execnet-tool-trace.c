@@ -156,50 +156,12 @@ on_frame (ExecnetGateway *gateway,
   g_mutex_unlock (&self->lock);
 }
 
-static gboolean
-run (ExecnetGroup  *group,
-     ExecnetXSpec  *xspec,
-     const char    *source,
-     GPtrArray     *values,
-     Tracer        *tracer,
-     GError       **error)
+/* Watches the gateway from before the code is sent. */
+static void
+observe (ExecnetGateway *gateway,
+         gpointer        data)
 {
-  gint64 deadline = timeout >= 0 ? g_get_monotonic_time () + (gint64) (timeout * G_USEC_PER_SEC) : -1;
-  g_autoptr(ExecnetGateway) gateway = NULL;
-  g_autoptr(ExecnetChannel) channel = NULL;
-
-  gateway = execnet_tool_start_gateway (group, xspec, deadline, timeout, error);
-  if (gateway == NULL)
-    return FALSE;
-  g_object_ref (gateway);
-  execnet_gateway_set_wire_observer (gateway, on_frame, tracer_ref (tracer), tracer_unref);
-
-  channel = execnet_gateway_remote_exec (gateway, source, error);
-  if (channel == NULL)
-    return FALSE;
-
-  for (guint i = 0; i < values->len; i++)
-    if (!execnet_channel_send (channel, g_ptr_array_index (values, i), error))
-      return FALSE;
-
-  /* The items are on the trace already; this only waits for the end. */
-  for (;;)
-    {
-      g_autoptr(GError) local_error = NULL;
-      g_autoptr(GVariant) item = execnet_channel_receive (channel, execnet_tool_seconds_left (deadline),
-                                                          &local_error);
-
-      if (item != NULL)
-        continue;
-      if (g_error_matches (local_error, EXECNET_ERROR, EXECNET_ERROR_CHANNEL_CLOSED))
-        return TRUE;
-      if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
-        g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                     "timed out after %g seconds: the remote code had not finished", timeout);
-      else
-        g_propagate_error (error, g_steal_pointer (&local_error));
-      return FALSE;
-    }
+  execnet_gateway_set_wire_observer (gateway, on_frame, tracer_ref (data), tracer_unref);
 }
 
 int
@@ -256,7 +218,8 @@ execnet_tool_trace (int    argc,
   tracer->start = g_get_monotonic_time ();
 
   group = execnet_group_new ();
-  ok = run (group, xspec, source, values, tracer, &error);
+  /* The items are on the trace already; nothing prints them twice. */
+  ok = execnet_tool_run_code (group, xspec, source, values, timeout, observe, tracer, NULL, &error);
   /* Whatever happened, no process is left behind; the trace shows it go. */
   execnet_group_terminate (group, EXECNET_TOOL_TERMINATE_TIMEOUT, NULL);
 

@@ -52,6 +52,20 @@ char           *execnet_tool_format_value   (GVariant      *value,
 gboolean        execnet_tool_write_line     (const char    *text,
                                              GError       **error);
 
+typedef void     (*ExecnetToolPrepare)  (ExecnetGateway *gateway,
+                                         gpointer        data);
+typedef gboolean (*ExecnetToolItemFunc) (GVariant       *item,
+                                         GError        **error);
+gboolean        execnet_tool_run_code       (ExecnetGroup         *group,
+                                             ExecnetXSpec         *xspec,
+                                             const char           *source,
+                                             GPtrArray            *values,
+                                             double                timeout,
+                                             ExecnetToolPrepare    prepare,
+                                             gpointer              prepare_data,
+                                             ExecnetToolItemFunc   on_item,
+                                             GError              **error);
+
 /* One function per subcommand; argv[0] is the subcommand's name. */
 int execnet_tool_exec         (int argc, char **argv);
 int execnet_tool_spec         (int argc, char **argv);
