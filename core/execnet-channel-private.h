@@ -11,7 +11,8 @@ G_BEGIN_DECLS
 ExecnetChannel *_execnet_channel_new             (ExecnetGateway *gateway,
                                                   gint32          id);
 void            _execnet_channel_deliver         (ExecnetChannel *self,
-                                                  GVariant       *item);
+                                                  GVariant       *item,
+                                                  gsize           size);
 void            _execnet_channel_deliver_error   (ExecnetChannel *self,
                                                   GError         *error);
 void            _execnet_channel_remote_closed   (ExecnetChannel *self,

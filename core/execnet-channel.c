@@ -75,13 +75,19 @@ typedef struct
 {
   GVariant *value;                  /* (owned) (nullable) */
   GError *error;                    /* (owned) (nullable) */
+  gsize size;                       /* its bytes on the wire */
+  ExecnetGateway *gateway;          /* (unowned) the channel's, which outlives its items */
 } Item;
 
+/* Frees @item; its bytes count as consumed, for the gateway's
+ * backpressure. */
 static void
 item_free (gpointer data)
 {
   Item *item = data;
 
+  if (item->size > 0)
+    _execnet_gateway_account (item->gateway, -(gssize) item->size);
   g_clear_pointer (&item->value, g_variant_unref);
   g_clear_error (&item->error);
   g_free (item);
@@ -369,17 +375,22 @@ fail_waiters (ExecnetChannel *self,
   g_list_free (waiters);
 }
 
-/* I/O thread: one item arrived; exactly one of @value and @error is set. */
+/* I/O thread: one item arrived; exactly one of @value and @error is set;
+ * @size is what it took on the wire. */
 static void
 deliver (ExecnetChannel *self,
          GVariant       *value,
-         GError         *error)
+         GError         *error,
+         gsize           size)
 {
   Item *item = g_new0 (Item, 1);
   Waiter *waiter = NULL;
 
   item->value = value;
   item->error = error;
+  item->size = size;
+  item->gateway = self->gateway;
+  _execnet_gateway_account (self->gateway, size);
 
   g_mutex_lock (&self->lock);
   if (self->receive_closed)
@@ -408,9 +419,10 @@ deliver (ExecnetChannel *self,
 /* I/O thread: one item arrived. @item (transfer full) */
 void
 _execnet_channel_deliver (ExecnetChannel *self,
-                          GVariant       *item)
+                          GVariant       *item,
+                          gsize           size)
 {
-  deliver (self, item, NULL);
+  deliver (self, item, NULL, size);
 }
 
 /* I/O thread: an item arrived that cannot be represented. @error (transfer full) */
@@ -418,7 +430,7 @@ void
 _execnet_channel_deliver_error (ExecnetChannel *self,
                                 GError         *error)
 {
-  deliver (self, NULL, error);
+  deliver (self, NULL, error, 0);
 }
 
 /* Called with the lock held: the channel ends for receiving. */

@@ -33,6 +33,8 @@ void            _execnet_gateway_hold_channel    (ExecnetGateway      *self,
                                                   ExecnetChannel      *channel,
                                                   gboolean             hold);
 void            _execnet_gateway_clear_group     (ExecnetGateway      *self);
+void            _execnet_gateway_account         (ExecnetGateway      *self,
+                                                  gssize               delta);
 void            _execnet_gateway_kill            (ExecnetGateway      *self);
 gboolean        _execnet_gateway_wait_ended      (ExecnetGateway      *self,
                                                   gint64               deadline);

@@ -78,6 +78,8 @@ struct _ExecnetGateway
   gboolean lost_reported;
   GError *read_error;               /* (owned) (nullable) why reading stopped */
   GSource *lost_timer;              /* (owned) (nullable) */
+  gsize unconsumed;                 /* bytes that arrived on channels and wait there */
+  gboolean reading_paused;          /* for backpressure, see _execnet_gateway_account */
   gint64 start_time;                /* monotonic: start-up began */
   gint64 connected_time;            /* the transport connected */
   gint64 acknowledged_time;         /* the agent acknowledged the bootstrap */
@@ -136,6 +138,11 @@ static GParamSpec *properties[N_PROPS];
 
 G_DEFINE_FINAL_TYPE (ExecnetGateway, execnet_gateway, G_TYPE_OBJECT)
 
+/* Above this many unconsumed bytes, the gateway stops reading its
+ * connection; below the low mark it reads again. */
+#define UNCONSUMED_HIGH ((gsize) 64 << 20)
+#define UNCONSUMED_LOW ((gsize) 32 << 20)
+
 /* How long the channels' error waits to learn how the remote process ended. */
 #define LOST_REPORT_DELAY_MS 1000
 
@@ -143,6 +150,39 @@ static const char info_source[] =
   "import sys, os\n"
   "channel.send(dict(executable=sys.executable, version_info=tuple(sys.version_info[:5]),\n"
   "                  platform=sys.platform, cwd=os.getcwd(), pid=os.getpid()))\n";
+
+/* Any thread: @delta bytes arrived on a channel (positive) or were taken
+ * from one (negative). Incoming data is bounded: past UNCONSUMED_HIGH the
+ * gateway stops reading, so the remote side's writes block, until
+ * consumers bring it below UNCONSUMED_LOW. A consumer that waits on one
+ * channel while another holds 64 MiB nobody takes will wait for ever, as
+ * with any bounded pipe. */
+void
+_execnet_gateway_account (ExecnetGateway *self,
+                          gssize          delta)
+{
+  g_autoptr(ExecnetWire) wire = NULL;
+  gboolean pause = FALSE, resume = FALSE;
+
+  g_mutex_lock (&self->lock);
+  if (delta < 0)
+    self->unconsumed -= MIN ((gsize) -delta, self->unconsumed);
+  else
+    self->unconsumed += delta;
+  if (!self->reading_paused && self->unconsumed > UNCONSUMED_HIGH)
+    pause = self->reading_paused = TRUE;
+  else if (self->reading_paused && self->unconsumed < UNCONSUMED_LOW)
+    {
+      self->reading_paused = FALSE;
+      resume = TRUE;
+    }
+  if ((pause || resume) && self->wire != NULL)
+    wire = _execnet_wire_ref (self->wire);
+  g_mutex_unlock (&self->lock);
+
+  if (wire != NULL)
+    _execnet_wire_set_reading_paused (wire, pause);
+}
 
 gint64
 _execnet_deadline_from_timeout (gdouble timeout)
@@ -514,7 +554,7 @@ on_frame (GObject            *owner,
           fail_protocol (self, error);
           return;
         }
-      _execnet_channel_deliver (channel, g_steal_pointer (&value));
+      _execnet_channel_deliver (channel, g_steal_pointer (&value), g_bytes_get_size (payload));
       break;
 
     case EXECNET_MESSAGE_CHANNEL_CLOSE:

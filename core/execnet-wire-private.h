@@ -46,6 +46,8 @@ void         _execnet_wire_finish_writing  (ExecnetWire              *self);
 void         _execnet_wire_abort           (ExecnetWire              *self,
                                             const GError             *error);
 gboolean     _execnet_wire_is_reading      (ExecnetWire              *self);
+void         _execnet_wire_set_reading_paused (ExecnetWire           *self,
+                                               gboolean               paused);
 void         _execnet_wire_set_max_queued  (ExecnetWire              *self,
                                             gsize                     max_queued);
 

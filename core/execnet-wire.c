@@ -39,7 +39,9 @@
  * limit, as it only ever sends small control messages).
  *
  * Reading: the I/O thread reads straight into the buffers the frame reader
- * hands out and passes each complete frame to the owner's handler.
+ * hands out and passes each complete frame to the owner's handler. The
+ * owner may pause reading while too much that arrived is unconsumed; the
+ * remote side's writes then block, which bounds memory on both sides.
  *
  * Life cycle: a wire starts reading as soon as it is made, and holds a
  * reference on its owner from then until read_closed has been delivered, so that the
@@ -64,6 +66,8 @@ struct _ExecnetWire
   GArray *vectors;                 /* (owned) (element-type GOutputVector) for in_flight */
   guint vector_index;              /* the first vector not yet written, with fd */
   gboolean write_closed;           /* close_write() was called on the connection */
+  gboolean read_parked;            /* reading stopped for backpressure */
+  gint pause_reading;              /* (atomic) the owner asked to stop reading */
 
   GMutex lock;                     /* guards the fields below */
   GCond cond;                      /* signalled when queued_bytes drops or writing dies */
@@ -830,6 +834,11 @@ on_read (GObject      *source,
 
       if (g_cancellable_is_cancelled (self->cancellable))
         reading_done (self, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED, "aborted"));
+      else if (g_atomic_int_get (&self->pause_reading))
+        {
+          EXECNET_NOTE (WIRE, "%s: reading paused: too much unconsumed", self->description);
+          self->read_parked = TRUE;
+        }
       else
         read_more (self);
     }
@@ -871,6 +880,34 @@ start_reading (ExecnetWire *self)
                                (GDestroyNotify) _execnet_wire_unref);
 }
 
+/* I/O thread: reading goes on, if it was parked. */
+static gboolean
+resume_in_io_thread (gpointer data)
+{
+  ExecnetWire *self = data;
+
+  if (self->read_parked && !g_atomic_int_get (&self->pause_reading))
+    {
+      self->read_parked = FALSE;
+      if (g_cancellable_is_cancelled (self->cancellable))
+        reading_done (self, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED, "aborted"));
+      else
+        read_more (self);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+/* Any thread: stops reading after the frames already read, or goes on. */
+void
+_execnet_wire_set_reading_paused (ExecnetWire *self,
+                                  gboolean     paused)
+{
+  g_atomic_int_set (&self->pause_reading, paused);
+  if (!paused)
+    _execnet_io_worker_invoke (resume_in_io_thread, _execnet_wire_ref (self),
+                               (GDestroyNotify) _execnet_wire_unref);
+}
+
 /* Any thread: stops reading and writing; read_closed reports @error. */
 void
 _execnet_wire_abort (ExecnetWire  *self,
@@ -883,4 +920,8 @@ _execnet_wire_abort (ExecnetWire  *self,
   g_mutex_unlock (&self->lock);
 
   g_cancellable_cancel (self->cancellable);
+  /* A parked reader has no read to cancel: wake it to end. */
+  g_atomic_int_set (&self->pause_reading, FALSE);
+  _execnet_io_worker_invoke (resume_in_io_thread, _execnet_wire_ref (self),
+                             (GDestroyNotify) _execnet_wire_unref);
 }

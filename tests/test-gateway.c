@@ -401,6 +401,44 @@ test_values_large_items (Fixture       *f,
   test_wait_close (channel);
 }
 
+/* Incoming data is bounded: while 128 MiB wait unconsumed on one channel,
+ * the gateway stops reading, so the remote side blocks and cannot even
+ * report on a second channel; once the first is drained, it can. */
+static void
+test_backpressure_incoming (Fixture       *f,
+                            gconstpointer  data)
+{
+  g_autoptr(ExecnetChannel) bulk = NULL;
+  g_autoptr(ExecnetChannel) report = execnet_gateway_new_channel (f->gateway);
+  g_autoptr(GVariant) done = NULL;
+  g_autoptr(GError) error = NULL;
+
+  bulk = test_remote_exec (f->gateway,
+                           "report = channel.receive()\n"
+                           "block = bytes(1 << 20)\n"
+                           "for i in range(128):\n"
+                           "    channel.send(block)\n"
+                           "report.send('done')\n");
+  test_send (bulk, execnet_channel_to_value (report));
+
+  /* It can never arrive while the bulk waits; the timeout only bounds how
+   * long this test looks. */
+  done = execnet_channel_receive (report, 3.0, &error);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+  g_assert_null (done);
+  g_clear_error (&error);
+
+  for (guint i = 0; i < 128; i++)
+    {
+      g_autoptr(GVariant) block = test_receive (bulk);
+
+      g_assert_cmpuint (g_variant_get_size (block), ==, 1 << 20);
+    }
+  done = test_receive (report);
+  g_assert_cmpstr (g_variant_get_string (done, NULL), ==, "done");
+  test_wait_close (bulk);
+}
+
 #define BIG_SIZE (32 * 1024 * 1024)
 
 /* A 32 MiB byte string each way. */
@@ -2170,6 +2208,7 @@ main (int   argc,
   add_test ("/gateway/values/send-unsupported", test_send_unsupported);
   add_test ("/gateway/values/large-items", test_values_large_items);
   add_test ("/gateway/values/32mib", test_values_32mib);
+  add_test ("/gateway/backpressure/incoming", test_backpressure_incoming);
 
   add_test ("/gateway/channel/remote-error", test_remote_error);
   add_test ("/gateway/channel/syntax-error", test_syntax_error);
