@@ -68,38 +68,38 @@ die (const char *what,
   exit (1);
 }
 
-/* The system ssh client running @command (an argv tail) on the host. */
-static gdouble
-time_ssh_client (const char * const *command)
+/* The system ssh client's command line running @command on the host. */
+static char **
+ssh_client_argv (const char         *option,
+                 const char * const *command)
 {
-  g_autoptr(GArray) samples = g_array_new (FALSE, FALSE, sizeof (gdouble));
   g_autoptr(GStrvBuilder) builder = g_strv_builder_new ();
   g_auto(GStrv) words = NULL;
-  g_auto(GStrv) argv = NULL;
   GError *error = NULL;
 
   if (!g_shell_parse_argv (destination, NULL, &words, &error))
     die ("--destination", error);
   g_strv_builder_add_many (builder, "ssh", "-o", "BatchMode=yes", NULL);
+  if (option != NULL)
+    g_strv_builder_add_many (builder, "-o", option, NULL);
   if (ssh_config != NULL)
     g_strv_builder_add_many (builder, "-F", ssh_config, NULL);
   g_strv_builder_addv (builder, (const char **) words);
   g_strv_builder_addv (builder, (const char **) command);
-  argv = g_strv_builder_end (builder);
+  return g_strv_builder_end (builder);
+}
 
-  for (int i = 0; i < starts; i++)
-    {
-      g_autoptr(GSubprocess) process = NULL;
-      gdouble t0 = now (), elapsed;
+static gdouble
+time_ssh_client (char **argv)
+{
+  g_autoptr(GSubprocess) process = NULL;
+  GError *error = NULL;
+  gdouble t0 = now ();
 
-      process = g_subprocess_newv ((const char * const *) argv, G_SUBPROCESS_FLAGS_STDIN_INHERIT, &error);
-      if (process == NULL || !g_subprocess_wait_check (process, NULL, &error))
-        die ("the ssh client", error);
-      elapsed = now () - t0;
-      g_array_append_val (samples, elapsed);
-    }
-
-  return median (samples);
+  process = g_subprocess_newv ((const char * const *) argv, G_SUBPROCESS_FLAGS_STDIN_INHERIT, &error);
+  if (process == NULL || !g_subprocess_wait_check (process, NULL, &error))
+    die ("the ssh client", error);
+  return now () - t0;
 }
 
 typedef struct
@@ -130,12 +130,34 @@ static const char produce_source[] =
   "for _ in range(channel.receive()):\n"
   "    channel.send(item)\n";
 
+/* One start-up: to make_gateway's return, and to the first reply. */
+static void
+time_gateway_start (const char *spec,
+                    gdouble    *ready,
+                    gdouble    *first)
+{
+  g_autoptr(ExecnetGroup) one = execnet_group_new ();
+  g_autoptr(ExecnetChannel) probe = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  ExecnetGateway *gateway;
+  GError *error = NULL;
+  gdouble t0 = now ();
+
+  gateway = execnet_group_make_gateway (one, spec, &error);
+  if (gateway == NULL)
+    die ("make_gateway", error);
+  *ready = now () - t0;
+  probe = execnet_gateway_remote_exec (gateway, "channel.send(1)", &error);
+  if (probe == NULL || (reply = execnet_channel_receive (probe, -1, &error)) == NULL)
+    die ("first round trip", error);
+  *first = now () - t0;
+  execnet_group_terminate (one, 5.0, NULL);
+}
+
 static void
 measure_ours (const char *spec,
               Results    *results)
 {
-  g_autoptr(GArray) ready = g_array_new (FALSE, FALSE, sizeof (gdouble));
-  g_autoptr(GArray) first = g_array_new (FALSE, FALSE, sizeof (gdouble));
   g_autoptr(ExecnetGroup) group = execnet_group_new ();
   g_autoptr(ExecnetChannel) channel = NULL;
   g_autoptr(GVariant) block = NULL;
@@ -144,29 +166,6 @@ measure_ours (const char *spec,
   ExecnetGateway *gateway;
   GError *error = NULL;
   gdouble t0;
-
-  for (int i = 0; i < starts; i++)
-    {
-      g_autoptr(ExecnetGroup) one = execnet_group_new ();
-      g_autoptr(ExecnetChannel) probe = NULL;
-      g_autoptr(GVariant) reply = NULL;
-      gdouble t_ready, t_first;
-
-      t0 = now ();
-      gateway = execnet_group_make_gateway (one, spec, &error);
-      if (gateway == NULL)
-        die ("make_gateway", error);
-      t_ready = now () - t0;
-      probe = execnet_gateway_remote_exec (gateway, "channel.send(1)", &error);
-      if (probe == NULL || (reply = execnet_channel_receive (probe, -1, &error)) == NULL)
-        die ("first round trip", error);
-      t_first = now () - t0;
-      g_array_append_val (ready, t_ready);
-      g_array_append_val (first, t_first);
-      execnet_group_terminate (one, 5.0, NULL);
-    }
-  results->ready = median (ready);
-  results->first_roundtrip = median (first);
 
   for (int i = 0; i < concurrent; i++)
     specs[i] = g_strdup (spec);
@@ -240,7 +239,8 @@ measure_ours (const char *spec,
 }
 
 /* Python execnet's ssh gateway (the ssh program plus its bootstrap), if
- * this machine has it: start-up to ready and to a first round trip. */
+ * this machine has it: the medians of @runs start-ups to ready and to a
+ * first round trip, timed inside its own process. */
 static const char reference_script[] =
   "import sys, time\n"
   "import execnet\n"
@@ -259,6 +259,7 @@ static const char reference_script[] =
 
 static gboolean
 measure_reference (const char  *spec,
+                   int          runs,
                    Results     *results,
                    char       **version)
 {
@@ -266,12 +267,12 @@ measure_reference (const char  *spec,
   g_autoptr(GError) error = NULL;
   g_autofree char *output = NULL;
   g_autofree char *errors = NULL;
-  g_autofree char *n_starts = g_strdup_printf ("%d", starts);
+  g_autofree char *n_runs = g_strdup_printf ("%d", runs);
   g_auto(GStrv) fields = NULL;
 
   process = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
                               &error, "/usr/bin/python3", "-c", reference_script,
-                              spec, n_starts, NULL);
+                              spec, n_runs, NULL);
   if (process == NULL ||
       !g_subprocess_communicate_utf8 (process, NULL, NULL, &output, &errors, &error))
     {
@@ -309,8 +310,8 @@ main (int    argc,
   const char *ssh_true[] = { "true", NULL };
   const char *ssh_python[] = { NULL, "-c", "pass", NULL };
   Results ours = { 0 }, theirs = { 0 };
-  gboolean have_reference = FALSE;
-  gdouble client_true, client_python;
+  gboolean have_reference = !skip_reference;
+  gdouble client_true, client_curve, client_python;
 
   sshd_fixture_prepare_environment ();
   g_option_context_add_main_entries (context, entries, NULL);
@@ -345,15 +346,62 @@ main (int    argc,
   g_print ("execnet-glib %s, ssh to %s, %s, %d start-ups each, %d round trips, %d MiB each way\n\n",
            EXECNET_VERSION_S, destination, python, starts, roundtrips, megabytes);
 
-  /* Interleaved order would be fairer to drifting machines; the medians of
-   * 20 are stable enough here, and grouping keeps sshd's caches alike. */
-  client_true = time_ssh_client (ssh_true);
-  client_python = time_ssh_client (ssh_python);
+  /* Start-ups interleaved, so that a machine whose load drifts during the
+   * run treats every column alike. */
+  {
+    g_autoptr(GArray) true_samples = g_array_new (FALSE, FALSE, sizeof (gdouble));
+    g_autoptr(GArray) curve_samples = g_array_new (FALSE, FALSE, sizeof (gdouble));
+    g_autoptr(GArray) python_samples = g_array_new (FALSE, FALSE, sizeof (gdouble));
+    g_autoptr(GArray) ready_samples = g_array_new (FALSE, FALSE, sizeof (gdouble));
+    g_autoptr(GArray) first_samples = g_array_new (FALSE, FALSE, sizeof (gdouble));
+    g_autoptr(GArray) reference_ready = g_array_new (FALSE, FALSE, sizeof (gdouble));
+    g_autoptr(GArray) reference_first = g_array_new (FALSE, FALSE, sizeof (gdouble));
+    g_auto(GStrv) true_argv = ssh_client_argv (NULL, ssh_true);
+    g_auto(GStrv) curve_argv = ssh_client_argv ("KexAlgorithms=curve25519-sha256", ssh_true);
+    g_auto(GStrv) python_argv = ssh_client_argv (NULL, ssh_python);
+
+    for (int i = 0; i < starts; i++)
+      {
+        gdouble sample, ready, first;
+
+        sample = time_ssh_client (true_argv);
+        g_array_append_val (true_samples, sample);
+        sample = time_ssh_client (curve_argv);
+        g_array_append_val (curve_samples, sample);
+        sample = time_ssh_client (python_argv);
+        g_array_append_val (python_samples, sample);
+        time_gateway_start (spec, &ready, &first);
+        g_array_append_val (ready_samples, ready);
+        g_array_append_val (first_samples, first);
+        if (have_reference)
+          {
+            Results one = { 0 };
+
+            g_clear_pointer (&version, g_free);
+            have_reference = measure_reference (spec, 1, &one, &version);
+            g_array_append_val (reference_ready, one.ready);
+            g_array_append_val (reference_first, one.first_roundtrip);
+          }
+      }
+    client_true = median (true_samples);
+    client_curve = median (curve_samples);
+    client_python = median (python_samples);
+    ours.ready = median (ready_samples);
+    ours.first_roundtrip = median (first_samples);
+    if (have_reference)
+      {
+        theirs.ready = median (reference_ready);
+        theirs.first_roundtrip = median (reference_first);
+      }
+  }
   measure_ours (spec, &ours);
-  if (!skip_reference)
-    have_reference = measure_reference (spec, &theirs, &version);
 
   g_print ("%-38s %10.1f ms\n", "ssh HOST true (median)", client_true * 1e3);
+  /* OpenSSH negotiates a post-quantum key exchange (sntrup761x25519) that
+   * libssh 0.10 does not have; libssh uses curve25519. Same exchange, for
+   * the like-for-like ratio: */
+  g_print ("%-38s %10.1f ms  (%.2fx ssh true)\n", "  with KexAlgorithms=curve25519-sha256",
+           client_curve * 1e3, client_curve / client_true);
   g_print ("%-38s %10.1f ms  (%.2fx ssh true)\n", "ssh HOST python -c pass (median)",
            client_python * 1e3, client_python / client_true);
   g_print ("%-38s %10.1f ms  (%.2fx ssh true)\n", "ssh gateway ready (median)",
@@ -362,6 +410,8 @@ main (int    argc,
            "ssh gateway + 1 round trip (median)",
            ours.first_roundtrip * 1e3, ours.first_roundtrip / client_true,
            ours.first_roundtrip / client_python);
+  g_print ("%-38s %13s  (%.2fx ssh true with the same key exchange)\n", "", "",
+           ours.first_roundtrip / client_curve);
   if (have_reference)
     g_print ("%-38s %10.1f ms  (%.2fx ssh true) Python execnet %s\n",
              "  execnet ready / + 1 round trip", theirs.ready * 1e3,

@@ -27,3 +27,11 @@ if [ -n "$missing" ]; then
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
 fi
+
+# sshd refuses to start without its privilege separation directory; the ssh
+# tests start a private sshd.
+if [ ! -d /run/sshd ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO mkdir -p /run/sshd
+fi

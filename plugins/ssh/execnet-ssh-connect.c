@@ -1,0 +1,744 @@
+/* execnet-ssh-connect.c: from an `ssh=` spec to a running remote command
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include "execnet-ssh-args.h"
+#include "execnet-ssh-private.h"
+
+/* Everything here runs in the thread the transport starts for each open,
+ * and blocks: libssh in blocking mode, with its per-call timeout set to
+ * what is left of the connect_timeout= budget before each step. Cancelling
+ * the open shuts the socket down under libssh, which ends the step at once.
+ *
+ * Steps, each with its own error:
+ *   1. options: the spec's words over the ssh config files (-F / ssh_config=,
+ *      else ~/.ssh/config and /etc/ssh/ssh_config), the way OpenSSH ranks
+ *      them: command line first, then the first value found in the files;
+ *   2. TCP: we resolve and connect ourselves with GIO, unless a proxy
+ *      command is configured, so that "no such host", "refused" and
+ *      "timed out" are told apart from GIO's errors rather than from
+ *      libssh's message text; libssh gets the socket (SSH_OPTIONS_FD);
+ *   3. SSH handshake and host key check against known_hosts;
+ *   4. authentication without prompts: ssh-agent, then key files;
+ *   5. a session channel running the interpreter command. */
+
+#define DEFAULT_CONNECT_TIMEOUT 30.0
+
+/* EXECNET_DEBUG=ssh: libssh describes the protocol exchange on stderr. */
+static gboolean
+debug_enabled (void)
+{
+  static const GDebugKey keys[] = { { "ssh", 1 } };
+  static gsize flags = 0;
+
+  if (g_once_init_enter (&flags))
+    g_once_init_leave (&flags, 2 | g_parse_debug_string (g_getenv ("EXECNET_DEBUG"),
+                                                         keys, G_N_ELEMENTS (keys)));
+  return (flags & 1) != 0;
+}
+
+typedef struct
+{
+  ExecnetSshArgs *args;        /* (owned) */
+  ssh_session session;         /* (owned) (nullable) */
+  int socket_fd;               /* (owned) -1 if none */
+  gint64 deadline;             /* monotonic, in microseconds */
+  gdouble timeout;             /* the budget, for messages */
+  char *host;                  /* (owned) the host after the config's HostName */
+  char *user;                  /* (owned) */
+  guint port;
+  char *address;               /* (owned) user@destination:port */
+  char *proxy;                 /* (owned) (nullable) the proxy command libssh runs */
+  GCancellable *cancellable;   /* (unowned) (nullable) */
+  gulong cancelled_id;         /* on_cancelled() connected to @cancellable */
+} Connect;
+
+/* Any thread, when the open is cancelled: libssh cannot be interrupted,
+ * but a socket shut down under it ends whatever it waits for at once. */
+static void
+on_cancelled (GCancellable *cancellable,
+              gpointer      user_data)
+{
+  shutdown (GPOINTER_TO_INT (user_data), SHUT_RDWR);
+}
+
+static void
+connect_clear (Connect *c)
+{
+  if (c->cancelled_id != 0)
+    g_cancellable_disconnect (c->cancellable, c->cancelled_id);
+  if (c->session != NULL)
+    {
+      ssh_disconnect (c->session);
+      ssh_free (c->session);
+    }
+  if (c->socket_fd >= 0)
+    close (c->socket_fd);
+  g_clear_pointer (&c->args, _execnet_ssh_args_free);
+  g_free (c->host);
+  g_free (c->user);
+  g_free (c->address);
+  g_free (c->proxy);
+}
+
+static char *
+libssh_string (ssh_session              session,
+               enum ssh_options_e       option)
+{
+  char *value = NULL;
+  char *copy;
+
+  if (ssh_options_get (session, option, &value) != SSH_OK || value == NULL)
+    return NULL;
+  copy = g_strdup (value);
+  ssh_string_free_char (value);
+  return copy;
+}
+
+static char *
+expand_home (const char *path)
+{
+  if (path[0] == '~' && (path[1] == '/' || path[1] == '\0'))
+    return g_build_filename (g_get_home_dir (), path + 1, NULL);
+  return g_strdup (path);
+}
+
+/* What is left of the budget, in microseconds, at least 1 ms. */
+static gint64
+remaining_us (Connect *c)
+{
+  gint64 left = c->deadline - g_get_monotonic_time ();
+
+  return MAX (left, 1000);
+}
+
+static gboolean
+deadline_passed (Connect *c)
+{
+  /* libssh's timers and ours differ by a little; a step that failed within
+   * 50 ms of the deadline failed because of it. */
+  return g_get_monotonic_time () >= c->deadline - 50 * 1000;
+}
+
+/* Gives libssh's next blocking step what is left of the budget. */
+static void
+set_step_timeout (Connect *c)
+{
+  gint64 left = remaining_us (c);
+  long seconds = (long) (left / G_USEC_PER_SEC);
+  long usec = (long) (left % G_USEC_PER_SEC);
+
+  ssh_options_set (c->session, SSH_OPTIONS_TIMEOUT, &seconds);
+  ssh_options_set (c->session, SSH_OPTIONS_TIMEOUT_USEC, &usec);
+}
+
+static void
+set_timed_out (Connect     *c,
+               const char  *during,
+               GError     **error)
+{
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+               "ssh: %s %s did not complete within %g s; the host may be down, "
+               "filtered by a firewall, or not an SSH server (raise the limit "
+               "with connect_timeout=SECONDS in the spec)",
+               during, c->address, c->timeout);
+}
+
+static gboolean
+read_timeout_key (ExecnetXSpec  *xspec,
+                  Connect       *c,
+                  GError       **error)
+{
+  const char *text = execnet_xspec_get (xspec, "connect_timeout");
+  gdouble value;
+  char *end = NULL;
+
+  c->timeout = c->args->connect_timeout > 0 ? c->args->connect_timeout
+                                            : DEFAULT_CONNECT_TIMEOUT;
+  if (text == NULL)
+    return TRUE;
+
+  value = g_ascii_strtod (text, &end);
+  if (end == text || *end != '\0' || !isfinite (value) || value <= 0)
+    {
+      g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
+                   "connect_timeout=%s: expected a positive number of seconds", text);
+      return FALSE;
+    }
+  c->timeout = value;
+  return TRUE;
+}
+
+/* Step 1. */
+static gboolean
+apply_options (ExecnetXSpec  *xspec,
+               Connect       *c,
+               GError       **error)
+{
+  ExecnetSshArgs *args = c->args;
+  const char *config = args->config_file ? args->config_file
+                                         : execnet_xspec_get (xspec, "ssh_config");
+  g_autofree char *config_path = NULL;
+  int yes = 1;
+  int no = 0;
+
+  if (debug_enabled ())
+    {
+      int verbosity = SSH_LOG_PROTOCOL;
+
+      ssh_options_set (c->session, SSH_OPTIONS_LOG_VERBOSITY, &verbosity);
+    }
+
+  if (ssh_options_set (c->session, SSH_OPTIONS_HOST, args->destination) != SSH_OK)
+    {
+      g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
+                   "ssh: “%s” is not a valid host name", args->destination);
+      return FALSE;
+    }
+  /* Set before the config is read: the first User wins, as in OpenSSH. */
+  if (args->user != NULL)
+    ssh_options_set (c->session, SSH_OPTIONS_USER, args->user);
+
+  if (config != NULL && *config != '\0')
+    {
+      /* Only this file, as with ssh -F (/dev/null: no config at all). */
+      config_path = expand_home (config);
+      if (!g_file_test (config_path, G_FILE_TEST_EXISTS))
+        {
+          g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
+                       "ssh: the ssh config file “%s” does not exist", config_path);
+          return FALSE;
+        }
+      if (ssh_options_parse_config (c->session, config_path) < 0)
+        {
+          g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
+                       "ssh: cannot use the ssh config file “%s”: %s",
+                       config_path, ssh_get_error (c->session));
+          return FALSE;
+        }
+    }
+  else if (ssh_options_parse_config (c->session, NULL) < 0)
+    {
+      g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
+                   "ssh: cannot use ~/.ssh/config or the system ssh_config: %s",
+                   ssh_get_error (c->session));
+      return FALSE;
+    }
+
+  /* The spec's own options override the files. */
+  if (args->port != 0)
+    {
+      unsigned int port = args->port;
+      ssh_options_set (c->session, SSH_OPTIONS_PORT, &port);
+    }
+  for (guint i = 0; i < args->identity_files->len; i++)
+    ssh_options_set (c->session, SSH_OPTIONS_ADD_IDENTITY, args->identity_files->pdata[i]);
+  if (args->known_hosts != NULL)
+    ssh_options_set (c->session, SSH_OPTIONS_KNOWNHOSTS, args->known_hosts);
+  if (args->global_known_hosts != NULL)
+    ssh_options_set (c->session, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, args->global_known_hosts);
+  if (args->strict_host_key_checking != EXECNET_SSH_HOST_KEY_UNSET)
+    ssh_options_set (c->session, SSH_OPTIONS_STRICTHOSTKEYCHECK,
+                     args->strict_host_key_checking == EXECNET_SSH_HOST_KEY_NO ? &no : &yes);
+  if (args->compression != EXECNET_SSH_UNSET)
+    ssh_options_set (c->session, SSH_OPTIONS_COMPRESSION,
+                     args->compression == EXECNET_SSH_YES ? "yes" : "no");
+  if (args->proxy_jump != NULL)
+    {
+      g_autofree char *command = _execnet_ssh_args_proxy_jump_command (args->proxy_jump,
+                                                                          config_path);
+
+      if (command == NULL && g_ascii_strcasecmp (args->proxy_jump, "none") != 0)
+        {
+          g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
+                       "ssh: ProxyJump “%s” is not [user@]host[:port][,...]",
+                       args->proxy_jump);
+          return FALSE;
+        }
+      ssh_options_set (c->session, SSH_OPTIONS_PROXYCOMMAND, command ? command : "none");
+    }
+  else if (args->proxy_command != NULL)
+    ssh_options_set (c->session, SSH_OPTIONS_PROXYCOMMAND, args->proxy_command);
+
+  /* libssh fills in the defaults (user, known_hosts paths) when asked to
+   * apply its options; then we can name everything in messages. */
+  {
+    unsigned int port = 22;
+
+    c->host = libssh_string (c->session, SSH_OPTIONS_HOST);
+    c->user = libssh_string (c->session, SSH_OPTIONS_USER);
+    if (c->user == NULL)
+      c->user = g_strdup (g_get_user_name ());
+    ssh_options_get_port (c->session, &port);
+    c->port = port;
+    c->proxy = libssh_string (c->session, SSH_OPTIONS_PROXYCOMMAND);
+    if (c->proxy != NULL && (*c->proxy == '\0' || g_ascii_strcasecmp (c->proxy, "none") == 0))
+      g_clear_pointer (&c->proxy, g_free);
+  }
+  c->address = g_strdup_printf ("%s@%s:%u", c->user, args->destination, c->port);
+
+  return TRUE;
+}
+
+/* Step 2, without a proxy command. */
+static gboolean
+connect_socket (Connect       *c,
+                GCancellable  *cancellable,
+                GError       **error)
+{
+  g_autoptr(GSocketClient) client = g_socket_client_new ();
+  g_autoptr(GSocketConnection) connection = NULL;
+  g_autoptr(GError) local_error = NULL;
+  GSocket *socket;
+  int fd;
+  int flags;
+
+  g_socket_client_set_timeout (client, (guint) MAX (1, ceil (remaining_us (c) / (gdouble) G_USEC_PER_SEC)));
+  connection = g_socket_client_connect_to_host (client, c->host, c->port,
+                                                cancellable, &local_error);
+  if (connection == NULL)
+    {
+      if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        g_propagate_error (error, g_steal_pointer (&local_error));
+      else if (local_error->domain == G_RESOLVER_ERROR)
+        g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_HOST_NOT_FOUND,
+                     "ssh: cannot resolve the host name “%s” (%s): check the "
+                     "spelling, the HostName for it in your ssh config, and "
+                     "DNS", c->host, local_error->message);
+      else if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT) ||
+               deadline_passed (c))
+        set_timed_out (c, "connecting to", error);
+      else if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_CONNECTION_REFUSED))
+        g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_CONNECTION_REFUSED,
+                     "ssh: %s refused the connection on port %u: no SSH server "
+                     "listens there; check the port (-p PORT in ssh=, or Port "
+                     "in your ssh config) and that sshd runs on %s",
+                     c->host, c->port, c->host);
+      else
+        g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_CONNECTION_REFUSED,
+                     "ssh: cannot connect to %s port %u: %s; check the network "
+                     "path to the host", c->host, c->port, local_error->message);
+      return FALSE;
+    }
+
+  socket = g_socket_connection_get_socket (connection);
+  /* One bootstrap line, then many small messages: do not wait for
+   * Nagle's algorithm. */
+  g_socket_set_option (socket, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
+
+  /* libssh takes a plain blocking descriptor that it owns from here on
+   * (see ExecnetSshSession for who closes it); GIO closes its own. */
+  fd = fcntl (g_socket_get_fd (socket), F_DUPFD_CLOEXEC, 3);
+  if (fd < 0)
+    {
+      int saved_errno = errno;
+
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                   "ssh: cannot duplicate the socket to %s: %s",
+                   c->address, g_strerror (saved_errno));
+      return FALSE;
+    }
+  flags = fcntl (fd, F_GETFL);
+  if (flags >= 0)
+    fcntl (fd, F_SETFL, flags & ~O_NONBLOCK);
+  c->socket_fd = fd;
+  ssh_options_set (c->session, SSH_OPTIONS_FD, &fd);
+  if (cancellable != NULL)
+    {
+      c->cancellable = cancellable;
+      c->cancelled_id = g_cancellable_connect (cancellable, G_CALLBACK (on_cancelled),
+                                               GINT_TO_POINTER (fd), NULL);
+    }
+
+  return TRUE;
+}
+
+/* Step 2 (with a proxy) and the SSH handshake. */
+static gboolean
+handshake (Connect       *c,
+           GCancellable  *cancellable,
+           GError       **error)
+{
+  if (c->proxy == NULL && !connect_socket (c, cancellable, error))
+    return FALSE;
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return FALSE;
+
+  set_step_timeout (c);
+  if (ssh_connect (c->session) == SSH_OK)
+    return TRUE;
+
+  if (deadline_passed (c))
+    set_timed_out (c, c->proxy ? "connecting through the proxy command to"
+                               : "the SSH handshake with", error);
+  else if (c->proxy != NULL)
+    g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_CONNECTION_REFUSED,
+                 "ssh: cannot reach %s through the proxy command “%s”: %s; "
+                 "try the same ProxyCommand/ProxyJump with the ssh program",
+                 c->address, c->proxy, ssh_get_error (c->session));
+  else
+    g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_CONNECTION_REFUSED,
+                 "ssh: the SSH handshake with %s failed: %s; is an SSH server "
+                 "listening on port %u of %s?",
+                 c->address, ssh_get_error (c->session), c->port, c->host);
+  return FALSE;
+}
+
+static char *
+known_hosts_files (Connect *c)
+{
+  g_autofree char *user_file = libssh_string (c->session, SSH_OPTIONS_KNOWNHOSTS);
+  g_autofree char *global_file = libssh_string (c->session, SSH_OPTIONS_GLOBAL_KNOWNHOSTS);
+
+  return g_strdup_printf ("%s%s%s",
+                          user_file ? user_file : "~/.ssh/known_hosts",
+                          global_file ? " and " : "",
+                          global_file ? global_file : "");
+}
+
+/* libssh has no getter for StrictHostKeyChecking, which the config files
+ * may have set; but its lookup honours it: a host found in no file counts
+ * as known when checking is off. Ask it about a host absent from
+ * everywhere (/dev/null as both files), then put the files back. */
+static gboolean
+libssh_checks_strictly (Connect *c)
+{
+  g_autofree char *user_file = libssh_string (c->session, SSH_OPTIONS_KNOWNHOSTS);
+  g_autofree char *global_file = libssh_string (c->session, SSH_OPTIONS_GLOBAL_KNOWNHOSTS);
+  enum ssh_known_hosts_e verdict;
+
+  ssh_options_set (c->session, SSH_OPTIONS_KNOWNHOSTS, "/dev/null");
+  ssh_options_set (c->session, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null");
+  verdict = ssh_session_is_known_server (c->session);
+  if (user_file != NULL)
+    ssh_options_set (c->session, SSH_OPTIONS_KNOWNHOSTS, user_file);
+  if (global_file != NULL)
+    ssh_options_set (c->session, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, global_file);
+
+  return verdict != SSH_KNOWN_HOSTS_OK;
+}
+
+static char *
+known_hosts_name (Connect *c)
+{
+  if (c->port == 22)
+    return g_strdup (c->host);
+  return g_strdup_printf ("[%s]:%u", c->host, c->port);
+}
+
+/* Step 3, after the handshake. */
+static gboolean
+check_host_key (Connect  *c,
+                GError  **error)
+{
+  ExecnetSshHostKeyPolicy policy = c->args->strict_host_key_checking;
+  enum ssh_known_hosts_e verdict;
+  ssh_key key = NULL;
+  unsigned char *hash = NULL;
+  size_t hash_len = 0;
+  g_autofree char *fingerprint = NULL;
+  g_autofree char *files = NULL;
+  g_autofree char *name = NULL;
+  const char *key_type = "unknown";
+
+  verdict = ssh_session_is_known_server (c->session);
+  if (verdict == SSH_KNOWN_HOSTS_OK)
+    return TRUE;
+
+  if (policy == EXECNET_SSH_HOST_KEY_UNSET)
+    policy = libssh_checks_strictly (c) ? EXECNET_SSH_HOST_KEY_YES : EXECNET_SSH_HOST_KEY_NO;
+
+  switch (verdict)
+    {
+    case SSH_KNOWN_HOSTS_UNKNOWN:
+    case SSH_KNOWN_HOSTS_NOT_FOUND:
+      if (policy == EXECNET_SSH_HOST_KEY_NO)
+        return TRUE;
+      if (policy == EXECNET_SSH_HOST_KEY_ACCEPT_NEW)
+        {
+          g_autofree char *user_file = NULL;
+
+          if (ssh_session_update_known_hosts (c->session) == SSH_OK)
+            return TRUE;
+          user_file = libssh_string (c->session, SSH_OPTIONS_KNOWNHOSTS);
+          g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_AUTHENTICATION,
+                       "ssh: the host key of %s is new, and StrictHostKeyChecking="
+                       "accept-new cannot record it in %s: %s",
+                       c->address, user_file ? user_file : "the known_hosts file",
+                       ssh_get_error (c->session));
+          return FALSE;
+        }
+      break;
+    case SSH_KNOWN_HOSTS_CHANGED:
+    case SSH_KNOWN_HOSTS_OTHER:
+      if (policy == EXECNET_SSH_HOST_KEY_NO)
+        return TRUE;
+      break;
+    case SSH_KNOWN_HOSTS_ERROR:
+    default:
+      g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_AUTHENTICATION,
+                   "ssh: cannot check the host key of %s: %s",
+                   c->address, ssh_get_error (c->session));
+      return FALSE;
+    case SSH_KNOWN_HOSTS_OK:
+      g_assert_not_reached ();
+    }
+
+  if (ssh_get_server_publickey (c->session, &key) == SSH_OK)
+    {
+      key_type = ssh_key_type_to_char (ssh_key_type (key));
+      if (ssh_get_publickey_hash (key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hash_len) == 0)
+        {
+          char *text = ssh_get_fingerprint_hash (SSH_PUBLICKEY_HASH_SHA256, hash, hash_len);
+
+          fingerprint = g_strdup (text);
+          ssh_string_free_char (text);
+          ssh_clean_pubkey_hash (&hash);
+        }
+    }
+  files = known_hosts_files (c);
+  name = known_hosts_name (c);
+
+  if (verdict == SSH_KNOWN_HOSTS_UNKNOWN || verdict == SSH_KNOWN_HOSTS_NOT_FOUND)
+    g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_AUTHENTICATION,
+                 "ssh: the host key of %s is not known: the server offered %s "
+                 "key %s, and %s is in none of %s. If that is the right key, "
+                 "add it with “ssh-keyscan -p %u %s >> ~/.ssh/known_hosts” "
+                 "(or to the UserKnownHostsFile in use), or connect with "
+                 "StrictHostKeyChecking=accept-new (ssh=-o StrictHostKeyChecking=accept-new ...)",
+                 c->address, key_type, fingerprint ? fingerprint : "(no fingerprint)",
+                 name, files, c->port, c->host);
+  else
+    g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_AUTHENTICATION,
+                 "ssh: the host key of %s has CHANGED: the server offered %s key "
+                 "%s, which does not match what %s holds for %s. Someone may be "
+                 "intercepting the connection, or the host was reinstalled; if "
+                 "you know the new key is right, remove the old one with "
+                 "“ssh-keygen -R '%s'” and add the new one",
+                 c->address, key_type, fingerprint ? fingerprint : "(no fingerprint)",
+                 files, name, name);
+
+  ssh_key_free (key);
+  return FALSE;
+}
+
+static void
+append_methods (GString      *text,
+                unsigned int  methods)
+{
+  static const struct { unsigned int bit; const char *name; } names[] = {
+    { SSH_AUTH_METHOD_PUBLICKEY, "publickey" },
+    { SSH_AUTH_METHOD_PASSWORD, "password" },
+    { SSH_AUTH_METHOD_INTERACTIVE, "keyboard-interactive" },
+    { SSH_AUTH_METHOD_HOSTBASED, "hostbased" },
+    { SSH_AUTH_METHOD_GSSAPI_MIC, "gssapi-with-mic" },
+  };
+  gboolean first = TRUE;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (names); i++)
+    if (methods & names[i].bit)
+      {
+        g_string_append_printf (text, "%s%s", first ? "" : ", ", names[i].name);
+        first = FALSE;
+      }
+  if (first)
+    g_string_append (text, "none");
+}
+
+/* Step 4. */
+static gboolean
+authenticate (Connect       *c,
+              GCancellable  *cancellable,
+              GError       **error)
+{
+  g_autoptr(GString) tried = g_string_new (NULL);
+  g_autoptr(GString) accepted = g_string_new (NULL);
+  g_autofree char *first_identity = NULL;
+  gboolean agent = g_getenv ("SSH_AUTH_SOCK") != NULL;
+  unsigned int methods;
+  int rc;
+
+  set_step_timeout (c);
+  rc = ssh_userauth_none (c->session, NULL);
+  if (rc == SSH_AUTH_SUCCESS)
+    return TRUE;
+  if (rc == SSH_AUTH_ERROR)
+    goto failed;
+
+  methods = ssh_userauth_list (c->session, NULL);
+  if (methods & SSH_AUTH_METHOD_PUBLICKEY)
+    {
+      if (g_cancellable_set_error_if_cancelled (cancellable, error))
+        return FALSE;
+      /* Tries ssh-agent's keys first if SSH_AUTH_SOCK is set, then each
+       * identity file: -i, IdentityFile, else ~/.ssh/id_{ed25519,ecdsa,rsa}.
+       * Without a passphrase callback, encrypted keys are skipped, never
+       * prompted for. */
+      set_step_timeout (c);
+      rc = ssh_userauth_publickey_auto (c->session, NULL, NULL);
+      if (rc == SSH_AUTH_SUCCESS)
+        return TRUE;
+      if (rc == SSH_AUTH_ERROR)
+        goto failed;
+      first_identity = libssh_string (c->session, SSH_OPTIONS_IDENTITY);
+      g_string_append_printf (tried, "public keys from %s%s%s%s",
+                              agent ? "ssh-agent (SSH_AUTH_SOCK) and " : "",
+                              "the identity files",
+                              first_identity ? ", first " : "",
+                              first_identity ? first_identity : "");
+      if (rc == SSH_AUTH_PARTIAL)
+        methods = ssh_userauth_list (c->session, NULL);
+    }
+  else
+    g_string_append (tried, "nothing (the server takes no public keys)");
+
+  append_methods (accepted, methods);
+  g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_AUTHENTICATION,
+               "ssh: %s refused authentication as “%s”: tried %s; the server "
+               "accepts %s%s. The ssh transport never prompts: put your public "
+               "key in ~%s/.ssh/authorized_keys on %s (ssh-copy-id), then "
+               "name the private key with -i or IdentityFile, or load it into "
+               "ssh-agent (the only way to use a passphrase-protected key)",
+               c->address, c->user, tried->str, accepted->str,
+               rc == SSH_AUTH_PARTIAL ? " (more than one method is required)" : "",
+               c->user, c->host);
+  return FALSE;
+
+failed:
+  if (deadline_passed (c))
+    set_timed_out (c, "authenticating with", error);
+  else
+    g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_AUTHENTICATION,
+                 "ssh: authentication with %s failed: %s",
+                 c->address, ssh_get_error (c->session));
+  return FALSE;
+}
+
+/* Step 5. The channel is handed to the session object before the exec
+ * request so that its callbacks see the command's first stderr bytes. */
+static ExecnetSshSession *
+start_command (ExecnetXSpec  *xspec,
+               Connect       *c,
+               GError       **error)
+{
+  g_autoptr(ExecnetSshSession) session = NULL;
+  g_autofree char *command = NULL;
+  ssh_channel channel;
+  int rc;
+
+  command = _execnet_ssh_build_remote_command (xspec, error);
+  if (command == NULL)
+    return NULL;
+
+  set_step_timeout (c);
+  channel = ssh_channel_new (c->session);
+  if (channel == NULL || ssh_channel_open_session (channel) != SSH_OK)
+    {
+      if (channel != NULL)
+        ssh_channel_free (channel);
+      if (deadline_passed (c))
+        set_timed_out (c, "opening a session on", error);
+      else
+        g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP,
+                     "ssh: %s refused to open a session: %s",
+                     c->address, ssh_get_error (c->session));
+      return NULL;
+    }
+
+  session = _execnet_ssh_session_new (g_steal_pointer (&c->session), channel,
+                                      c->socket_fd, c->address);
+  c->socket_fd = -1;
+
+  rc = ssh_channel_request_exec (channel, command);
+
+  /* From here the session may close the socket: the cancel handler must
+   * not touch it any more. */
+  if (c->cancelled_id != 0)
+    {
+      g_cancellable_disconnect (c->cancellable, c->cancelled_id);
+      c->cancelled_id = 0;
+    }
+
+  if (rc != SSH_OK)
+    {
+      g_autofree char *tail = _execnet_ssh_session_dup_stderr_tail (session);
+
+      if (deadline_passed (c))
+        set_timed_out (c, "starting Python on", error);
+      else
+        g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP,
+                     "ssh: %s refused to run the Python interpreter: %s%s%s",
+                     c->address, ssh_get_error (ssh_channel_get_session (channel)),
+                     tail && *tail ? "; remote error output: " : "", tail ? tail : "");
+      return NULL;
+    }
+
+  _execnet_ssh_session_start (session);
+  return g_steal_pointer (&session);
+}
+
+/**
+ * _execnet_ssh_connect:
+ * @xspec: an `ssh=` spec
+ * @cancellable: (nullable): checked between the steps
+ * @error: return location for an error
+ *
+ * Connects, authenticates and starts the remote interpreter. Blocks for up
+ * to the spec's connect_timeout; runs in a worker thread.
+ *
+ * Returns: (transfer full) (nullable): the session, in non-blocking mode
+ */
+ExecnetSshSession *
+_execnet_ssh_connect (ExecnetXSpec  *xspec,
+                      GCancellable  *cancellable,
+                      GError       **error)
+{
+  Connect c = { .socket_fd = -1 };
+  ExecnetSshSession *session = NULL;
+
+  c.args = _execnet_ssh_args_parse (execnet_xspec_get (xspec, "ssh"), error);
+  if (c.args == NULL)
+    goto out;
+  if (!read_timeout_key (xspec, &c, error))
+    goto out;
+  c.deadline = g_get_monotonic_time () + (gint64) (c.timeout * G_USEC_PER_SEC);
+
+  c.session = ssh_new ();
+  if (c.session == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "ssh: libssh cannot create a session");
+      goto out;
+    }
+
+  if (!apply_options (xspec, &c, error) ||
+      !handshake (&c, cancellable, error) ||
+      !check_host_key (&c, error) ||
+      g_cancellable_set_error_if_cancelled (cancellable, error) ||
+      !authenticate (&c, cancellable, error) ||
+      g_cancellable_set_error_if_cancelled (cancellable, error))
+    goto out;
+
+  session = start_command (xspec, &c, error);
+
+out:
+  connect_clear (&c);
+  /* Whatever a cancelled step reported, the cause was the cancellation. */
+  if (session == NULL && g_cancellable_is_cancelled (cancellable) && error != NULL &&
+      *error != NULL && !g_error_matches (*error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      g_clear_error (error);
+      g_cancellable_set_error_if_cancelled (cancellable, error);
+    }
+  return session;
+}
