@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fcntl.h>
+
 #include <execnet/execnet.h>
+#include <gio/gunixoutputstream.h>
 #include <json-glib/json-glib.h>
 
 static char *python = NULL;
@@ -91,7 +94,7 @@ time_bare_pipe (gdouble *roundtrip,
   static const char echo[] =
     "import os\n"
     "while True:\n"
-    "    data = os.read(0, 65536)\n"
+    "    data = os.read(0, 1 << 20)\n"
     "    if not data:\n"
     "        break\n"
     "    if data[:1] != b'x':\n"
@@ -110,6 +113,8 @@ time_bare_pipe (gdouble *roundtrip,
     die ("bare pipe", error);
   in = g_subprocess_get_stdin_pipe (process);
   out = g_subprocess_get_stdout_pipe (process);
+  /* The same pipe size the popen transport asks for. */
+  fcntl (g_unix_output_stream_get_fd (G_UNIX_OUTPUT_STREAM (in)), F_SETPIPE_SZ, 1 << 20);
 
   t0 = now ();
   for (int i = 0; i < roundtrips; i++)
