@@ -12,6 +12,7 @@ typedef enum {
   EXECNET_DEBUG_WIRE      = 1 << 0,  /* every frame in and out */
   EXECNET_DEBUG_GATEWAY   = 1 << 1,  /* gateway life cycle */
   EXECNET_DEBUG_TRANSPORT = 1 << 2,  /* plugin loading */
+  EXECNET_DEBUG_PAYLOAD   = 1 << 3,  /* every frame's value, decoded */
 } ExecnetDebugFlags;
 
 guint _execnet_debug_flags (void);

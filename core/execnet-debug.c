@@ -9,14 +9,17 @@
 
 #include "execnet-debug-private.h"
 
-/* EXECNET_DEBUG=wire,gateway (or "all", or "help") turns on trace output on
- * stderr. It is meant for people debugging a gateway, so it prints
+/* EXECNET_DEBUG=wire,gateway,payload,transport (or "all", or "help") turns
+ * on trace output on
+ * stderr: frame headers, gateway life cycles, every frame's decoded value,
+ * plugin loading. It is meant for people debugging a gateway, so it prints
  * directly rather than through a log handler an application may silence. */
 
 static const GDebugKey debug_keys[] = {
   { "wire", EXECNET_DEBUG_WIRE },
   { "gateway", EXECNET_DEBUG_GATEWAY },
   { "transport", EXECNET_DEBUG_TRANSPORT },
+  { "payload", EXECNET_DEBUG_PAYLOAD },
 };
 
 guint

@@ -633,6 +633,37 @@ tap_frame (ExecnetWire        *self,
   tap_unref (tap);
 }
 
+/* Any thread: with EXECNET_DEBUG=payload, prints the frame with its value
+ * decoded, as execnet-tool trace does for one program. */
+static void
+debug_payload (ExecnetWire        *self,
+               gboolean            outgoing,
+               ExecnetMessageCode  code,
+               gint32              channel,
+               GPtrArray          *chunks,
+               GBytes             *payload)
+{
+  g_autoptr(GBytes) bytes = NULL;
+  g_autoptr(GVariant) value = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *text = NULL;
+
+  if (payload != NULL)
+    bytes = g_bytes_ref (payload);
+  else
+    bytes = chunks != NULL ? _execnet_chunks_flatten (chunks, -1) : g_bytes_new (NULL, 0);
+
+  if (g_bytes_get_size (bytes) > 0)
+    {
+      value = _execnet_value_decode (bytes, NULL, NULL, &error);
+      text = value != NULL ? g_variant_print (value, TRUE) : g_strdup_printf ("<%s>", error->message);
+    }
+
+  _execnet_debug_print ("payload", "%s %s %s channel=%d%s%s", self->description,
+                        outgoing ? "->" : "<-", _execnet_message_code_name (code), channel,
+                        text != NULL ? " " : "", text != NULL ? text : "");
+}
+
 /* Any thread. Queues one frame; blocks while the queue is over its limit
  * (except in the I/O thread). @chunks (nullable) (transfer none). */
 gboolean
@@ -656,6 +687,8 @@ _execnet_wire_send (ExecnetWire         *self,
     }
 
   tap_frame (self, TRUE, code, channel, chunks, NULL);
+  if (EXECNET_DEBUG_ENABLED (EXECNET_DEBUG_PAYLOAD))
+    debug_payload (self, TRUE, code, channel, chunks, NULL);
 
   frame = g_new0 (QueuedFrame, 1);
   _execnet_frame_header_encode (frame->header, code, channel, (gint32) payload);
@@ -828,6 +861,8 @@ on_read (GObject      *source,
                                   self->description, _execnet_message_code_name (code),
                                   channel, g_bytes_get_size (payload));
           tap_frame (self, FALSE, code, channel, NULL, payload);
+          if (EXECNET_DEBUG_ENABLED (EXECNET_DEBUG_PAYLOAD))
+            debug_payload (self, FALSE, code, channel, NULL, payload);
           self->handler->frame (self->owner, code, channel, payload);
           g_bytes_unref (payload);
         }

@@ -439,6 +439,33 @@ test_backpressure_incoming (Fixture       *f,
   test_wait_close (bulk);
 }
 
+/* EXECNET_DEBUG=payload prints every frame with its decoded value, for any
+ * program. The debug keys are read once per process, hence the subprocess. */
+static void
+test_debug_payload (void)
+{
+  if (g_test_subprocess ())
+    {
+      g_autoptr(ExecnetGroup) group = execnet_group_new ();
+      ExecnetGateway *gateway = test_make_gateway (group, NULL);
+      g_autoptr(ExecnetChannel) channel = test_remote_exec (gateway, "channel.send(channel.receive() + 1)");
+      g_autoptr(GVariant) value = NULL;
+
+      test_send (channel, g_variant_new_int32 (41));
+      value = test_receive (channel);
+      test_terminate (group);
+      return;
+    }
+
+  g_setenv ("EXECNET_DEBUG", "payload", TRUE);
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_unsetenv ("EXECNET_DEBUG");
+  g_test_trap_assert_passed ();
+  g_test_trap_assert_stderr ("*payload: gateway gw0 (*) -> CHANNEL_EXEC channel=1 ('channel.send(channel.receive() + 1)'*"
+                             "-> CHANNEL_DATA channel=1 int64 41*"
+                             "<- CHANNEL_DATA channel=1 int64 42*");
+}
+
 #define BIG_SIZE (32 * 1024 * 1024)
 
 /* A 32 MiB byte string each way. */
@@ -2209,6 +2236,7 @@ main (int   argc,
   add_test ("/gateway/values/large-items", test_values_large_items);
   add_test ("/gateway/values/32mib", test_values_32mib);
   add_test ("/gateway/backpressure/incoming", test_backpressure_incoming);
+  g_test_add_func ("/gateway/debug/payload", test_debug_payload);
 
   add_test ("/gateway/channel/remote-error", test_remote_error);
   add_test ("/gateway/channel/syntax-error", test_syntax_error);
