@@ -11,6 +11,8 @@
 #include <fcntl.h>
 
 #include <execnet/execnet.h>
+
+#include "bench-common.h"
 #include <gio/gunixoutputstream.h>
 #include <json-glib/json-glib.h>
 
@@ -33,36 +35,6 @@ static GOptionEntry entries[] = {
   { NULL }
 };
 
-static int
-compare_doubles (gconstpointer a,
-                 gconstpointer b)
-{
-  gdouble x = *(const gdouble *) a, y = *(const gdouble *) b;
-
-  return (x > y) - (x < y);
-}
-
-static gdouble
-median (GArray *samples)
-{
-  g_array_sort (samples, compare_doubles);
-  return g_array_index (samples, gdouble, samples->len / 2);
-}
-
-static gdouble
-now (void)
-{
-  return g_get_monotonic_time () / (gdouble) G_USEC_PER_SEC;
-}
-
-static void
-die (const char *what,
-     GError     *error)
-{
-  g_printerr ("bench-popen: %s: %s\n", what, error->message);
-  exit (1);
-}
-
 /* The floor: starting and ending the bare interpreter. */
 static gdouble
 time_python_pass (void)
@@ -73,16 +45,16 @@ time_python_pass (void)
     {
       g_autoptr(GSubprocess) process = NULL;
       GError *error = NULL;
-      gdouble t0 = now (), elapsed;
+      gdouble t0 = bench_now (), elapsed;
 
       process = g_subprocess_new (G_SUBPROCESS_FLAGS_NONE, &error, python, "-c", "pass", NULL);
       if (process == NULL || !g_subprocess_wait_check (process, NULL, &error))
-        die ("python -c pass", error);
-      elapsed = now () - t0;
+        bench_die ("python -c pass", error);
+      elapsed = bench_now () - t0;
       g_array_append_val (samples, elapsed);
     }
 
-  return median (samples);
+  return bench_median (samples);
 }
 
 /* The floor for throughput and latency: raw bytes through a pipe to the
@@ -110,50 +82,32 @@ time_bare_pipe (gdouble *roundtrip,
   process = g_subprocess_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE,
                               &error, python, "-c", echo, NULL);
   if (process == NULL)
-    die ("bare pipe", error);
+    bench_die ("bare pipe", error);
   in = g_subprocess_get_stdin_pipe (process);
   out = g_subprocess_get_stdout_pipe (process);
   /* The same pipe size the popen transport asks for. */
   fcntl (g_unix_output_stream_get_fd (G_UNIX_OUTPUT_STREAM (in)), F_SETPIPE_SZ, 1 << 20);
 
-  t0 = now ();
+  t0 = bench_now ();
   for (int i = 0; i < roundtrips; i++)
     {
       gsize n;
 
       if (!g_output_stream_write_all (in, message, sizeof message, NULL, NULL, &error) ||
           !g_input_stream_read_all (out, message, sizeof message, &n, NULL, &error))
-        die ("bare pipe round trip", error);
+        bench_die ("bare pipe round trip", error);
     }
-  *roundtrip = (now () - t0) / roundtrips;
+  *roundtrip = (bench_now () - t0) / roundtrips;
 
   memset (block, 'x', 1 << 20);
-  t0 = now ();
+  t0 = bench_now ();
   for (int i = 0; i < megabytes; i++)
     if (!g_output_stream_write_all (in, block, 1 << 20, NULL, NULL, &error))
-      die ("bare pipe upload", error);
+      bench_die ("bare pipe upload", error);
   g_output_stream_close (in, NULL, NULL);
   g_subprocess_wait (process, NULL, NULL);
-  *upload = megabytes / (now () - t0);
+  *upload = megabytes / (bench_now () - t0);
 }
-
-static const char echo_source[] =
-  "for item in channel:\n"
-  "    channel.send(item)\n";
-
-static const char count_source[] =
-  "n = 0\n"
-  "while True:\n"
-  "    item = channel.receive()\n"
-  "    if item is None:\n"
-  "        break\n"
-  "    n += len(item)\n"
-  "channel.send(n)\n";
-
-static const char produce_source[] =
-  "item = b'x' * (1 << 20)\n"
-  "for _ in range(channel.receive()):\n"
-  "    channel.send(item)\n";
 
 typedef struct
 {
@@ -170,91 +124,31 @@ measure_ours (const char *spec,
 {
   g_autoptr(GArray) samples = g_array_new (FALSE, FALSE, sizeof (gdouble));
   g_autoptr(ExecnetGroup) group = execnet_group_new ();
-  g_autoptr(ExecnetChannel) channel = NULL;
-  g_autoptr(GVariant) block = NULL;
-  g_autofree guint8 *data = g_malloc (1 << 20);
-  g_auto(GStrv) specs = g_new0 (char *, concurrent + 1);
   ExecnetGateway *gateway;
+  BenchRates rates;
   GError *error = NULL;
-  gdouble t0;
 
   for (int i = 0; i < starts; i++)
     {
       g_autoptr(ExecnetGroup) one = execnet_group_new ();
-      gdouble elapsed;
+      gdouble t0 = bench_now (), elapsed;
 
-      t0 = now ();
       if (execnet_group_make_gateway (one, spec, &error) == NULL)
-        die ("make_gateway", error);
-      elapsed = now () - t0;
+        bench_die ("make_gateway", error);
+      elapsed = bench_now () - t0;
       g_array_append_val (samples, elapsed);
       execnet_group_terminate (one, 5.0, NULL);
     }
-  results->start = median (samples);
-
-  for (int i = 0; i < concurrent; i++)
-    specs[i] = g_strdup (spec);
-  {
-    g_autoptr(ExecnetGroup) many = NULL;
-
-    t0 = now ();
-    many = execnet_group_new_with_specs ((const char * const *) specs, &error);
-    if (many == NULL)
-      die ("new_with_specs", error);
-    results->start_concurrent = now () - t0;
-    execnet_group_terminate (many, 5.0, NULL);
-  }
+  results->start = bench_median (samples);
+  results->start_concurrent = bench_concurrent_start (spec, concurrent);
 
   gateway = execnet_group_make_gateway (group, spec, &error);
   if (gateway == NULL)
-    die ("make_gateway", error);
-
-  channel = execnet_gateway_remote_exec (gateway, echo_source, &error);
-  if (channel == NULL)
-    die ("remote_exec", error);
-  for (int i = -1; i < roundtrips; i++)
-    {
-      g_autoptr(GVariant) reply = NULL;
-
-      if (i == 0)
-        t0 = now ();
-      if (!execnet_channel_send (channel, g_variant_new_int32 (i), &error) ||
-          (reply = execnet_channel_receive (channel, -1, &error)) == NULL)
-        die ("round trip", error);
-    }
-  results->roundtrip = (now () - t0) / roundtrips;
-  execnet_channel_close (channel, NULL, NULL);
-  g_clear_object (&channel);
-
-  memset (data, 'x', 1 << 20);
-  block = g_variant_ref_sink (g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, data, 1 << 20, 1));
-  channel = execnet_gateway_remote_exec (gateway, count_source, &error);
-  t0 = now ();
-  for (int i = 0; i < megabytes; i++)
-    if (!execnet_channel_send (channel, block, &error))
-      die ("upload", error);
-  {
-    g_autoptr(GVariant) total = NULL;
-
-    if (!execnet_channel_send (channel, NULL, &error) ||
-        (total = execnet_channel_receive (channel, -1, &error)) == NULL)
-      die ("upload", error);
-  }
-  results->upload = megabytes / (now () - t0);
-  g_clear_object (&channel);
-
-  channel = execnet_gateway_remote_exec (gateway, produce_source, &error);
-  t0 = now ();
-  if (!execnet_channel_send (channel, g_variant_new_int32 (megabytes), &error))
-    die ("download", error);
-  for (int i = 0; i < megabytes; i++)
-    {
-      g_autoptr(GVariant) item = execnet_channel_receive (channel, -1, &error);
-
-      if (item == NULL)
-        die ("download", error);
-    }
-  results->download = megabytes / (now () - t0);
+    bench_die ("make_gateway", error);
+  bench_channel_rates (gateway, roundtrips, megabytes, &rates);
+  results->roundtrip = rates.roundtrip;
+  results->upload = rates.upload;
+  results->download = rates.download;
 
   execnet_group_terminate (group, 5.0, NULL);
 }

@@ -15,6 +15,8 @@
 
 #include <execnet/execnet.h>
 
+#include "bench-common.h"
+
 #include "sshd-fixture.h"
 
 static char *python = NULL;
@@ -38,36 +40,6 @@ static GOptionEntry entries[] = {
   { NULL }
 };
 
-static int
-compare_doubles (gconstpointer a,
-                 gconstpointer b)
-{
-  gdouble x = *(const gdouble *) a, y = *(const gdouble *) b;
-
-  return (x > y) - (x < y);
-}
-
-static gdouble
-median (GArray *samples)
-{
-  g_array_sort (samples, compare_doubles);
-  return g_array_index (samples, gdouble, samples->len / 2);
-}
-
-static gdouble
-now (void)
-{
-  return g_get_monotonic_time () / (gdouble) G_USEC_PER_SEC;
-}
-
-static void
-die (const char *what,
-     GError     *error)
-{
-  g_printerr ("bench-ssh: %s: %s\n", what, error->message);
-  exit (1);
-}
-
 /* The system ssh client's command line running @command on the host. */
 static char **
 ssh_client_argv (const char         *option,
@@ -78,7 +50,7 @@ ssh_client_argv (const char         *option,
   GError *error = NULL;
 
   if (!g_shell_parse_argv (destination, NULL, &words, &error))
-    die ("--destination", error);
+    bench_die ("--destination", error);
   g_strv_builder_add_many (builder, "ssh", "-o", "BatchMode=yes", NULL);
   if (option != NULL)
     g_strv_builder_add_many (builder, "-o", option, NULL);
@@ -94,12 +66,12 @@ time_ssh_client (char **argv)
 {
   g_autoptr(GSubprocess) process = NULL;
   GError *error = NULL;
-  gdouble t0 = now ();
+  gdouble t0 = bench_now ();
 
   process = g_subprocess_newv ((const char * const *) argv, G_SUBPROCESS_FLAGS_STDIN_INHERIT, &error);
   if (process == NULL || !g_subprocess_wait_check (process, NULL, &error))
-    die ("the ssh client", error);
-  return now () - t0;
+    bench_die ("the ssh client", error);
+  return bench_now () - t0;
 }
 
 typedef struct
@@ -112,24 +84,6 @@ typedef struct
   gdouble download;
 } Results;
 
-static const char echo_source[] =
-  "for item in channel:\n"
-  "    channel.send(item)\n";
-
-static const char count_source[] =
-  "n = 0\n"
-  "while True:\n"
-  "    item = channel.receive()\n"
-  "    if item is None:\n"
-  "        break\n"
-  "    n += len(item)\n"
-  "channel.send(n)\n";
-
-static const char produce_source[] =
-  "item = b'x' * (1 << 20)\n"
-  "for _ in range(channel.receive()):\n"
-  "    channel.send(item)\n";
-
 /* One start-up: to make_gateway's return, and to the first reply. */
 static void
 time_gateway_start (const char *spec,
@@ -141,16 +95,16 @@ time_gateway_start (const char *spec,
   g_autoptr(GVariant) reply = NULL;
   ExecnetGateway *gateway;
   GError *error = NULL;
-  gdouble t0 = now ();
+  gdouble t0 = bench_now ();
 
   gateway = execnet_group_make_gateway (one, spec, &error);
   if (gateway == NULL)
-    die ("make_gateway", error);
-  *ready = now () - t0;
+    bench_die ("make_gateway", error);
+  *ready = bench_now () - t0;
   probe = execnet_gateway_remote_exec (gateway, "channel.send(1)", &error);
   if (probe == NULL || (reply = execnet_channel_receive (probe, -1, &error)) == NULL)
-    die ("first round trip", error);
-  *first = now () - t0;
+    bench_die ("first round trip", error);
+  *first = bench_now () - t0;
   execnet_group_terminate (one, 5.0, NULL);
 }
 
@@ -159,81 +113,19 @@ measure_ours (const char *spec,
               Results    *results)
 {
   g_autoptr(ExecnetGroup) group = execnet_group_new ();
-  g_autoptr(ExecnetChannel) channel = NULL;
-  g_autoptr(GVariant) block = NULL;
-  g_autofree guint8 *data = g_malloc (1 << 20);
-  g_auto(GStrv) specs = g_new0 (char *, concurrent + 1);
   ExecnetGateway *gateway;
+  BenchRates rates;
   GError *error = NULL;
-  gdouble t0;
 
-  for (int i = 0; i < concurrent; i++)
-    specs[i] = g_strdup (spec);
-  {
-    g_autoptr(ExecnetGroup) many = NULL;
-
-    t0 = now ();
-    many = execnet_group_new_with_specs ((const char * const *) specs, &error);
-    if (many == NULL)
-      die ("new_with_specs", error);
-    results->concurrent = now () - t0;
-    execnet_group_terminate (many, 5.0, NULL);
-  }
+  results->concurrent = bench_concurrent_start (spec, concurrent);
 
   gateway = execnet_group_make_gateway (group, spec, &error);
   if (gateway == NULL)
-    die ("make_gateway", error);
-
-  channel = execnet_gateway_remote_exec (gateway, echo_source, &error);
-  if (channel == NULL)
-    die ("remote_exec", error);
-  for (int i = -1; i < roundtrips; i++)
-    {
-      g_autoptr(GVariant) reply = NULL;
-
-      if (i == 0)
-        t0 = now ();
-      if (!execnet_channel_send (channel, g_variant_new_int32 (i), &error) ||
-          (reply = execnet_channel_receive (channel, -1, &error)) == NULL)
-        die ("round trip", error);
-    }
-  results->roundtrip = (now () - t0) / roundtrips;
-  execnet_channel_close (channel, NULL, NULL);
-  g_clear_object (&channel);
-
-  memset (data, 'x', 1 << 20);
-  block = g_variant_ref_sink (g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, data, 1 << 20, 1));
-  channel = execnet_gateway_remote_exec (gateway, count_source, &error);
-  if (channel == NULL)
-    die ("remote_exec", error);
-  t0 = now ();
-  for (int i = 0; i < megabytes; i++)
-    if (!execnet_channel_send (channel, block, &error))
-      die ("upload", error);
-  {
-    g_autoptr(GVariant) total = NULL;
-
-    if (!execnet_channel_send (channel, NULL, &error) ||
-        (total = execnet_channel_receive (channel, -1, &error)) == NULL)
-      die ("upload", error);
-  }
-  results->upload = megabytes / (now () - t0);
-  g_clear_object (&channel);
-
-  channel = execnet_gateway_remote_exec (gateway, produce_source, &error);
-  if (channel == NULL)
-    die ("remote_exec", error);
-  t0 = now ();
-  if (!execnet_channel_send (channel, g_variant_new_int32 (megabytes), &error))
-    die ("download", error);
-  for (int i = 0; i < megabytes; i++)
-    {
-      g_autoptr(GVariant) item = execnet_channel_receive (channel, -1, &error);
-
-      if (item == NULL)
-        die ("download", error);
-    }
-  results->download = megabytes / (now () - t0);
+    bench_die ("make_gateway", error);
+  bench_channel_rates (gateway, roundtrips, megabytes, &rates);
+  results->roundtrip = rates.roundtrip;
+  results->upload = rates.upload;
+  results->download = rates.download;
 
   execnet_group_terminate (group, 5.0, NULL);
 }
@@ -383,15 +275,15 @@ main (int    argc,
             g_array_append_val (reference_first, one.first_roundtrip);
           }
       }
-    client_true = median (true_samples);
-    client_curve = median (curve_samples);
-    client_python = median (python_samples);
-    ours.ready = median (ready_samples);
-    ours.first_roundtrip = median (first_samples);
+    client_true = bench_median (true_samples);
+    client_curve = bench_median (curve_samples);
+    client_python = bench_median (python_samples);
+    ours.ready = bench_median (ready_samples);
+    ours.first_roundtrip = bench_median (first_samples);
     if (have_reference)
       {
-        theirs.ready = median (reference_ready);
-        theirs.first_roundtrip = median (reference_first);
+        theirs.ready = bench_median (reference_ready);
+        theirs.first_roundtrip = bench_median (reference_first);
       }
   }
   measure_ours (spec, &ours);
