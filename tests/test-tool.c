@@ -679,6 +679,8 @@ test_probe (void)
   assert_contains (text->out, "run 1:");
   assert_contains (text->out, "run 2:");
   assert_contains (text->out, "\nstart ");
+  assert_contains (text->out, "\n  transport ");
+  assert_contains (text->out, "\n  bootstrap ");
   assert_contains (text->out, "\nround trip ");
   assert_contains (text->out, "\nterminate ");
 
@@ -693,14 +695,20 @@ test_probe (void)
 
       g_assert_cmpint (json_object_get_int_member (object, "run"), ==, i + 1);
       g_assert_cmpint (json_object_get_int_member (object, "start_us"), >, 0);
+      /* The two parts of the start are within it. */
+      g_assert_cmpint (json_object_get_int_member (object, "transport_us"), >, 0);
+      g_assert_cmpint (json_object_get_int_member (object, "bootstrap_us"), >, 0);
+      g_assert_cmpint (json_object_get_int_member (object, "transport_us") +
+                       json_object_get_int_member (object, "bootstrap_us"), <=,
+                       json_object_get_int_member (object, "start_us"));
       g_assert_cmpint (json_object_get_int_member (object, "round_trip_us"), >, 0);
       g_assert_true (json_object_has_member (object, "terminate_us"));
     }
   summary = parse_json (lines[3]);
   phases = json_object_get_object_member (json_node_get_object (summary), "summary");
-  for (guint i = 0; i < 3; i++)
+  for (guint i = 0; i < 5; i++)
     {
-      const char *name = (const char *[]) { "start", "round_trip", "terminate" }[i];
+      const char *name = (const char *[]) { "start", "transport", "bootstrap", "round_trip", "terminate" }[i];
       JsonObject *phase = json_object_get_object_member (phases, name);
 
       g_assert_nonnull (phase);
