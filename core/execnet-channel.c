@@ -879,6 +879,8 @@ execnet_channel_wait_close (ExecnetChannel  *self,
  * execnet_channel_is_closed:
  * @self: a channel
  *
+ * Whether nothing more can be sent on the channel: it was closed by either side or its gateway is gone.
+ *
  * Returns: whether the channel is closed for sending
  *
  * Since: 1.0
@@ -901,6 +903,8 @@ execnet_channel_is_closed (ExecnetChannel *self)
  * execnet_channel_get_id:
  * @self: a channel
  *
+ * Gets the channel's number on its gateway: odd when this side opened it, even when the remote side did.
+ *
  * Returns: the channel's number on its gateway
  *
  * Since: 1.0
@@ -916,6 +920,8 @@ execnet_channel_get_id (ExecnetChannel *self)
 /**
  * execnet_channel_get_gateway:
  * @self: a channel
+ *
+ * Gets the gateway the channel belongs to.
  *
  * Returns: (transfer none): the gateway the channel belongs to
  *
@@ -1000,6 +1006,8 @@ execnet_channel_to_value (ExecnetChannel *self)
 /**
  * execnet_channel_to_string:
  * @self: a channel
+ *
+ * Describes the channel as execnet does.
  *
  * Returns: (transfer full): a description like `<Channel id=1 open>`
  *

@@ -232,6 +232,8 @@ execnet_connection_init (ExecnetConnection *self)
  * execnet_connection_get_stream:
  * @self: a connection
  *
+ * Gets the stream to the remote interpreter.
+ *
  * Returns: (transfer none): the stream to the remote interpreter
  *
  * Since: 1.0
@@ -250,6 +252,8 @@ execnet_connection_get_stream (ExecnetConnection *self)
  * execnet_connection_get_remote_address:
  * @self: a connection
  *
+ * Gets where the interpreter runs, as the transport describes it for messages.
+ *
  * Returns: (nullable): where the interpreter runs, for messages
  *
  * Since: 1.0
@@ -267,6 +271,8 @@ execnet_connection_get_remote_address (ExecnetConnection *self)
 /**
  * execnet_connection_get_bootstrap_mode:
  * @self: a connection
+ *
+ * Gets how the remote interpreter reads the bootstrap line.
  *
  * Returns: how the interpreter reads the bootstrap line
  *
@@ -392,6 +398,8 @@ execnet_connection_set_exit_status (ExecnetConnection *self,
  * execnet_connection_get_exit_status:
  * @self: a connection
  *
+ * Gets how the remote interpreter ended, once the transport knows.
+ *
  * Returns: how the interpreter ended, encoded as by waitpid(), or -1 while
  *   it is not known
  *
@@ -443,6 +451,8 @@ execnet_connection_append_error_output (ExecnetConnection *self,
 /**
  * execnet_connection_dup_error_output:
  * @self: a connection
+ *
+ * Copies what the transport kept of the remote interpreter's error output.
  *
  * Returns: (transfer full) (nullable): the tail of the remote's error output,
  *   or %NULL if nothing was captured

@@ -993,6 +993,8 @@ _execnet_gateway_clear_group (ExecnetGateway *self)
  * execnet_gateway_get_id:
  * @self: a gateway
  *
+ * Gets the gateway's id in its group.
+ *
  * Returns: the gateway's id, such as `gw0`
  *
  * Since: 1.0
@@ -1008,6 +1010,8 @@ execnet_gateway_get_id (ExecnetGateway *self)
 /**
  * execnet_gateway_get_xspec:
  * @self: a gateway
+ *
+ * Gets the spec the gateway was made from.
  *
  * Returns: (transfer none): the spec the gateway was made from
  *
@@ -1048,6 +1052,8 @@ execnet_gateway_get_group (ExecnetGateway *self)
 /**
  * execnet_gateway_get_remote_address:
  * @self: a gateway
+ *
+ * Gets where the remote interpreter runs.
  *
  * Returns: (nullable): where the remote interpreter runs, as its transport
  *   describes it (`python3 pid 42`, `alice@node7:22`)
@@ -1315,6 +1321,8 @@ execnet_gateway_exit (ExecnetGateway *self)
  * execnet_gateway_is_alive:
  * @self: a gateway
  *
+ * Whether the gateway's connection is up and being read.
+ *
  * Returns: whether the connection is up and being read
  *
  * Since: 1.0
@@ -1442,6 +1450,8 @@ execnet_gateway_set_wire_observer (ExecnetGateway      *self,
 /**
  * execnet_message_code_name:
  * @code: a message code from the wire
+ *
+ * Names a message code of the wire protocol, for traces.
  *
  * Returns: the message's name, such as `CHANNEL_DATA`, or `UNKNOWN`
  *

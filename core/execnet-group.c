@@ -770,6 +770,8 @@ _execnet_group_gateway_exited (ExecnetGroup   *self,
  * @self: a group
  * @id: a gateway id
  *
+ * Finds a member by id, like Python's `group["gw0"]`.
+ *
  * Returns: (transfer none) (nullable): the member with @id, or %NULL
  *
  * Since: 1.0
@@ -797,6 +799,8 @@ execnet_group_lookup (ExecnetGroup *self,
  * @self: a group
  * @gateway: a gateway
  *
+ * Whether @gateway is a member of the group.
+ *
  * Returns: whether @gateway is a member, like Python's `gw in group`
  *
  * Since: 1.0
@@ -819,6 +823,8 @@ execnet_group_contains (ExecnetGroup   *self,
 /**
  * execnet_group_get_size:
  * @self: a group
+ *
+ * Counts the members of the group.
  *
  * Returns: the number of members
  *
@@ -843,6 +849,8 @@ execnet_group_get_size (ExecnetGroup *self)
  * @self: a group
  * @index: a position
  *
+ * Gets a member by position, in the order the members were made.
+ *
  * Returns: (transfer none) (nullable): the member at @index, or %NULL
  *
  * Since: 1.0
@@ -866,6 +874,8 @@ execnet_group_get_gateway (ExecnetGroup *self,
 /**
  * execnet_group_get_default_spec:
  * @self: a group
+ *
+ * Gets the spec that execnet_group_make_gateway() uses when it is given none.
  *
  * Returns: the spec used when none is given; `popen` unless set
  *

@@ -54,6 +54,8 @@ execnet_multi_channel_init (ExecnetMultiChannel *self)
  * @channels: (array length=n_channels): the channels
  * @n_channels: how many
  *
+ * Makes a multi-channel over @channels, to send to and receive from all of them at once.
+ *
  * Returns: (transfer full): a multi-channel over @channels
  *
  * Since: 1.0
@@ -74,6 +76,8 @@ execnet_multi_channel_new (ExecnetChannel * const *channels,
  * execnet_multi_channel_get_size:
  * @self: a multi-channel
  *
+ * Counts the channels.
+ *
  * Returns: the number of channels
  *
  * Since: 1.0
@@ -90,6 +94,8 @@ execnet_multi_channel_get_size (ExecnetMultiChannel *self)
  * execnet_multi_channel_get_channel:
  * @self: a multi-channel
  * @index: a position
+ *
+ * Gets one of the channels by position.
  *
  * Returns: (transfer none) (nullable): the channel at @index
  *
