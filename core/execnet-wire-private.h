@@ -48,8 +48,6 @@ void         _execnet_wire_abort           (ExecnetWire              *self,
 gboolean     _execnet_wire_is_reading      (ExecnetWire              *self);
 void         _execnet_wire_set_reading_paused (ExecnetWire           *self,
                                                gboolean               paused);
-void         _execnet_wire_set_max_queued  (ExecnetWire              *self,
-                                            gsize                     max_queued);
 
 /* Sees every frame: outgoing ones in the sender's thread before they are
  * written, incoming ones in the I/O thread before they are handled.

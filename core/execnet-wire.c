@@ -81,7 +81,7 @@ struct _ExecnetWire
   gboolean reading;                /* started and not yet ended */
   GError *write_error;             /* (owned) (nullable) set once writing is dead */
   GError *abort_error;             /* (owned) (nullable) why the wire was aborted */
-  struct Tap *tap;                 /* (owned) (nullable) */
+  struct Tap *tap;                 /* (owned) (nullable) set under the lock, read atomically */
 };
 
 typedef struct Tap
@@ -244,16 +244,6 @@ _execnet_wire_unref (ExecnetWire *self)
   g_free (self);
 }
 
-void
-_execnet_wire_set_max_queued (ExecnetWire *self,
-                              gsize        max_queued)
-{
-  g_mutex_lock (&self->lock);
-  self->max_queued = MAX (max_queued, 1);
-  g_cond_broadcast (&self->cond);
-  g_mutex_unlock (&self->lock);
-}
-
 /* Called with the lock held: writing is over; fail whoever waits. */
 static void
 kill_writing_unlocked (ExecnetWire  *self,
@@ -267,6 +257,17 @@ kill_writing_unlocked (ExecnetWire  *self,
   g_queue_init (&self->queue);
   self->queued_bytes = 0;
   g_cond_broadcast (&self->cond);
+}
+
+/* Called with the lock held: a write to the stream failed; writing is over. */
+static void
+fail_writing_unlocked (ExecnetWire  *self,
+                       const GError *error)
+{
+  EXECNET_NOTE (WIRE, "%s: write failed: %s", self->description, error->message);
+  kill_writing_unlocked (self, g_error_new (EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED,
+                                            "cannot write to %s: %s",
+                                            self->description, error->message));
 }
 
 /* I/O thread: the batch in flight is written, or writing failed. */
@@ -285,12 +286,7 @@ finish_batch (ExecnetWire *self,
   self->writing = FALSE;
   self->queued_bytes -= MIN (batch_bytes, self->queued_bytes);
   if (error != NULL)
-    {
-      EXECNET_NOTE (WIRE, "%s: write failed: %s", self->description, error->message);
-      kill_writing_unlocked (self, g_error_new (EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED,
-                                                "cannot write to %s: %s",
-                                                self->description, error->message));
-    }
+    fail_writing_unlocked (self, error);
   g_cond_broadcast (&self->cond);
   g_mutex_unlock (&self->lock);
   g_clear_error (&error);
@@ -598,39 +594,10 @@ _execnet_wire_set_tap (ExecnetWire    *self,
 
   g_mutex_lock (&self->lock);
   old = self->tap;
-  self->tap = tap;
+  g_atomic_pointer_set (&self->tap, tap);
   g_mutex_unlock (&self->lock);
 
   tap_unref (old);
-}
-
-/* Any thread: shows a frame to the tap, if there is one. */
-static void
-tap_frame (ExecnetWire        *self,
-           gboolean            outgoing,
-           ExecnetMessageCode  code,
-           gint32              channel,
-           GPtrArray          *chunks,
-           GBytes             *payload)
-{
-  Tap *tap;
-
-  g_mutex_lock (&self->lock);
-  tap = self->tap != NULL ? tap_ref (self->tap) : NULL;
-  g_mutex_unlock (&self->lock);
-
-  if (tap == NULL)
-    return;
-
-  if (payload == NULL)
-    {
-      g_autoptr(GBytes) flat = chunks != NULL ? _execnet_chunks_flatten (chunks, -1) : g_bytes_new (NULL, 0);
-
-      tap->func (tap->data, outgoing, code, channel, flat);
-    }
-  else
-    tap->func (tap->data, outgoing, code, channel, payload);
-  tap_unref (tap);
 }
 
 /* Any thread: with EXECNET_DEBUG=payload, prints the frame with its value
@@ -640,28 +607,58 @@ debug_payload (ExecnetWire        *self,
                gboolean            outgoing,
                ExecnetMessageCode  code,
                gint32              channel,
-               GPtrArray          *chunks,
                GBytes             *payload)
 {
-  g_autoptr(GBytes) bytes = NULL;
   g_autoptr(GVariant) value = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *text = NULL;
 
-  if (payload != NULL)
-    bytes = g_bytes_ref (payload);
-  else
-    bytes = chunks != NULL ? _execnet_chunks_flatten (chunks, -1) : g_bytes_new (NULL, 0);
-
-  if (g_bytes_get_size (bytes) > 0)
+  if (g_bytes_get_size (payload) > 0)
     {
-      value = _execnet_value_decode (bytes, NULL, NULL, &error);
+      value = _execnet_value_decode (payload, NULL, NULL, &error);
       text = value != NULL ? g_variant_print (value, TRUE) : g_strdup_printf ("<%s>", error->message);
     }
 
   _execnet_debug_print ("payload", "%s %s %s channel=%d%s%s", self->description,
                         outgoing ? "->" : "<-", _execnet_message_code_name (code), channel,
                         text != NULL ? " " : "", text != NULL ? text : "");
+}
+
+/* Any thread: shows a frame to the tap, and prints it with
+ * EXECNET_DEBUG=payload. An outgoing frame (@chunks, @payload NULL) is
+ * joined into one buffer once, and only when someone looks: with no tap
+ * and no debugging this costs one atomic read per frame. */
+static void
+observe_frame (ExecnetWire        *self,
+               gboolean            outgoing,
+               ExecnetMessageCode  code,
+               gint32              channel,
+               GPtrArray          *chunks,
+               GBytes             *payload)
+{
+  gboolean debug = EXECNET_DEBUG_ENABLED (EXECNET_DEBUG_PAYLOAD);
+  g_autoptr(GBytes) flat = NULL;
+  Tap *tap = NULL;
+
+  if (g_atomic_pointer_get (&self->tap) != NULL)
+    {
+      g_mutex_lock (&self->lock);
+      tap = self->tap != NULL ? tap_ref (self->tap) : NULL;
+      g_mutex_unlock (&self->lock);
+    }
+  if (tap == NULL && !debug)
+    return;
+
+  if (payload == NULL)
+    payload = flat = chunks != NULL ? _execnet_chunks_flatten (chunks, -1) : g_bytes_new (NULL, 0);
+
+  if (tap != NULL)
+    {
+      tap->func (tap->data, outgoing, code, channel, payload);
+      tap_unref (tap);
+    }
+  if (debug)
+    debug_payload (self, outgoing, code, channel, payload);
 }
 
 /* Any thread. Queues one frame; blocks while the queue is over its limit
@@ -686,9 +683,7 @@ _execnet_wire_send (ExecnetWire         *self,
       return FALSE;
     }
 
-  tap_frame (self, TRUE, code, channel, chunks, NULL);
-  if (EXECNET_DEBUG_ENABLED (EXECNET_DEBUG_PAYLOAD))
-    debug_payload (self, TRUE, code, channel, chunks, NULL);
+  observe_frame (self, TRUE, code, channel, chunks, NULL);
 
   frame = g_new0 (QueuedFrame, 1);
   _execnet_frame_header_encode (frame->header, code, channel, (gint32) payload);
@@ -730,10 +725,7 @@ _execnet_wire_send (ExecnetWire         *self,
       self->writing = FALSE;
       if (write_error != NULL)
         {
-          EXECNET_NOTE (WIRE, "%s: write failed: %s", self->description, write_error->message);
-          kill_writing_unlocked (self, g_error_new (EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED,
-                                                    "cannot write to %s: %s",
-                                                    self->description, write_error->message));
+          fail_writing_unlocked (self, write_error);
           g_mutex_unlock (&self->lock);
           queued_frame_free (frame);
           /* The frame was accepted; the error shows on the next call. */
@@ -860,9 +852,7 @@ on_read (GObject      *source,
             _execnet_debug_print ("wire", "%s <- %s channel=%d length=%" G_GSIZE_FORMAT,
                                   self->description, _execnet_message_code_name (code),
                                   channel, g_bytes_get_size (payload));
-          tap_frame (self, FALSE, code, channel, NULL, payload);
-          if (EXECNET_DEBUG_ENABLED (EXECNET_DEBUG_PAYLOAD))
-            debug_payload (self, FALSE, code, channel, NULL, payload);
+          observe_frame (self, FALSE, code, channel, NULL, payload);
           self->handler->frame (self->owner, code, channel, payload);
           g_bytes_unref (payload);
         }
