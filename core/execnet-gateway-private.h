@@ -38,7 +38,6 @@ void            _execnet_gateway_account         (ExecnetGateway      *self,
 void            _execnet_gateway_kill            (ExecnetGateway      *self);
 gboolean        _execnet_gateway_wait_ended      (ExecnetGateway      *self,
                                                   gint64               deadline);
-gboolean        _execnet_gateway_is_exiting      (ExecnetGateway      *self);
 
 /* group side */
 void            _execnet_group_gateway_exited    (ExecnetGroup        *self,

@@ -971,18 +971,6 @@ _execnet_gateway_kill (ExecnetGateway *self)
     _execnet_wire_abort (wire, error);
 }
 
-gboolean
-_execnet_gateway_is_exiting (ExecnetGateway *self)
-{
-  gboolean exiting;
-
-  g_mutex_lock (&self->lock);
-  exiting = self->exiting;
-  g_mutex_unlock (&self->lock);
-
-  return exiting;
-}
-
 void
 _execnet_gateway_clear_group (ExecnetGateway *self)
 {

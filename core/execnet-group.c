@@ -923,6 +923,20 @@ execnet_group_set_default_spec (ExecnetGroup *self,
     g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_DEFAULT_SPEC]);
 }
 
+/* Any thread: the members as they are now, each with a reference. */
+static GPtrArray *
+dup_members (ExecnetGroup *self)
+{
+  GPtrArray *members;
+
+  g_mutex_lock (&self->lock);
+  members = g_ptr_array_copy (self->gateways, (GCopyFunc) (void (*) (void)) g_object_ref, NULL);
+  g_ptr_array_set_free_func (members, g_object_unref);
+  g_mutex_unlock (&self->lock);
+
+  return members;
+}
+
 /**
  * execnet_group_terminate:
  * @self: a group
@@ -954,10 +968,7 @@ execnet_group_terminate (ExecnetGroup  *self,
       gint64 deadline = _execnet_deadline_from_timeout (timeout);
       gint64 reap_deadline;
 
-      g_mutex_lock (&self->lock);
-      members = g_ptr_array_copy (self->gateways, (GCopyFunc) (void (*) (void)) g_object_ref, NULL);
-      g_ptr_array_set_free_func (members, g_object_unref);
-      g_mutex_unlock (&self->lock);
+      members = dup_members (self);
 
       for (guint i = 0; i < members->len; i++)
         execnet_gateway_exit (g_ptr_array_index (members, i));
@@ -1050,10 +1061,7 @@ execnet_group_remote_exec (ExecnetGroup  *self,
   g_return_val_if_fail (EXECNET_IS_GROUP (self), NULL);
   g_return_val_if_fail (source != NULL, NULL);
 
-  g_mutex_lock (&self->lock);
-  members = g_ptr_array_copy (self->gateways, (GCopyFunc) (void (*) (void)) g_object_ref, NULL);
-  g_ptr_array_set_free_func (members, g_object_unref);
-  g_mutex_unlock (&self->lock);
+  members = dup_members (self);
 
   for (guint i = 0; i < members->len; i++)
     {
