@@ -548,7 +548,8 @@ check_no_callback_unlocked (ExecnetChannel  *self,
 /**
  * execnet_channel_receive:
  * @self: a channel
- * @timeout: seconds to wait at most; negative waits for ever
+ * @timeout: seconds to wait at most; negative waits for ever; NaN fails
+ *   with %G_IO_ERROR_INVALID_ARGUMENT
  * @error: return location for a #GError
  *
  * Takes the next item that arrived, waiting for one if needed. Usable from
@@ -574,6 +575,9 @@ execnet_channel_receive (ExecnetChannel  *self,
 
   g_return_val_if_fail (EXECNET_IS_CHANNEL (self), NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (!_execnet_check_timeout (timeout, error))
+    return NULL;
 
   g_mutex_lock (&self->lock);
   if (!check_no_callback_unlocked (self, error))
@@ -828,7 +832,8 @@ execnet_channel_close (ExecnetChannel  *self,
 /**
  * execnet_channel_wait_close:
  * @self: a channel
- * @timeout: seconds to wait at most; negative waits for ever
+ * @timeout: seconds to wait at most; negative waits for ever; NaN fails
+ *   with %G_IO_ERROR_INVALID_ARGUMENT
  * @error: return location for a #GError
  *
  * Waits until the channel is closed for receiving: by either side, or
@@ -851,6 +856,9 @@ execnet_channel_wait_close (ExecnetChannel  *self,
   gboolean ok = TRUE;
 
   g_return_val_if_fail (EXECNET_IS_CHANNEL (self), FALSE);
+
+  if (!_execnet_check_timeout (timeout, error))
+    return FALSE;
 
   g_mutex_lock (&self->lock);
   while (!self->receive_closed)

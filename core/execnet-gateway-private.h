@@ -52,6 +52,11 @@ typedef void (*ExecnetStartFunc) (gpointer            data,
 GAsyncResult   *_execnet_run_sync                (ExecnetStartFunc     func,
                                                   gpointer             data);
 
+/* Timeouts are seconds; a negative one waits for ever. NaN is an error
+ * (G_IO_ERROR_INVALID_ARGUMENT), checked by every public call that takes a
+ * timeout; one too large to count in microseconds waits for ever. */
+gboolean        _execnet_check_timeout           (gdouble              timeout,
+                                                  GError             **error);
 gint64          _execnet_deadline_from_timeout   (gdouble              timeout);
 
 G_END_DECLS

@@ -4,6 +4,8 @@
  */
 #include "config.h"
 
+#include <math.h>
+
 #include <execnet/execnet-error.h>
 #include <execnet/execnet-transport.h>
 
@@ -187,9 +189,28 @@ _execnet_gateway_account (ExecnetGateway *self,
 gint64
 _execnet_deadline_from_timeout (gdouble timeout)
 {
-  if (timeout < 0)
+  gint64 now = g_get_monotonic_time ();
+
+  /* A NaN fails every comparison: it must not reach the conversion below,
+   * whose result would be undefined. Callers reject it first. */
+  if (!(timeout >= 0))
     return -1;
-  return g_get_monotonic_time () + (gint64) (timeout * G_USEC_PER_SEC);
+  if (timeout >= (gdouble) (G_MAXINT64 - now) / G_USEC_PER_SEC)
+    return -1;
+  return now + (gint64) (timeout * G_USEC_PER_SEC);
+}
+
+gboolean
+_execnet_check_timeout (gdouble   timeout,
+                        GError  **error)
+{
+  if (!isnan (timeout))
+    return TRUE;
+
+  g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                       "the timeout is NaN; give a number of seconds, or a "
+                       "negative number to wait without limit");
+  return FALSE;
 }
 
 static void
@@ -617,6 +638,7 @@ report_lost (ExecnetGateway *self)
   g_autoptr(GError) error = NULL;
   GHashTableIter iter;
   gpointer value;
+  gboolean truncated;
 
   g_mutex_lock (&self->lock);
   if (self->lost_reported)
@@ -631,8 +653,12 @@ report_lost (ExecnetGateway *self)
       g_clear_pointer (&self->lost_timer, g_source_unref);
     }
 
+  truncated = g_error_matches (self->read_error, G_IO_ERROR, G_IO_ERROR_PARTIAL_INPUT);
+  if (truncated)
+    g_clear_error (&self->read_error);
+
   if (self->read_error != NULL &&
-      (self->read_error->domain != G_IO_ERROR || self->read_error->code != G_IO_ERROR_CANCELLED))
+           (self->read_error->domain != G_IO_ERROR || self->read_error->code != G_IO_ERROR_CANCELLED))
     {
       error = g_error_copy (self->read_error);
       if (error->domain != EXECNET_ERROR)
@@ -653,8 +679,9 @@ report_lost (ExecnetGateway *self)
               ? _execnet_describe_exit_status (execnet_connection_get_exit_status (self->connection))
               : g_strdup ("closed the connection");
       error = g_error_new (EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED,
-                           "%s lost its connection: the remote process %s",
-                           self->description, how);
+                           "%s lost its connection%s: the remote process %s",
+                           self->description,
+                           truncated ? " in the middle of a message" : "", how);
     }
 
   g_hash_table_iter_init (&iter, self->channels);
@@ -701,7 +728,10 @@ on_read_closed (GObject      *owner,
   self->reading_done = TRUE;
   if (error != NULL)
     self->read_error = g_error_copy (error);
-  report_now = self->process_ended || self->exiting || error != NULL;
+  /* Half a message means the remote died while writing: wait, as for a
+   * plain end, to say how it ended. */
+  report_now = self->process_ended || self->exiting ||
+               (error != NULL && !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_PARTIAL_INPUT));
   if (!report_now)
     {
       self->lost_timer = g_timeout_source_new (LOST_REPORT_DELAY_MS);
@@ -1329,7 +1359,8 @@ execnet_gateway_is_alive (ExecnetGateway *self)
 /**
  * execnet_gateway_join:
  * @self: a gateway
- * @timeout: seconds to wait at most; negative waits for ever
+ * @timeout: seconds to wait at most; negative waits for ever; NaN fails
+ *   with %G_IO_ERROR_INVALID_ARGUMENT
  * @error: return location for a #GError
  *
  * Waits until the remote process has ended and its connection is closed.
@@ -1345,6 +1376,9 @@ execnet_gateway_join (ExecnetGateway  *self,
                       GError         **error)
 {
   g_return_val_if_fail (EXECNET_IS_GATEWAY (self), FALSE);
+
+  if (!_execnet_check_timeout (timeout, error))
+    return FALSE;
 
   if (_execnet_gateway_wait_ended (self, _execnet_deadline_from_timeout (timeout)))
     return TRUE;

@@ -941,7 +941,8 @@ dup_members (ExecnetGroup *self)
  * execnet_group_terminate:
  * @self: a group
  * @timeout: seconds to wait for the members to end before killing them;
- *   negative waits for ever and kills nothing
+ *   negative waits for ever and kills nothing; NaN fails with
+ *   %G_IO_ERROR_INVALID_ARGUMENT
  * @error: return location for a #GError
  *
  * Makes every member exit, all at once, and waits for all of them together.
@@ -959,6 +960,9 @@ execnet_group_terminate (ExecnetGroup  *self,
                          GError       **error)
 {
   g_return_val_if_fail (EXECNET_IS_GROUP (self), FALSE);
+
+  if (!_execnet_check_timeout (timeout, error))
+    return FALSE;
 
   for (;;)
     {

@@ -144,7 +144,8 @@ execnet_multi_channel_send_each (ExecnetMultiChannel  *self,
 /**
  * execnet_multi_channel_receive_each:
  * @self: a multi-channel
- * @timeout: seconds to wait at most for all of them; negative waits for ever
+ * @timeout: seconds to wait at most for all of them; negative waits for
+ *   ever; NaN fails with %G_IO_ERROR_INVALID_ARGUMENT
  * @error: return location for a #GError
  *
  * Receives one item from every channel, in channel order.
@@ -164,6 +165,9 @@ execnet_multi_channel_receive_each (ExecnetMultiChannel  *self,
 
   g_return_val_if_fail (EXECNET_IS_MULTI_CHANNEL (self), NULL);
 
+  if (!_execnet_check_timeout (timeout, error))
+    return NULL;
+
   for (guint i = 0; i < self->channels->len; i++)
     {
       gdouble left = deadline < 0 ? -1.0 : MAX (0, deadline - g_get_monotonic_time ()) / (gdouble) G_USEC_PER_SEC;
@@ -180,7 +184,8 @@ execnet_multi_channel_receive_each (ExecnetMultiChannel  *self,
 /**
  * execnet_multi_channel_wait_close:
  * @self: a multi-channel
- * @timeout: seconds to wait at most for all of them; negative waits for ever
+ * @timeout: seconds to wait at most for all of them; negative waits for
+ *   ever; NaN fails with %G_IO_ERROR_INVALID_ARGUMENT
  * @error: return location for a #GError
  *
  * Waits until every channel is closed. Every channel is waited for; the
@@ -199,6 +204,9 @@ execnet_multi_channel_wait_close (ExecnetMultiChannel  *self,
   GError *first = NULL;
 
   g_return_val_if_fail (EXECNET_IS_MULTI_CHANNEL (self), FALSE);
+
+  if (!_execnet_check_timeout (timeout, error))
+    return FALSE;
 
   for (guint i = 0; i < self->channels->len; i++)
     {

@@ -828,12 +828,24 @@ on_read (GObject      *source,
   n_read = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
   if (n_read < 0)
     {
+      if (!_execnet_frame_reader_is_idle (self->reader) &&
+          !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        {
+          GError *partial = g_error_new (G_IO_ERROR, G_IO_ERROR_PARTIAL_INPUT,
+                                         "%s: %s", self->description, error->message);
+
+          g_error_free (error);
+          error = partial;
+        }
       reading_done (self, error);
     }
   else if (n_read == 0)
     {
+      /* Not garbage: a remote that dies while it writes leaves half a
+       * frame, whichever transport carried it. It is a lost connection,
+       * as a read error or a clean end would be. */
       if (!_execnet_frame_reader_is_idle (self->reader))
-        error = g_error_new (EXECNET_ERROR, EXECNET_ERROR_PROTOCOL,
+        error = g_error_new (G_IO_ERROR, G_IO_ERROR_PARTIAL_INPUT,
                              "%s closed the connection in the middle of a message",
                              self->description);
       reading_done (self, error);

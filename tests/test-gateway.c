@@ -5,6 +5,7 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -2210,6 +2211,56 @@ test_many_channels (Fixture       *f,
     }
 }
 
+/* A NaN timeout is an error, not a wait of undefined length; a timeout too
+ * large to count in microseconds waits without limit. */
+static void
+test_timeout_nan (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_autoptr(ExecnetChannel) channel = NULL;
+  g_autoptr(GVariant) item = NULL;
+  g_autoptr(GError) error = NULL;
+
+  channel = test_remote_exec (f->gateway, "channel.send(channel.receive())");
+
+  item = execnet_channel_receive (channel, NAN, &error);
+  g_assert_null (item);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+
+  g_assert_false (execnet_channel_wait_close (channel, NAN, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+
+  g_assert_false (execnet_gateway_join (f->gateway, NAN, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+
+  g_assert_false (execnet_group_terminate (f->group, NAN, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_true (execnet_gateway_is_alive (f->gateway));
+
+  test_send (channel, g_variant_new_int64 (7));
+  item = execnet_channel_receive (channel, 1e300, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_variant_get_int64 (item), ==, 7);
+  g_assert_true (execnet_channel_wait_close (channel, INFINITY, &error));
+  g_assert_no_error (error);
+}
+
+/* A remote killed while writing a frame is a lost connection, the same
+ * over every transport (test-socket.c and test-ssh.c check theirs). */
+static void
+test_killed_mid_frame (Fixture       *f,
+                       gconstpointer  data)
+{
+  if (test_skip_unless_our_agent ("writes through our agent's protocol stream"))
+    return;
+
+  test_assert_killed_mid_frame (f->gateway);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -2241,6 +2292,7 @@ main (int   argc,
   add_test ("/gateway/channel/remote-error", test_remote_error);
   add_test ("/gateway/channel/syntax-error", test_syntax_error);
   add_test ("/gateway/channel/receive-timeout", test_receive_timeout);
+  add_test ("/gateway/channel/timeout-nan", test_timeout_nan);
   add_test ("/gateway/channel/receive-after-finish", test_receive_after_finish);
   add_test ("/gateway/channel/receive-queued-after-close", test_receive_queued_after_close);
   add_test ("/gateway/channel/send-on-closed", test_send_on_closed);
@@ -2258,6 +2310,7 @@ main (int   argc,
   add_test ("/gateway/channel/over-channel/to-remote", test_channel_sent_to_remote);
   add_test ("/gateway/channel/over-channel/from-remote", test_channel_from_remote);
   add_test ("/gateway/channel/iterate", test_iterate);
+  add_test ("/gateway/lost/killed-mid-frame", test_killed_mid_frame);
   add_test ("/gateway/channel/iterate-remote-error", test_iterate_remote_error);
   add_test ("/gateway/channel/concurrent-sends", test_concurrent_sends);
   add_test ("/gateway/channel/concurrent-receives", test_concurrent_receives);

@@ -328,6 +328,32 @@ test_iterate_until (GMainContext  *context,
                          "condition not reached before the timeout");
 }
 
+/* The remote writes half a frame on its protocol stream and kills itself
+ * with SIGKILL: every transport must report the same lost connection. */
+#define TEST_KILLED_MID_FRAME_SOURCE                                          \
+  "import os, signal, struct\n"                                              \
+  "channel.send(1)\n"                                                        \
+  "channel.gateway._write([struct.pack('!bii', 4, channel.id, 100) + b'N'])\n" \
+  "os.kill(os.getpid(), signal.SIGKILL)\n"
+
+static inline void
+test_assert_killed_mid_frame (ExecnetGateway *gateway)
+{
+  g_autoptr(ExecnetChannel) channel = NULL;
+  g_autoptr(GVariant) first = NULL;
+  g_autoptr(GVariant) item = NULL;
+  g_autoptr(GError) error = NULL;
+
+  channel = test_remote_exec (gateway, TEST_KILLED_MID_FRAME_SOURCE);
+  first = test_receive (channel);
+  item = execnet_channel_receive (channel, TEST_TIMEOUT, &error);
+  g_assert_null (item);
+  g_test_message ("%s", error->message);
+  g_assert_error (error, EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED);
+  g_assert_nonnull (strstr (error->message, "lost its connection in the middle of a message"));
+  g_assert_false (execnet_gateway_is_alive (gateway));
+}
+
 /* Asserts that @error is set, in EXECNET_ERROR with @code, and that its
  * message contains @needle (unless %NULL). */
 #define test_assert_error_contains(error, code, needle)                     \

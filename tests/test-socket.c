@@ -447,6 +447,27 @@ test_token_round_trip (Fixture       *fixture,
   server_wait_for_log (fixture->server, "its Python exited with status 0", 1);
 }
 
+static void
+test_killed_mid_frame (Fixture       *fixture,
+                       gconstpointer  user_data)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *spec = NULL;
+  ExecnetGateway *gateway;
+
+  start_token_server (fixture);
+  spec = token_spec (fixture, fixture->token_path);
+  gateway = execnet_group_make_gateway (group, spec, &error);
+  g_assert_no_error (error);
+
+  test_assert_killed_mid_frame (gateway);
+
+  execnet_group_terminate (group, DEADLINE_SECONDS, &error);
+  g_assert_no_error (error);
+  wait_no_children (fixture->server->pid);
+}
+
 #define N_CONCURRENT 16
 
 static void
@@ -1023,6 +1044,12 @@ test_server_refuses_unsafe_options (Fixture       *fixture,
   const char *both[] = { "--listen", "127.0.0.1:0", "--insecure", "--token-file", fixture->token_path, NULL };
   const char *readable[] = { "--listen", "127.0.0.1:0", "--token-file", readable_token, NULL };
   const char *bad_listen[] = { "--listen", "localhost", "--insecure", NULL };
+  g_autofree char *fifo = g_build_filename (fixture->dir, "fifo", NULL);
+  const char *fifo_token[] = { "--listen", "127.0.0.1:0", "--token-file", fifo, NULL };
+  const char *dir_token[] = { "--listen", "127.0.0.1:0", "--token-file", fixture->dir, NULL };
+  /* Owned by root, not by us (unless the tests run as root). */
+  const char *foreign_token[] = { "--listen", "127.0.0.1:0", "--token-file", "/etc/passwd", NULL };
+  const char *bad_python[] = { "--listen", "127.0.0.1:0", "--insecure", "--python", "'python3", NULL };
   struct {
     const char * const *args;
     const char *says;
@@ -1032,17 +1059,26 @@ test_server_refuses_unsafe_options (Fixture       *fixture,
     { both, "contradict" },
     { readable, "chmod 600" },
     { bad_listen, "ADDRESS:PORT" },
+    /* A FIFO used to hang the server before it listened. */
+    { fifo_token, "not a regular file" },
+    { dir_token, "not a regular file" },
+    { foreign_token, "belongs to user" },
+    { bad_python, "--python" },
   };
 
   g_assert_no_errno (chmod (readable_token, 0644));
+  g_assert_no_errno (mkfifo (fifo, 0600));
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
     {
       g_autofree char *err = NULL;
 
+      if (cases[i].args == foreign_token && geteuid () == 0)
+        continue;
       g_assert_cmpint (run_tool (cases[i].args, &err), ==, 2);
       g_assert_nonnull (strstr (err, cases[i].says));
     }
   g_unlink (readable_token);
+  g_unlink (fifo);
 }
 
 int
@@ -1053,6 +1089,8 @@ main (int    argc,
 
   g_test_add ("/socket/token/round-trip", Fixture, NULL,
               fixture_set_up, test_token_round_trip, fixture_tear_down);
+  g_test_add ("/socket/lost/killed-mid-frame", Fixture, NULL,
+              fixture_set_up, test_killed_mid_frame, fixture_tear_down);
   g_test_add ("/socket/token/concurrent", Fixture, NULL,
               fixture_set_up, test_token_concurrent, fixture_tear_down);
   g_test_add ("/socket/auth/wrong-token", Fixture, NULL,

@@ -1087,6 +1087,18 @@ test_terminate_exit (Fixture       *f,
   assert_no_sshd_children (f->sshd, 10.0);
 }
 
+static void
+test_killed_mid_frame (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autofree char *spec = NULL;
+
+  REQUIRE_SSHD (f);
+
+  spec = ssh_spec (f, NULL);
+  test_assert_killed_mid_frame (make_gateway (f, spec));
+}
+
 int
 main (int    argc,
       char **argv)
@@ -1138,6 +1150,7 @@ main (int    argc,
   ADD ("/ssh/errors/bad-words", test_errors_bad_words);
   ADD ("/ssh/terminate/no-leftovers", test_terminate_no_leftovers);
   ADD ("/ssh/terminate/exit", test_terminate_exit);
+  ADD ("/ssh/lost/killed-mid-frame", test_killed_mid_frame);
 
 #undef ADD
 

@@ -452,6 +452,7 @@ test_exec_usage (void)
   g_autoptr(Run) two_codes = NULL;
   g_autoptr(Run) bad_value = NULL;
   g_autoptr(Run) no_file = NULL;
+  g_autoptr(Run) endless = NULL;
   g_autoptr(Run) bad_option = NULL;
 
   if (skip_without_tool ())
@@ -920,6 +921,7 @@ test_serialize_errors (void)
   g_autoptr(Run) bad_text = NULL;
   g_autoptr(Run) bad_data = NULL;
   g_autoptr(Run) no_file = NULL;
+  g_autoptr(Run) endless = NULL;
 
   if (skip_without_tool ())
     return;
@@ -935,6 +937,25 @@ test_serialize_errors (void)
 
   no_file = run_tool ("loads", "/nonexistent/value.bin");
   g_assert_cmpint (no_file->status, ==, TOOL_EXIT_USAGE);
+
+  /* An endless input is refused after a bounded amount, not collected. */
+  endless = run_tool ("loads", "/dev/zero");
+  g_assert_cmpint (endless->status, ==, TOOL_EXIT_USAGE);
+  assert_contains (endless->err, "larger than 64 MiB");
+}
+
+/* A --python that is not a shell command line is a usage error (2). */
+static void
+test_socketserver_bad_python (void)
+{
+  g_autoptr(Run) run = NULL;
+
+  if (skip_without_tool ())
+    return;
+
+  run = run_tool ("socketserver", "--insecure", "--listen", "127.0.0.1:0", "--python", "'python3");
+  g_assert_cmpint (run->status, ==, TOOL_EXIT_USAGE);
+  assert_contains (run->err, "--python");
 }
 
 /* Data written by Python's execnet, when it is installed, loads. */
@@ -1011,6 +1032,7 @@ main (int    argc,
   g_test_add_func ("/tool/serialize/file-json", test_serialize_file_json);
   g_test_add_func ("/tool/serialize/errors", test_serialize_errors);
   g_test_add_func ("/tool/serialize/python", test_serialize_python);
+  g_test_add_func ("/tool/socketserver/bad-python", test_socketserver_bad_python);
 
   return g_test_run ();
 }

@@ -102,12 +102,19 @@ execnet_tool_dumps (int    argc,
   return EXECNET_TOOL_EXIT_OK;
 }
 
+/* The most input `loads` reads: the largest frame a gateway accepts is far
+ * larger, but a value this size already takes a while to print. */
+#define LOADS_MAX_INPUT ((gsize) 64 << 20)
+
+/* Reads all of @path ("-" for standard input), refusing more than
+ * LOADS_MAX_INPUT bytes, so that an endless source such as /dev/zero
+ * costs a bounded amount of memory. */
 static GBytes *
 read_all (const char  *path,
           GError     **error)
 {
   g_autoptr(GInputStream) input = NULL;
-  g_autoptr(GOutputStream) output = NULL;
+  g_autoptr(GByteArray) data = g_byte_array_new ();
 
   if (strcmp (path, "-") == 0)
     {
@@ -122,13 +129,27 @@ read_all (const char  *path,
         return NULL;
     }
 
-  output = g_memory_output_stream_new_resizable ();
-  if (g_output_stream_splice (output, input,
-                              G_OUTPUT_STREAM_SPLICE_CLOSE_SOURCE | G_OUTPUT_STREAM_SPLICE_CLOSE_TARGET,
-                              NULL, error) < 0)
-    return NULL;
+  for (;;)
+    {
+      guint8 buffer[64 * 1024];
+      gssize n = g_input_stream_read (input, buffer, sizeof buffer, NULL, error);
 
-  return g_memory_output_stream_steal_as_bytes (G_MEMORY_OUTPUT_STREAM (output));
+      if (n < 0)
+        return NULL;
+      if (n == 0)
+        break;
+      if (data->len + (gsize) n > LOADS_MAX_INPUT)
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
+                       "the input is larger than %" G_GSIZE_FORMAT " MiB, the most "
+                       "“loads” reads; give it a file of serialized data",
+                       LOADS_MAX_INPUT >> 20);
+          return NULL;
+        }
+      g_byte_array_append (data, buffer, n);
+    }
+
+  return g_byte_array_free_to_bytes (g_steal_pointer (&data));
 }
 
 int
@@ -147,8 +168,8 @@ execnet_tool_loads (int    argc,
     "execnet.dumps() writes) from FILE, or from standard input if FILE is\n"
     "“-” or missing, and print the value as GVariant text, or as JSON.");
   g_option_context_set_description (context,
-    "Exit status: 0 on success, 2 when FILE cannot be read, 7 when the\n"
-    "data is not in execnet's format.\n"
+    "Exit status: 0 on success, 2 when FILE cannot be read or holds more\n"
+    "than 64 MiB, 7 when the data is not in execnet's format.\n"
     "\n"
     "Example:\n"
     "  python3 -c 'import sys, execnet; sys.stdout.buffer.write(execnet.dumps([1, \"a\"]))' \\\n"

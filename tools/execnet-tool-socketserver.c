@@ -817,39 +817,94 @@ invalid:
   return NULL;
 }
 
-/* Reads the token, refusing a file that other users could read. */
+/* The longest token file we read; tokens are a few dozen bytes. */
+#define TOKEN_FILE_MAX_BYTES (64 * 1024)
+
+/* Reads the token, refusing anything but a regular file of ours that no
+ * other user can read. The file is opened without blocking and checked
+ * through its descriptor, so a FIFO or a device cannot hang the server
+ * before it listens, and what was checked is what is read. */
 static gboolean
 load_token (Server      *server,
             const char  *path,
             GError     **error)
 {
-  g_autoptr(GError) local_error = NULL;
-  g_autofree char *contents = NULL;
-  gsize length;
-  GStatBuf st;
+  g_autofree char *contents = g_malloc (TOKEN_FILE_MAX_BYTES + 1);
+  gsize length = 0;
+  struct stat st;
+  int fd;
 
-  if (g_stat (path, &st) != 0)
+  fd = g_open (path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0);
+  if (fd < 0 || fstat (fd, &st) != 0)
     {
       int saved_errno = errno;
 
+      if (fd >= 0)
+        close (fd);
       g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                    "cannot read the token file “%s”: %s", path, g_strerror (saved_errno));
       return FALSE;
     }
+  if (!S_ISREG (st.st_mode))
+    {
+      close (fd);
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "the token file “%s” is not a regular file; give a file that holds "
+                   "the token",
+                   path);
+      return FALSE;
+    }
+  if (st.st_uid != geteuid ())
+    {
+      close (fd);
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "the token file “%s” belongs to user %u, not to the user the server "
+                   "runs as (%u), who could not keep it secret; use a token file of "
+                   "your own",
+                   path, (guint) st.st_uid, (guint) geteuid ());
+      return FALSE;
+    }
   if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
     {
+      close (fd);
       g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                    "the token file “%s” can be read by other users, who could then run "
                    "code as you; make it private with “chmod 600 %s”",
                    path, path);
       return FALSE;
     }
-  if (!g_file_get_contents (path, &contents, &length, &local_error))
+
+  while (length <= TOKEN_FILE_MAX_BYTES)
     {
+      gssize n = read (fd, contents + length, TOKEN_FILE_MAX_BYTES + 1 - length);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        {
+          int saved_errno = errno;
+
+          close (fd);
+          memset (contents, 0, length);
+          g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                       "cannot read the token file “%s”: %s", path, g_strerror (saved_errno));
+          return FALSE;
+        }
+      if (n == 0)
+        break;
+      length += n;
+    }
+  close (fd);
+
+  if (length > TOKEN_FILE_MAX_BYTES)
+    {
+      memset (contents, 0, TOKEN_FILE_MAX_BYTES + 1);
       g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                   "cannot read the token file: %s", local_error->message);
+                   "the token file “%s” is longer than %d bytes; put only the token in it",
+                   path, TOKEN_FILE_MAX_BYTES);
       return FALSE;
     }
+  contents[length] = '\0';
 
   length = _execnet_socket_auth_strip_token (contents, length);
   if (length == 0)

@@ -100,7 +100,8 @@ exit_code_for_error (const GError *error)
     return EXECNET_TOOL_EXIT_TIMEOUT;
 
   /* Mistakes in what the user typed, found while parsing it. */
-  if (error->domain == G_OPTION_ERROR || error->domain == G_VARIANT_PARSE_ERROR)
+  if (error->domain == G_OPTION_ERROR || error->domain == G_VARIANT_PARSE_ERROR ||
+      error->domain == G_SHELL_ERROR)
     return EXECNET_TOOL_EXIT_USAGE;
 
   return EXECNET_TOOL_EXIT_FAILURE;
