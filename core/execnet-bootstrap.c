@@ -190,6 +190,34 @@ build_execnet_line (ExecnetXSpec          *xspec,
   return g_string_free_to_bytes (g_steal_pointer (&line));
 }
 
+/* Linux keeps a niceness per thread, and os.nice() changes only the
+ * calling one. Our agent applies nice= in its main thread before it starts
+ * any other, so every thread inherits it; execnet's worker runs the setup
+ * code below in one thread of a pool that already has several (its
+ * receiver among them, which starts the threads of later tasks). So the
+ * setup renices every thread of the process, again until no new one shows
+ * up, and threads started later inherit it from whichever thread starts
+ * them. Without /proc (not Linux), niceness is per process: os.nice(). */
+#define RENICE_ALL_THREADS \
+  "def renice(increment):\n" \
+  "    try:\n" \
+  "        os.listdir('/proc/self/task')\n" \
+  "    except OSError:\n" \
+  "        os.nice(increment)\n" \
+  "        return\n" \
+  "    done = set()\n" \
+  "    while True:\n" \
+  "        tids = set(int(t) for t in os.listdir('/proc/self/task')) - done\n" \
+  "        if not tids:\n" \
+  "            break\n" \
+  "        for tid in tids:\n" \
+  "            done.add(tid)\n" \
+  "            try:\n" \
+  "                level = os.getpriority(os.PRIO_PROCESS, tid) + increment\n" \
+  "                os.setpriority(os.PRIO_PROCESS, tid, max(-20, min(19, level)))\n" \
+  "            except ProcessLookupError:\n" \
+  "                pass\n"
+
 /* With agent=execnet: the remote code that applies chdir, nice and env:,
  * or NULL when the spec has none of them. */
 char *
@@ -213,7 +241,10 @@ _execnet_bootstrap_setup_source (ExecnetXSpec *xspec)
       g_string_append (source, "\nos.makedirs(path, exist_ok=True)\nos.chdir(path)\n");
     }
   if (nice != NULL)
-    g_string_append_printf (source, "os.nice(%" G_GINT64_FORMAT ")\n", g_ascii_strtoll (nice, NULL, 10));
+    {
+      g_string_append (source, RENICE_ALL_THREADS);
+      g_string_append_printf (source, "renice(%" G_GINT64_FORMAT ")\n", g_ascii_strtoll (nice, NULL, 10));
+    }
   if (env != NULL)
     {
       g_hash_table_iter_init (&iter, env);

@@ -45,7 +45,7 @@
  * | `id=NAME` | The gateway's id in its [class@Execnet.Group]; without one the group assigns `gw0`, `gw1`, ... |
  * | `python=COMMAND` | The remote interpreter, split like a shell command line (`python=python3 -X dev`); `python3` by default. |
  * | `chdir=DIR` | The remote working directory, created if missing. |
- * | `nice=N` | Increment the remote process's niceness by N. |
+ * | `nice=N` | Increment the niceness of the remote process (all its threads) by N. |
  * | `dont_write_bytecode` | Run the remote interpreter with `-B`, so it writes no `.pyc` files. |
  * | `execmodel=MODEL` | How the remote runs `remote_exec` tasks: `thread` (the first task in the main thread, concurrent ones in threads) or `main_thread_only` (all tasks, one after the other, in the main thread). |
  * | `env:NAME=VALUE` | Set the environment variable NAME on the remote side; may be repeated with different names (see [method@Execnet.XSpec.get_env]). A bare `env:NAME` sets it to the empty string. |

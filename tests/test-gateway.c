@@ -1544,6 +1544,56 @@ test_unknown_execmodel (void)
   test_assert_no_children (5.0);
 }
 
+/* nice= holds for the whole remote process, whichever agent serves:
+ * Linux niceness is per thread, and execnet's worker runs its tasks in a
+ * pool of threads started by its receiver thread. Two tasks at once must
+ * run in two threads, and a thread a task starts must inherit the level. */
+static void
+test_xspec_nice_all_threads (void)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  g_autoptr(ExecnetChannel) first = NULL;
+  g_autoptr(ExecnetChannel) second = NULL;
+  g_autoptr(GVariant) first_nice = NULL;
+  g_autoptr(GVariant) second_nice = NULL;
+  g_autoptr(GError) error = NULL;
+  ExecnetGateway *gateway;
+  gint64 task_nice, thread_nice;
+  int expected;
+
+  errno = 0;
+  expected = MIN (nice (0) + 5, 19);
+  g_assert_cmpint (errno, ==, 0);
+
+  gateway = test_make_gateway (group, "nice=5");
+  /* The first task holds its thread until told to end. */
+  first = test_remote_exec (gateway,
+                            "import os\n"
+                            "channel.send(os.nice(0))\n"
+                            "channel.receive()\n");
+  first_nice = test_receive (first);
+  second = test_remote_exec (gateway,
+                             "import os, threading\n"
+                             "seen = []\n"
+                             "t = threading.Thread(target=lambda: seen.append(os.nice(0)))\n"
+                             "t.start()\n"
+                             "t.join()\n"
+                             "channel.send((os.nice(0), seen[0]))\n");
+  second_nice = test_receive (second);
+  g_assert_true (execnet_channel_send (first, g_variant_new_int32 (0), &error));
+  g_assert_no_error (error);
+
+  g_assert_cmpint (g_variant_get_int64 (first_nice), ==, expected);
+  g_variant_get (second_nice, "(xx)", &task_nice, &thread_nice);
+  g_assert_cmpint (task_nice, ==, expected);
+  g_assert_cmpint (thread_nice, ==, expected);
+
+  test_wait_close (first);
+  test_wait_close (second);
+  test_terminate (group);
+  test_assert_no_children (5.0);
+}
+
 static void
 test_xspec_chdir_nice_env (void)
 {
@@ -2327,6 +2377,7 @@ main (int   argc,
   g_test_add_func ("/gateway/execmodel/main-thread-only-sequential", test_execmodel_main_thread_only_sequential);
   g_test_add_func ("/gateway/execmodel/unknown", test_unknown_execmodel);
   g_test_add_func ("/gateway/xspec/chdir-nice-env", test_xspec_chdir_nice_env);
+  g_test_add_func ("/gateway/xspec/nice-all-threads", test_xspec_nice_all_threads);
   g_test_add_func ("/gateway/xspec/dont-write-bytecode", test_xspec_dont_write_bytecode);
   add_test ("/gateway/death/sigkill", test_remote_sigkill);
   add_test ("/gateway/death/exit-status", test_remote_exits);

@@ -679,6 +679,8 @@ def execnet_agent_serve(mode='stdio', sock=None, gateway_id='gw', execmodel='thr
             os.makedirs(chdir, exist_ok=True)
             os.chdir(chdir)
         what = 'cannot set nice level %r' % (nice,)
+        # Niceness is per thread on Linux: set here, before the agent starts
+        # any thread, it holds for every thread of the process.
         if nice:
             os.nice(nice)
         for k, v in (env or {}).items():
