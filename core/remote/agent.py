@@ -21,9 +21,48 @@ if sys.version_info >= (3, 8):
 
     _lock = _thread.allocate_lock
     _hdr = _struct.Struct('!bii')
-    _i4 = _struct.Struct('!i').pack
+    _op4 = _struct.Struct('!Bi').pack
     _unpack = _struct.unpack_from
-    _evlock = _lock()
+    _event_flags_lock = _lock()  # guards every _Event.flag
+
+# Message codes, as in core/execnet-frame-private.h.
+_MSG_STATUS = 0
+_MSG_RECONFIGURE = 1
+_MSG_GATEWAY_TERMINATE = 2
+_MSG_CHANNEL_EXEC = 3
+_MSG_CHANNEL_DATA = 4
+_MSG_CHANNEL_CLOSE = 5
+_MSG_CHANNEL_CLOSE_ERROR = 6
+_MSG_CHANNEL_LAST_MESSAGE = 7
+
+# Serializer opcodes (one byte each), as in core/execnet-value.c.
+_OP_BUILDTUPLE = 64  # '@'
+_OP_BYTES = 65       # 'A'
+_OP_CHANNEL = 66     # 'B'
+_OP_FALSE = 67       # 'C'
+_OP_FLOAT = 68       # 'D'
+_OP_FROZENSET = 69   # 'E'
+_OP_INT = 70         # 'F'
+_OP_LONG = 71        # 'G'
+_OP_LONGINT = 72     # 'H'
+_OP_LONGLONG = 73    # 'I'
+_OP_NEWDICT = 74     # 'J'
+_OP_NEWLIST = 75     # 'K'
+_OP_NONE = 76        # 'L'
+_OP_PY2STRING = 77   # 'M'
+_OP_PY3STRING = 78   # 'N'
+_OP_SET = 79         # 'O'
+_OP_SETITEM = 80     # 'P'
+_OP_STOP = 81        # 'Q'
+_OP_TRUE = 82        # 'R'
+_OP_UNICODE = 83     # 'S'
+_OP_COMPLEX = 84     # 'T'
+
+# Opcodes by what follows them in the stream.
+_OPS_WITH_INT4 = b'FGB@OEKANSMHI'  # a 4-byte signed integer
+_OPS_WITH_BLOB = b'ANSMHI'         # ...that counts the bytes after it
+_OPS_STRING = b'NS'                # UTF-8 text
+_OPS_INT = b'FG'                   # the integer is the value
 
 _BIG = 65536       # larger items are written without being copied
 _NOEND = object()  # setcallback() without an endmarker
@@ -52,46 +91,47 @@ def _secs(t):
 
 
 class _Event(object):
-    # One-shot: the lock is held until set().
+    # One-shot: _unset is held until set().
     def __init__(self):
         self.flag = False
-        self._l = _lock()
-        self._l.acquire()
+        self._unset = _lock()
+        self._unset.acquire()
 
     def set(self):
-        with _evlock:
+        with _event_flags_lock:
             if self.flag:
                 return
             self.flag = True
-        self._l.release()
+        self._unset.release()
 
     def wait(self, timeout=None):
-        if not self.flag and self._l.acquire(True, _secs(timeout)):
-            self._l.release()
+        if not self.flag and self._unset.acquire(True, _secs(timeout)):
+            self._unset.release()
         return self.flag
 
 
 class _Queue(object):
-    # _avail is unlocked exactly when items are queued and no getter holds it.
+    # _nonempty is unlocked exactly when items are queued and no getter
+    # holds it.
     def __init__(self):
-        self._d = deque()
-        self._m = _lock()
-        self._avail = _lock()
-        self._avail.acquire()
+        self._items = deque()
+        self._items_lock = _lock()
+        self._nonempty = _lock()
+        self._nonempty.acquire()
 
     def put(self, x):
-        with self._m:
-            self._d.append(x)
-            if len(self._d) == 1:
-                self._avail.release()
+        with self._items_lock:
+            self._items.append(x)
+            if len(self._items) == 1:
+                self._nonempty.release()
 
     def get(self, timeout=None):
-        if not self._avail.acquire(True, _secs(timeout)):
+        if not self._nonempty.acquire(True, _secs(timeout)):
             raise TimeoutError('no item after %r seconds' % (timeout,))
-        with self._m:
-            x = self._d.popleft()
-            if self._d:
-                self._avail.release()
+        with self._items_lock:
+            x = self._items.popleft()
+            if self._items:
+                self._nonempty.release()
         return x
 
 
@@ -133,7 +173,8 @@ class Channel(object):
         # Dropped while open: tell the other side, as execnet does.
         if not (self._closed or self._rclosed.flag):
             try:
-                self.gateway._send(self._items is None and 7 or 5, self.id)
+                self.gateway._send(self._items is None and _MSG_CHANNEL_LAST_MESSAGE
+                                   or _MSG_CHANNEL_CLOSE, self.id)
             except Exception:
                 pass
 
@@ -143,7 +184,7 @@ class Channel(object):
     def send(self, item):
         if self._closed:
             raise IOError('cannot send to %r' % (self,))
-        self.gateway._send(4, self.id, _dumps(item))
+        self.gateway._send(_MSG_CHANNEL_DATA, self.id, _dumps(item))
 
     def receive(self, timeout=None):
         q = self._items
@@ -180,9 +221,9 @@ class Channel(object):
         try:
             if not self._rclosed.flag:
                 if error is None:
-                    self.gateway._send(5, self.id)
+                    self.gateway._send(_MSG_CHANNEL_CLOSE, self.id)
                 else:
-                    self.gateway._send(6, self.id, _dumps(error))
+                    self.gateway._send(_MSG_CHANNEL_CLOSE_ERROR, self.id, _dumps(error))
         finally:
             self._closed = True
             self._rclosed.set()
@@ -191,7 +232,7 @@ class Channel(object):
             self.gateway._gone(self.id)
 
     def setcallback(self, callback, endmarker=_NOEND):
-        with self.gateway._rl:
+        with self.gateway._dispatch_lock:
             q = self._items
             if q is None:
                 raise IOError('%r has callback already registered' % (self,))
@@ -207,7 +248,7 @@ class Channel(object):
                     return
                 callback(x)
             if not (self._closed or self._rclosed.flag):
-                self.gateway._cbs[self.id] = (callback, endmarker)
+                self.gateway._callbacks[self.id] = (callback, endmarker)
 
     def makefile(self, mode='w', proxyclose=False):
         if mode != 'w':
@@ -242,7 +283,7 @@ class _Enc(object):
     def n4(self, op, n):
         if n > 0x7fffffff:
             raise DumpError('item is too long')
-        self.buf += op + _i4(n)
+        self.buf += _op4(op, n)
 
     def blob(self, op, b):
         self.n4(op, len(b))
@@ -256,42 +297,43 @@ class _Enc(object):
         t = type(o)
         if t is str:
             try:
-                self.blob(b'N', o.encode('utf-8'))
+                self.blob(_OP_PY3STRING, o.encode('utf-8'))
             except UnicodeEncodeError:
                 raise DumpError('strings must be utf-8 encodable')
         elif t is int:
             if -0x80000000 <= o <= 0x7fffffff:
-                self.buf += b'F' + _i4(o)
+                self.buf += _op4(_OP_INT, o)
             else:
-                self.blob(b'H', str(o).encode('ascii'))
+                self.blob(_OP_LONGINT, str(o).encode('ascii'))
         elif t is bytes:
-            self.blob(b'A', o)
+            self.blob(_OP_BYTES, o)
         elif t is list:
-            self.n4(b'K', len(o))
+            self.n4(_OP_NEWLIST, len(o))
             for i, x in enumerate(o):
-                self.buf += b'F' + _i4(i)
+                self.buf += _op4(_OP_INT, i)
                 self.enc(x)
-                self.buf += b'P'
+                self.buf.append(_OP_SETITEM)
         elif t is dict:
-            self.buf += b'J'
+            self.buf.append(_OP_NEWDICT)
             for k, v in o.items():
                 self.enc(k)
                 self.enc(v)
-                self.buf += b'P'
+                self.buf.append(_OP_SETITEM)
         elif t is tuple or t is set or t is frozenset:
             for x in o:
                 self.enc(x)
-            self.n4(t is tuple and b'@' or t is set and b'O' or b'E', len(o))
+            self.n4(t is tuple and _OP_BUILDTUPLE or t is set and _OP_SET or _OP_FROZENSET,
+                    len(o))
         elif o is None:
-            self.buf += b'L'
+            self.buf.append(_OP_NONE)
         elif t is bool:
-            self.buf += o and b'R' or b'C'
+            self.buf.append(o and _OP_TRUE or _OP_FALSE)
         elif t is float:
-            self.buf += b'D' + _struct.pack('!d', o)
+            self.buf += _struct.pack('!Bd', _OP_FLOAT, o)
         elif t is complex:
-            self.buf += b'T' + _struct.pack('!dd', o.real, o.imag)
+            self.buf += _struct.pack('!Bdd', _OP_COMPLEX, o.real, o.imag)
         elif t is Channel:
-            self.buf += b'B' + _i4(o.id)
+            self.buf += _op4(_OP_CHANNEL, o.id)
         else:
             raise DumpError("can't serialize %s" % (t,))
 
@@ -304,7 +346,7 @@ def _dumps(obj):
         if isinstance(x, DumpError):
             raise
         raise DumpError("can't serialize: %s" % (x,))
-    e.buf += b'Q'
+    e.buf.append(_OP_STOP)
     e.parts.append(e.buf)
     return e.parts
 
@@ -320,54 +362,61 @@ def _loads(data, gw):
     while 1:
         op = data[i]
         i += 1
-        if op in b'FGB@OEKANSMHI':
+        if op in _OPS_WITH_INT4:
             k = _unpack('!i', data, i)[0]
             i += 4
-            if op in b'FG':
+            if op in _OPS_INT:
                 push(k)
-            elif op == 66:
+            elif op == _OP_CHANNEL:
                 push(gw._chan(k))
-            elif op in b'ANSMHI':
+            elif op in _OPS_WITH_BLOB:
                 if k < 0 or i + k > n:
                     raise ValueError('truncated item')
                 x = bytes(m[i:i + k])
                 i += k
-                if op in b'NS':
+                if op in _OPS_STRING:
                     x = x.decode('utf-8')
-                elif op == 77:
+                elif op == _OP_PY2STRING:
                     try:
                         x = x.decode('utf-8')
                     except UnicodeDecodeError:
                         pass
-                elif op != 65:
+                elif op != _OP_BYTES:
                     x = int(x)
                 push(x)
-            elif op == 75:
+            elif op == _OP_NEWLIST:
                 if k < 0 or k > n - i:
                     raise ValueError('bad list length')
                 push([None] * k)
             else:
                 if k < 0 or k > len(st):
                     raise ValueError('bad collection length')
-                x = (op == 64 and tuple or op == 79 and set or frozenset)(st[len(st) - k:])
+                x = (op == _OP_BUILDTUPLE and tuple or op == _OP_SET and set
+                     or frozenset)(st[len(st) - k:])
                 del st[len(st) - k:]
                 push(x)
-        elif op == 80:
+        elif op == _OP_SETITEM:
             if len(st) < 3:
                 raise ValueError('not enough items for setitem')
             v = st.pop()
             k = st.pop()
             st[-1][k] = v
-        elif op == 81:
+        elif op == _OP_STOP:
             if len(st) != 1:
                 raise ValueError('unbalanced stack at stop')
             return st[0]
-        elif op in b'LRCJ':
-            push({} if op == 74 else (None, True, False)[b'LRC'.index(op)])
-        elif op == 68:
+        elif op == _OP_NONE:
+            push(None)
+        elif op == _OP_TRUE:
+            push(True)
+        elif op == _OP_FALSE:
+            push(False)
+        elif op == _OP_NEWDICT:
+            push({})
+        elif op == _OP_FLOAT:
             push(_unpack('!d', data, i)[0])
             i += 8
-        elif op == 84:
+        elif op == _OP_COMPLEX:
             push(complex(*_unpack('!dd', data, i)))
             i += 16
         else:
@@ -406,32 +455,37 @@ class _Gateway(object):
         self._rd = reader
         self._write = write  # write(buffers) -> bytes written
         self._eof = None  # what receivers raise after EOF
-        self._rl = _thread.RLock()  # held while the reader handles a message
-        self._fl = _thread.RLock()  # guards _chans, _count, _done
+        # Held while the reader handles a message, so that setcallback()
+        # sees either the queued items or the callback, never neither.
+        self._dispatch_lock = _thread.RLock()
+        self._chans_lock = _thread.RLock()  # guards _chans, _next_id, _ended
         self._chans = {}  # id -> weak reference to Channel
-        self._cbs = {}  # id -> (callback, endmarker)
-        self._count = 2
-        self._done = False
-        self._wl = _thread.RLock()  # guards the output stream and _w*
-        self._wbusy = self._wdead = False
-        self._wq = []
-        self._sl = _lock()  # guards _busy, _idle, _mbusy, _mtask
-        self._busy = 0  # executing tasks
-        self._idle = _lock()  # held while _busy
-        self._mbusy = self._canint = False
-        self._mtask = None  # for the main thread, which waits on _mgate
-        self._mgate = _lock()
-        self._mgate.acquire()
-        self._tready = _Event()  # the main thread imported threading
+        self._callbacks = {}  # id -> (callback, endmarker); reader thread
+        self._next_id = 2
+        self._ended = False  # the master said goodbye or went away
+        # Guards the output stream, _writing, _output_closed, _write_queue.
+        self._write_lock = _thread.RLock()
+        self._writing = self._output_closed = False
+        self._write_queue = []
+        # Guards _n_tasks, _tasks_done, _main_busy, _main_task.
+        self._tasks_lock = _lock()
+        self._n_tasks = 0  # executing tasks
+        self._tasks_done = _lock()  # held while _n_tasks > 0
+        self._main_busy = False  # the main thread runs a task
+        self._main_interruptible = False  # our main thread is Python's
+        self._main_task = None  # for the main thread, which waits on _main_wakeup
+        self._main_wakeup = _lock()
+        self._main_wakeup.acquire()
+        self._threading_ready = _Event()  # the main thread imported threading
 
     def newchannel(self):
-        with self._fl:
-            self._count += 2
-            return self._chan(self._count - 2)
+        with self._chans_lock:
+            self._next_id += 2
+            return self._chan(self._next_id - 2)
 
     def _chan(self, id):
-        with self._fl:
-            if self._done:
+        with self._chans_lock:
+            if self._ended:
                 raise IOError('gateway %s is closed' % (self.id,))
             ch = self._get(id)
             if ch is None:
@@ -446,7 +500,7 @@ class _Gateway(object):
 
     def _gone(self, id):
         self._chans.pop(id, None)
-        cb = self._cbs.pop(id, None)
+        cb = self._callbacks.pop(id, None)
         if cb and cb[1] is not _NOEND:
             try:
                 cb[0](cb[1])
@@ -471,24 +525,24 @@ class _Gateway(object):
         if n > 0x7fffffff:
             raise DumpError('message is too large')
         bufs.insert(0, _hdr.pack(code, id, n))
-        with self._wl:
-            if self._wdead:
+        with self._write_lock:
+            if self._output_closed:
                 raise IOError('cannot send (already closed?)')
-            if self._wbusy:
+            if self._writing:
                 # A finalizer (Channel.__del__) ran in the middle of a write.
-                return self._wq.append(bufs)
-            self._wbusy = True
+                return self._write_queue.append(bufs)
+            self._writing = True
             try:
-                self._wq.append(bufs)
-                while self._wq:
-                    self._writeall(self._wq.pop(0))
+                self._write_queue.append(bufs)
+                while self._write_queue:
+                    self._writeall(self._write_queue.pop(0))
             except BaseException as e:
-                self._wdead = True  # a partial frame may be out
+                self._output_closed = True  # a partial frame may be out
                 if isinstance(e, OSError):
                     raise IOError('cannot send (already closed?)')
                 raise
             finally:
-                self._wbusy = False
+                self._writing = False
 
     def _writeall(self, bufs):
         i = 0
@@ -510,9 +564,9 @@ class _Gateway(object):
         try:
             while 1:
                 code, id, data = self._rd.frame()
-                if code == 2:
+                if code == _MSG_GATEWAY_TERMINATE:
                     break
-                with self._rl:
+                with self._dispatch_lock:
                     self._handle(code, id, data)
         except (EOFError, OSError) as e:
             self._eof = EOFError('%s' % (e,))
@@ -522,8 +576,8 @@ class _Gateway(object):
         self._end()
 
     def _handle(self, code, id, data):
-        if code == 4:
-            cb = self._cbs.get(id)
+        if code == _MSG_CHANNEL_DATA:
+            cb = self._callbacks.get(id)
             ch = self._get(id)
             if cb:
                 x = _loads(data, self)
@@ -532,33 +586,35 @@ class _Gateway(object):
                 except BaseException as e:
                     text = _errtext(e)
                     try:
-                        self._send(6, id, _dumps(text))
+                        self._send(_MSG_CHANNEL_CLOSE_ERROR, id, _dumps(text))
                     finally:
                         self._local_close(id, RemoteError(text))
             elif ch is not None and ch._items is not None:
                 ch._items.put(_loads(data, self))
-        elif code == 3:
+        elif code == _MSG_CHANNEL_EXEC:
             ch = self._chan(id)
             self._schedule(ch, _loads(data, self))
-        elif 5 <= code <= 7:
-            self._local_close(id, code == 6 and RemoteError(_loads(data, self)) or None,
-                              code == 7)
-        elif code == 0:
-            self._send(4, id, _dumps({'numchannels': len(self._chans),
-                                      'numexecuting': self._busy,
+        elif _MSG_CHANNEL_CLOSE <= code <= _MSG_CHANNEL_LAST_MESSAGE:
+            error = None
+            if code == _MSG_CHANNEL_CLOSE_ERROR:
+                error = RemoteError(_loads(data, self))
+            self._local_close(id, error, code == _MSG_CHANNEL_LAST_MESSAGE)
+        elif code == _MSG_STATUS:
+            self._send(_MSG_CHANNEL_DATA, id, _dumps({'numchannels': len(self._chans),
+                                      'numexecuting': self._n_tasks,
                                       'execmodel': self._model}))
-            self._send(5, id)
-        elif code != 1:
+            self._send(_MSG_CHANNEL_CLOSE, id)
+        elif code != _MSG_RECONFIGURE:
             raise ValueError('unknown message code %d' % (code,))
 
     def _schedule(self, ch, task):
         err = 'concurrent remote_exec would cause deadlock for main_thread_only execmodel'
-        with self._sl:
-            if not self._mbusy:
-                self._mbusy = True
+        with self._tasks_lock:
+            if not self._main_busy:
+                self._main_busy = True
                 self._add(1)
-                self._mtask = (ch, task)
-                return self._mgate.release()
+                self._main_task = (ch, task)
+                return self._main_wakeup.release()
             if self._model == 'thread':
                 self._add(1)
                 try:
@@ -569,42 +625,42 @@ class _Gateway(object):
         ch.close(err)
 
     def _add(self, d):
-        # Called with _sl held; _idle is held exactly while _busy > 0.
-        if not self._busy:
-            self._idle.acquire()
-        self._busy += d
-        if not self._busy:
-            self._idle.release()
+        # Called with _tasks_lock held; _tasks_done is held exactly while _n_tasks > 0.
+        if not self._n_tasks:
+            self._tasks_done.acquire()
+        self._n_tasks += d
+        if not self._n_tasks:
+            self._tasks_done.release()
 
     def _end(self):
         # The master said goodbye or went away: wake every receiver, give
         # running tasks a second, then let the main thread return.
-        with self._rl:
-            with self._fl:
-                self._done = True
+        with self._dispatch_lock:
+            with self._chans_lock:
+                self._ended = True
             for id in list(self._chans):
                 self._local_close(id, None, True)
-            for id in list(self._cbs):
+            for id in list(self._callbacks):
                 self._gone(id)
         if self._stdio and _signal.getsignal(_signal.SIGALRM) == _signal.SIG_DFL:
             _signal.alarm(3)  # even if user code never releases the GIL
         # Tasks woken by EOFError usually end by themselves; a main thread
         # task that does not gets a KeyboardInterrupt.
-        if self._busy and not self._idle.acquire(True, 0.2):
-            if self._mbusy and self._canint:
+        if self._n_tasks and not self._tasks_done.acquire(True, 0.2):
+            if self._main_busy and self._main_interruptible:
                 if callable(_signal.getsignal(_signal.SIGINT)):
-                    _signal.pthread_kill(self._mident, _signal.SIGINT)
+                    _signal.pthread_kill(self._main_ident, _signal.SIGINT)
                 else:
                     _thread.interrupt_main()
-            if not self._idle.acquire(True, 0.8):
+            if not self._tasks_done.acquire(True, 0.8):
                 os._exit(1)
-        self._mtask = None
-        self._mgate.release()
+        self._main_task = None
+        self._main_wakeup.release()
 
     # Task execution.
 
     def _runw(self, ch, task):
-        self._tready.wait()
+        self._threading_ready.wait()
         self._run(ch, task, False)
 
     def _run(self, ch, task, main):
@@ -616,13 +672,13 @@ class _Gateway(object):
             if call_name:
                 ns[call_name](ch, **kwargs)
         except BaseException as e:
-            if not (isinstance(e, EOFError) or self._done):
+            if not (isinstance(e, EOFError) or self._ended):
                 err = _errtext(e)
         finally:
             # Free before the close reaches the master: it may send the next
             # task the moment it sees the close.
-            with self._sl:
-                self._mbusy = self._mbusy and not main
+            with self._tasks_lock:
+                self._main_busy = self._main_busy and not main
                 self._add(-1)
         try:
             ch.close(err)
@@ -702,7 +758,7 @@ def execnet_agent_serve(mode='stdio', sock=None, gateway_id='gw', execmodel='thr
         write([b'1'])
     except OSError:
         return
-    gw._mident = _thread.get_ident()
+    gw._main_ident = _thread.get_ident()
     _thread.start_new_thread(gw._readloop, ())
     if sys.version_info < (3, 13):
         # Before 3.13 the first thread that imports threading becomes its
@@ -711,18 +767,18 @@ def execnet_agent_serve(mode='stdio', sock=None, gateway_id='gw', execmodel='thr
         main = threading.main_thread().ident
     else:
         main = _thread._get_main_thread_ident()
-    gw._canint = main == gw._mident
-    gw._tready.set()
+    gw._main_interruptible = main == gw._main_ident
+    gw._threading_ready.set()
     while 1:
         try:
-            gw._mgate.acquire()
-            task, gw._mtask = gw._mtask, None
+            gw._main_wakeup.acquire()
+            task, gw._main_task = gw._main_task, None
             if task is None:
                 break
             gw._run(task[0], task[1], True)
         except KeyboardInterrupt:
             pass
-    gw._wdead = True  # finalizers must not write: the stream may be gone
+    gw._output_closed = True  # finalizers must not write: the stream may be gone
     if not stdio:
         try:
             sock.close()
