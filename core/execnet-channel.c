@@ -8,7 +8,9 @@
 #include <execnet/execnet-gateway.h>
 
 #include "execnet-channel-private.h"
+#include "execnet-emitter-private.h"
 #include "execnet-gateway-private.h"
+#include "execnet-io-worker-private.h"
 #include "execnet-value-private.h"
 
 /**
@@ -34,6 +36,13 @@
  * raised, or with %EXECNET_ERROR_GATEWAY_CLOSED if the connection was lost.
  * Dropping the last reference to an open channel closes it, as in execnet.
  *
+ * Threads: every method is thread-safe. [signal@Execnet.Channel::closed]
+ * is emitted in the main context that was thread-default when the channel
+ * was made (a channel the remote side opened belongs to its gateway's
+ * context), never in the I/O thread; callbacks set with
+ * [method@Execnet.Channel.set_callback] run in the context of the thread
+ * that set them.
+ *
  * Since: 1.0
  */
 
@@ -43,6 +52,7 @@ struct _ExecnetChannel
 
   ExecnetGateway *gateway;          /* (owned) */
   gint32 id;
+  ExecnetEmitter *emitter;          /* (owned) signals, in the context the channel was made in */
 
   GMutex lock;                      /* guards everything below */
   GCond cond;                       /* signalled when an item arrives or the channel ends */
@@ -130,6 +140,15 @@ enum {
 
 static GParamSpec *properties[N_PROPS];
 
+enum {
+  SIGNAL_CLOSED,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
+/* Any thread. A channel the remote side opened is made in the I/O thread
+ * and belongs to the context its gateway was made in. */
 ExecnetChannel *
 _execnet_channel_new (ExecnetGateway *gateway,
                       gint32          id)
@@ -138,6 +157,10 @@ _execnet_channel_new (ExecnetGateway *gateway,
 
   self->gateway = g_object_ref (gateway);
   self->id = id;
+  if (_execnet_io_worker_is_current ())
+    self->emitter = _execnet_emitter_new_for_context (_execnet_gateway_get_context (gateway));
+  else
+    self->emitter = _execnet_emitter_new ();
 
   return self;
 }
@@ -195,6 +218,7 @@ execnet_channel_finalize (GObject *object)
   g_queue_clear_full (&self->items, item_free);
   g_clear_pointer (&self->remote_error, g_free);
   g_clear_error (&self->end_error);
+  g_clear_pointer (&self->emitter, _execnet_emitter_free);
   g_clear_object (&self->gateway);
   g_mutex_clear (&self->lock);
   g_cond_clear (&self->cond);
@@ -256,6 +280,40 @@ execnet_channel_class_init (ExecnetChannelClass *klass)
                          G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  /**
+   * ExecnetChannel::closed:
+   * @channel: the channel
+   * @reason: (nullable): why it ended: %EXECNET_ERROR_REMOTE with the
+   *   remote traceback, or %EXECNET_ERROR_GATEWAY_CLOSED; %NULL when it
+   *   was closed cleanly by either side
+   *
+   * Nothing more will arrive on the channel. Items that arrived before can
+   * still be received. Emitted once, in the main context that was
+   * thread-default when the channel was made (for a channel the remote
+   * side opened, its gateway's), never in the I/O thread. When nothing is
+   * connected at the moment the channel ends, nothing is emitted.
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_CLOSED] =
+    g_signal_new ("closed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_ERROR);
+}
+
+/* The channel's context: emits ::closed. */
+static void
+emit_closed (GObject  *object,
+             gpointer  data)
+{
+  g_signal_emit (object, signals[SIGNAL_CLOSED], 0, (GError *) data);
+}
+
+static void
+error_free (gpointer data)
+{
+  if (data != NULL)
+    g_error_free (data);
 }
 
 /* Called with the lock held, once the channel has ended: the error a
@@ -433,10 +491,20 @@ _execnet_channel_deliver_error (ExecnetChannel *self,
   deliver (self, NULL, error, 0);
 }
 
-/* Called with the lock held: the channel ends for receiving. */
+/* Called with the lock held: the channel ends for receiving; ::closed
+ * follows in the channel's context. */
 static GList *
 end_unlocked (ExecnetChannel *self)
 {
+  if (g_signal_has_handler_pending (self, signals[SIGNAL_CLOSED], 0, TRUE))
+    {
+      GError *reason = NULL;
+
+      if (self->remote_error != NULL || self->end_error != NULL)
+        reason = end_error_unlocked (self);
+      _execnet_emitter_queue (self->emitter, G_OBJECT (self), emit_closed, reason, error_free);
+    }
+
   self->receive_closed = TRUE;
   g_cond_broadcast (&self->cond);
   schedule_dispatch_unlocked (self);

@@ -33,6 +33,10 @@ void            _execnet_gateway_hold_channel    (ExecnetGateway      *self,
                                                   ExecnetChannel      *channel,
                                                   gboolean             hold);
 void            _execnet_gateway_clear_group     (ExecnetGateway      *self);
+GMainContext   *_execnet_gateway_get_context     (ExecnetGateway      *self);
+void            _execnet_gateway_emit_remote_output (ExecnetGateway   *self,
+                                                     const char       *stream,
+                                                     GBytes           *data);
 void            _execnet_gateway_account         (ExecnetGateway      *self,
                                                   gssize               delta);
 void            _execnet_gateway_kill            (ExecnetGateway      *self);

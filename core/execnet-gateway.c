@@ -12,6 +12,7 @@
 #include "execnet-bootstrap-private.h"
 #include "execnet-channel-private.h"
 #include "execnet-debug-private.h"
+#include "execnet-emitter-private.h"
 #include "execnet-gateway-private.h"
 #include "execnet-io-worker-private.h"
 #include "execnet-value-private.h"
@@ -32,6 +33,13 @@
  * code. [method@Execnet.Gateway.exit] asks the remote side to end;
  * [method@Execnet.Group.terminate] also waits for it, and kills what does
  * not end in time.
+ *
+ * Threads: every method is thread-safe. The signals
+ * [signal@Execnet.Gateway::closed] and
+ * [signal@Execnet.Gateway::remote-output] are emitted in the main context
+ * that was thread-default when the gateway was made (for a synchronous
+ * make_gateway, the caller's), never in the I/O thread; that context must
+ * be iterated for them to arrive.
  *
  * Since: 1.0
  */
@@ -66,6 +74,7 @@ struct _ExecnetGateway
   char *id;                         /* (owned) */
   char *type_name;                  /* (owned) "PopenGateway" */
   GWeakRef group;                   /* ExecnetGroup, empty once removed */
+  ExecnetEmitter *emitter;          /* (owned) signals, in the context the gateway was made in */
 
   GMutex lock;                      /* guards everything below */
   GCond cond;                       /* signalled when the gateway ends */
@@ -137,6 +146,14 @@ enum {
 };
 
 static GParamSpec *properties[N_PROPS];
+
+enum {
+  SIGNAL_CLOSED,
+  SIGNAL_REMOTE_OUTPUT,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
 
 G_DEFINE_FINAL_TYPE (ExecnetGateway, execnet_gateway, G_TYPE_OBJECT)
 
@@ -229,7 +246,9 @@ GAsyncResult *
 _execnet_run_sync (ExecnetStartFunc func,
                    gpointer         data)
 {
+  g_autoptr(GMainContext) caller = _execnet_ref_caller_context ();
   GMainContext *context = g_main_context_new ();
+  GMainContext *saved = _execnet_caller_context_enter (caller);
   GAsyncResult *result = NULL;
 
   g_main_context_push_thread_default (context);
@@ -237,6 +256,7 @@ _execnet_run_sync (ExecnetStartFunc func,
   while (result == NULL)
     g_main_context_iteration (context, TRUE);
   g_main_context_pop_thread_default (context);
+  _execnet_caller_context_leave (saved);
   /* Dispatch whatever the finished operation left behind. */
   while (g_main_context_iteration (context, FALSE))
     ;
@@ -286,6 +306,7 @@ execnet_gateway_init (ExecnetGateway *self)
   g_mutex_init (&self->lock);
   g_cond_init (&self->cond);
   g_weak_ref_init (&self->group, NULL);
+  self->emitter = _execnet_emitter_new ();
   self->channels = g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL, channel_slot_free);
   self->next_channel_id = 1;
 }
@@ -302,6 +323,7 @@ execnet_gateway_finalize (GObject *object)
   g_clear_object (&self->connection);
   g_clear_error (&self->read_error);
   g_clear_pointer (&self->observer, observer_unref);
+  g_clear_pointer (&self->emitter, _execnet_emitter_free);
   g_weak_ref_clear (&self->group);
   g_clear_pointer (&self->xspec, execnet_xspec_unref);
   g_clear_pointer (&self->transport_xspec, execnet_xspec_unref);
@@ -366,6 +388,125 @@ execnet_gateway_class_init (ExecnetGatewayClass *klass)
                         G_PARAM_READABLE | G_PARAM_STATIC_STRINGS | G_PARAM_EXPLICIT_NOTIFY);
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  /**
+   * ExecnetGateway::closed:
+   * @gateway: the gateway
+   * @reason: (nullable): why the connection ended, or %NULL if it ended
+   *   because the gateway was asked to exit
+   *
+   * The gateway's connection is over: the remote process ended or was
+   * killed, or the connection broke. Emitted once, after the channels were
+   * told, in the main context that was thread-default when the gateway
+   * was made (never in the I/O thread). Connect before the end can happen:
+   * when nothing is connected at that moment, nothing is emitted.
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_CLOSED] =
+    g_signal_new ("closed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_ERROR);
+
+  /**
+   * ExecnetGateway::remote-output:
+   * @gateway: the gateway
+   * @stream: `stdout` or `stderr`: what the remote process wrote to
+   * @data: the bytes it wrote
+   *
+   * The remote process wrote to its standard output or error, which the
+   * agent forwards instead of letting it disturb the protocol. Emitted in
+   * the main context that was thread-default when the gateway was made
+   * (never in the I/O thread), in the order the output arrived. Output
+   * that arrives while nothing is connected is dropped.
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_REMOTE_OUTPUT] =
+    g_signal_new ("remote-output", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
+                  0, NULL, NULL, NULL, G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_BYTES);
+}
+
+/* The gateway's context: emits ::closed. */
+static void
+emit_closed (GObject  *object,
+             gpointer  data)
+{
+  g_signal_emit (object, signals[SIGNAL_CLOSED], 0, (GError *) data);
+}
+
+static void
+error_free (gpointer data)
+{
+  if (data != NULL)
+    g_error_free (data);
+}
+
+/* Any thread: queues ::closed, if anyone listens. @reason (transfer full) (nullable) */
+static void
+queue_closed (ExecnetGateway *self,
+              GError         *reason)
+{
+  if (!g_signal_has_handler_pending (self, signals[SIGNAL_CLOSED], 0, TRUE))
+    {
+      g_clear_error (&reason);
+      return;
+    }
+  _execnet_emitter_queue (self->emitter, G_OBJECT (self), emit_closed,
+                          reason, error_free);
+}
+
+typedef struct
+{
+  char *stream;                     /* (owned) */
+  GBytes *data;                     /* (owned) */
+} Output;
+
+static void
+output_free (gpointer data)
+{
+  Output *output = data;
+
+  g_free (output->stream);
+  g_bytes_unref (output->data);
+  g_free (output);
+}
+
+static void
+emit_remote_output (GObject  *object,
+                    gpointer  data)
+{
+  Output *output = data;
+
+  g_signal_emit (object, signals[SIGNAL_REMOTE_OUTPUT], 0, output->stream, output->data);
+}
+
+/* Any thread: the remote process wrote @data to @stream (`stdout` or
+ * `stderr`); ::remote-output follows in the gateway's context. */
+void
+_execnet_gateway_emit_remote_output (ExecnetGateway *self,
+                                     const char     *stream,
+                                     GBytes         *data)
+{
+  Output *output;
+
+  g_return_if_fail (EXECNET_IS_GATEWAY (self));
+  g_return_if_fail (stream != NULL && data != NULL);
+
+  if (!g_signal_has_handler_pending (self, signals[SIGNAL_REMOTE_OUTPUT], 0, TRUE))
+    return;
+
+  output = g_new0 (Output, 1);
+  output->stream = g_strdup (stream);
+  output->data = g_bytes_ref (data);
+  _execnet_emitter_queue (self->emitter, G_OBJECT (self), emit_remote_output,
+                          output, output_free);
+}
+
+/* Any thread: the main context the gateway was made in. */
+GMainContext *
+_execnet_gateway_get_context (ExecnetGateway *self)
+{
+  return _execnet_emitter_get_context (self->emitter);
 }
 
 /* Any thread, without the lock: the channel @id as a strong reference, or NULL. */
@@ -636,6 +777,7 @@ report_lost (ExecnetGateway *self)
   g_autoptr(GPtrArray) channels = g_ptr_array_new_with_free_func (g_object_unref);
   g_autoptr(GPtrArray) held = g_ptr_array_new_with_free_func (g_object_unref);
   g_autoptr(GError) error = NULL;
+  gboolean clean = FALSE;
   GHashTableIter iter;
   gpointer value;
   gboolean truncated;
@@ -669,8 +811,11 @@ report_lost (ExecnetGateway *self)
         }
     }
   else if (self->exiting)
-    error = g_error_new (EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED,
-                         "%s has exited", self->description);
+    {
+      clean = TRUE;
+      error = g_error_new (EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED,
+                           "%s has exited", self->description);
+    }
   else
     {
       g_autofree char *how = NULL;
@@ -702,6 +847,8 @@ report_lost (ExecnetGateway *self)
 
   for (guint i = 0; i < channels->len; i++)
     _execnet_channel_connection_lost (g_ptr_array_index (channels, i), error);
+
+  queue_closed (self, clean ? NULL : g_error_copy (error));
 }
 
 static gboolean

@@ -12,6 +12,7 @@
 
 #include <execnet/execnet-error.h>
 
+#include "execnet-emitter-private.h"
 #include "execnet-gateway-private.h"
 #include "execnet-resources.h"
 
@@ -23,8 +24,18 @@
  *
  * Gateways get the id given by their spec's `id=` key, or the next free one
  * of `gw0`, `gw1`, ... A group is a [iface@Gio.ListModel] of its gateways,
- * in the order they were made; its items-changed signal is emitted in the
- * thread that changed the group.
+ * in the order they were made.
+ *
+ * Threads: every method is thread-safe. The group's signals,
+ * [signal@Gio.ListModel::items-changed] and `notify::default-spec`, are
+ * emitted in the main context that was thread-default when the group was
+ * made, never in the I/O thread nor in another thread that changed the
+ * group; in the group's own thread they are emitted before the call that
+ * caused them returns. The [iface@Gio.ListModel] methods show the members
+ * as of the last items-changed, so a list view bound to the group always
+ * sees a consistent list; [method@Execnet.Group.get_size],
+ * [method@Execnet.Group.get_gateway] and [method@Execnet.Group.lookup] see
+ * the members as they are now.
  *
  * [method@Execnet.Group.terminate] asks every member to exit at once, waits
  * for all of them together up to a timeout, then kills and reaps whatever
@@ -37,12 +48,34 @@
  * Since: 1.0
  */
 
+/* The list model and threads. Members change in whatever thread makes a
+ * gateway or sees one exit, but a GListModel's items-changed must agree
+ * with what get_item() returns at the moment it is emitted, and a
+ * GtkListView must only hear it in its own thread. So the group keeps two
+ * lists: the members, always current, which every group method reads; and
+ * the model, the members as of the last items-changed, which only the
+ * GListModel methods read. Each change to the members is queued with the
+ * group's emitter and applied to the model, then emitted, in the context
+ * the group was made in; in the thread that made the group it happens
+ * before the change returns. While nothing listens and nothing is queued,
+ * the model follows the members at once. */
+typedef struct
+{
+  guint position;
+  guint removed;
+  GPtrArray *added;            /* (element-type ExecnetGateway) (owned) */
+} Change;
+
 struct _ExecnetGroup
 {
   GObject parent_instance;
 
+  ExecnetEmitter *emitter;     /* (owned) signals, in the context the group was made in */
+
   GMutex lock;                 /* guards everything below */
   GPtrArray *gateways;         /* (element-type ExecnetGateway) (owned) members */
+  GPtrArray *model;            /* (element-type ExecnetGateway) (owned) as the list model shows them */
+  guint pending_changes;       /* changes queued and not yet applied to the model */
   GPtrArray *to_join;          /* (element-type ExecnetGateway) (owned) exited, not yet joined */
   GHashTable *reserved;        /* (element-type utf8) (owned) ids of gateways being made */
   guint next_id;
@@ -74,7 +107,14 @@ execnet_group_get_item_type (GListModel *model)
 static guint
 execnet_group_get_n_items (GListModel *model)
 {
-  return execnet_group_get_size (EXECNET_GROUP (model));
+  ExecnetGroup *self = EXECNET_GROUP (model);
+  guint n_items;
+
+  g_mutex_lock (&self->lock);
+  n_items = self->model->len;
+  g_mutex_unlock (&self->lock);
+
+  return n_items;
 }
 
 static gpointer
@@ -85,11 +125,93 @@ execnet_group_get_item (GListModel *model,
   gpointer item = NULL;
 
   g_mutex_lock (&self->lock);
-  if (position < self->gateways->len)
-    item = g_object_ref (g_ptr_array_index (self->gateways, position));
+  if (position < self->model->len)
+    item = g_object_ref (g_ptr_array_index (self->model, position));
   g_mutex_unlock (&self->lock);
 
   return item;
+}
+
+/* Called with the lock held. */
+static void
+apply_change_unlocked (ExecnetGroup *self,
+                       Change       *change)
+{
+  if (change->removed > 0)
+    g_ptr_array_remove_range (self->model, change->position, change->removed);
+  for (guint i = 0; change->added != NULL && i < change->added->len; i++)
+    g_ptr_array_insert (self->model, change->position + i,
+                        g_object_ref (g_ptr_array_index (change->added, i)));
+}
+
+static void
+change_free (gpointer data)
+{
+  Change *change = data;
+
+  g_clear_pointer (&change->added, g_ptr_array_unref);
+  g_free (change);
+}
+
+/* The group's context: the model catches up with one change and says so. */
+static void
+emit_change (GObject  *object,
+             gpointer  data)
+{
+  ExecnetGroup *self = EXECNET_GROUP (object);
+  Change *change = data;
+
+  g_mutex_lock (&self->lock);
+  apply_change_unlocked (self, change);
+  self->pending_changes--;
+  g_mutex_unlock (&self->lock);
+
+  g_list_model_items_changed (G_LIST_MODEL (self), change->position, change->removed,
+                              change->added != NULL ? change->added->len : 0);
+}
+
+/* Called with the lock held, right after the members changed:
+ * @removed members at @position were replaced by @added (transfer full,
+ * nullable). The caller calls flush_if_home() after unlocking. */
+static void
+changed_unlocked (ExecnetGroup *self,
+                  guint         position,
+                  guint         removed,
+                  GPtrArray    *added)
+{
+  Change *change = g_new0 (Change, 1);
+
+  change->position = position;
+  change->removed = removed;
+  change->added = added;
+
+  if (self->pending_changes == 0 &&
+      !g_signal_has_handler_pending (self, g_signal_lookup ("items-changed", G_TYPE_LIST_MODEL), 0, TRUE))
+    {
+      apply_change_unlocked (self, change);
+      change_free (change);
+      return;
+    }
+
+  self->pending_changes++;
+  _execnet_emitter_queue (self->emitter, G_OBJECT (self), emit_change, change, change_free);
+}
+
+/* Any thread: in the group's own thread, emits what is queued now. */
+static void
+flush_if_home (ExecnetGroup *self)
+{
+  if (_execnet_emitter_is_home (self->emitter))
+    _execnet_emitter_flush (self->emitter);
+}
+
+static GPtrArray *
+gateways_of (ExecnetGateway *gateway)
+{
+  GPtrArray *added = g_ptr_array_new_with_free_func (g_object_unref);
+
+  g_ptr_array_add (added, g_object_ref (gateway));
+  return added;
 }
 
 static void
@@ -111,6 +233,7 @@ execnet_group_dispose (GObject *object)
   g_mutex_lock (&self->lock);
   members = g_steal_pointer (&self->gateways);
   self->gateways = g_ptr_array_new_with_free_func (g_object_unref);
+  g_ptr_array_set_size (self->model, 0);
   g_mutex_unlock (&self->lock);
 
   for (guint i = 0; members != NULL && i < members->len; i++)
@@ -130,7 +253,9 @@ execnet_group_finalize (GObject *object)
   ExecnetGroup *self = EXECNET_GROUP (object);
 
   g_ptr_array_unref (self->gateways);
+  g_ptr_array_unref (self->model);
   g_ptr_array_unref (self->to_join);
+  _execnet_emitter_free (self->emitter);
   g_hash_table_unref (self->reserved);
   g_free (self->default_spec);
   g_mutex_clear (&self->lock);
@@ -204,8 +329,10 @@ execnet_group_class_init (ExecnetGroupClass *klass)
 static void
 execnet_group_init (ExecnetGroup *self)
 {
+  self->emitter = _execnet_emitter_new ();
   g_mutex_init (&self->lock);
   self->gateways = g_ptr_array_new_with_free_func (g_object_unref);
+  self->model = g_ptr_array_new_with_free_func (g_object_unref);
   self->to_join = g_ptr_array_new_with_free_func (g_object_unref);
   self->reserved = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   self->default_spec = g_strdup ("popen");
@@ -301,6 +428,7 @@ on_gateway_started (GObject      *source,
     {
       position = self->gateways->len;
       g_ptr_array_add (self->gateways, g_object_ref (gateway));
+      changed_unlocked (self, position, 0, gateways_of (gateway));
     }
   g_mutex_unlock (&self->lock);
 
@@ -310,7 +438,7 @@ on_gateway_started (GObject      *source,
       return;
     }
 
-  g_list_model_items_changed (G_LIST_MODEL (self), position, 0, 1);
+  flush_if_home (self);
   g_task_return_pointer (task, g_object_ref (gateway), g_object_unref);
 }
 
@@ -692,7 +820,8 @@ execnet_group_new_with_specs (const char * const  *specs,
 {
   g_autoptr(ExecnetGroup) self = execnet_group_new ();
   g_autoptr(GPtrArray) xspecs = g_ptr_array_new_with_free_func ((GDestroyNotify) execnet_xspec_unref);
-  GMainContext *context;
+  g_autoptr(GMainContext) caller = _execnet_ref_caller_context ();
+  GMainContext *context, *saved;
   ManyData many = { 0, NULL };
 
   g_return_val_if_fail (specs != NULL, NULL);
@@ -707,6 +836,7 @@ execnet_group_new_with_specs (const char * const  *specs,
     }
 
   context = g_main_context_new ();
+  saved = _execnet_caller_context_enter (caller);
   g_main_context_push_thread_default (context);
   for (guint i = 0; i < xspecs->len; i++)
     {
@@ -716,6 +846,7 @@ execnet_group_new_with_specs (const char * const  *specs,
   while (many.pending > 0)
     g_main_context_iteration (context, TRUE);
   g_main_context_pop_thread_default (context);
+  _execnet_caller_context_leave (saved);
   g_main_context_unref (context);
 
   if (many.error != NULL)
@@ -736,9 +867,10 @@ execnet_group_new_with_specs (const char * const  *specs,
           g_ptr_array_add (ordered, g_object_ref (g_ptr_array_index (self->gateways, j)));
     g_ptr_array_unref (self->gateways);
     self->gateways = g_steal_pointer (&ordered);
+    changed_unlocked (self, 0, self->gateways->len,
+                      g_ptr_array_copy (self->gateways, (GCopyFunc) (void (*) (void)) g_object_ref, NULL));
   }
   g_mutex_unlock (&self->lock);
-  g_list_model_items_changed (G_LIST_MODEL (self), 0, xspecs->len, xspecs->len);
 
   return g_steal_pointer (&self);
 }
@@ -757,12 +889,13 @@ _execnet_group_gateway_exited (ExecnetGroup   *self,
     {
       g_ptr_array_add (self->to_join, g_object_ref (gateway));
       g_ptr_array_remove_index (self->gateways, position);
+      changed_unlocked (self, position, 1, NULL);
     }
   g_mutex_unlock (&self->lock);
 
   _execnet_gateway_clear_group (gateway);
   if (found)
-    g_list_model_items_changed (G_LIST_MODEL (self), position, 1, 0);
+    flush_if_home (self);
 }
 
 /**
@@ -889,6 +1022,14 @@ execnet_group_get_default_spec (ExecnetGroup *self)
   return self->default_spec;
 }
 
+/* The group's context: a property changed. */
+static void
+emit_notify (GObject  *object,
+             gpointer  data)
+{
+  g_object_notify_by_pspec (object, data);
+}
+
 /**
  * execnet_group_set_default_spec:
  * @self: a group
@@ -920,7 +1061,11 @@ execnet_group_set_default_spec (ExecnetGroup *self,
   g_mutex_unlock (&self->lock);
 
   if (changed)
-    g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_DEFAULT_SPEC]);
+    {
+      _execnet_emitter_queue (self->emitter, G_OBJECT (self), emit_notify,
+                              properties[PROP_DEFAULT_SPEC], NULL);
+      flush_if_home (self);
+    }
 }
 
 /* Any thread: the members as they are now, each with a reference. */
