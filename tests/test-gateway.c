@@ -355,7 +355,7 @@ test_send_unsupported (Fixture       *f,
 }
 
 /* Strings and byte strings above the size the agent copies into its
- * frames, and many items of a list. */
+ * frames, alone and inside an item, and many items of a list. */
 static void
 test_values_large_items (Fixture       *f,
                          gconstpointer  data)
@@ -384,6 +384,30 @@ test_values_large_items (Fixture       *f,
   g_assert_cmpstr (g_variant_get_type_string (back), ==, "s");
   g_assert_cmpstr (g_variant_get_string (back, NULL), ==, owned_text);
   g_clear_pointer (&back, g_variant_unref);
+
+  /* A large byte string alone in its frame is read apart from the
+   * frame; one followed by more of the item is not. */
+  {
+    g_autofree guint8 *bytes = g_malloc (300000);
+    g_autoptr(GVariant) block = NULL;
+    g_autoptr(GVariant) pair = NULL;
+    g_autoptr(GVariant) first = NULL;
+
+    for (guint i = 0; i < 300000; i++)
+      bytes[i] = (guint8) (i * 7);
+    block = g_variant_ref_sink (g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, bytes, 300000, 1));
+    test_send (channel, block);
+    back = test_receive (channel);
+    g_assert_true (g_variant_equal (back, block));
+    g_clear_pointer (&back, g_variant_unref);
+
+    test_send (channel, g_variant_new ("(@ayi)", block, 42));
+    back = test_receive (channel);
+    g_assert_cmpstr (g_variant_get_type_string (back), ==, "(ayx)");
+    first = g_variant_get_child_value (back, 0);
+    g_assert_true (g_variant_equal (first, block));
+    g_clear_pointer (&back, g_variant_unref);
+  }
 
   list = g_variant_ref_sink (g_variant_builder_end (builder));
   test_send (channel, list);

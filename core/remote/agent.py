@@ -9,6 +9,7 @@
 #
 # SPDX-License-Identifier: LGPL-2.1-or-later
 
+import io
 import os
 import sys
 
@@ -22,6 +23,7 @@ if sys.version_info >= (3, 8):
     _lock = _thread.allocate_lock
     _hdr = _struct.Struct('!bii')
     _op4 = _struct.Struct('!Bi').pack
+    _i4u = _struct.Struct('!i').unpack_from
     _unpack = _struct.unpack_from
     _event_flags_lock = _lock()  # guards every _Event.flag
 
@@ -63,8 +65,10 @@ _OPS_WITH_INT4 = b'FGB@OEKANSMHI'  # a 4-byte signed integer
 _OPS_WITH_BLOB = b'ANSMHI'         # ...that counts the bytes after it
 _OPS_STRING = b'NS'                # UTF-8 text
 _OPS_INT = b'FG'                   # the integer is the value
+_OPS_STRING_ALONE = b'ANSM'         # strings that _Blob reads apart
 
 _BIG = 65536       # larger items are written without being copied
+_CHUNK = 262144    # the read buffer: many small frames per read(2)
 _NOEND = object()  # setcallback() without an endmarker
 _END = object()    # queued behind the last item of a closed channel
 
@@ -354,8 +358,12 @@ def _dumps(obj):
 def _loads(data, gw):
     # The postfix stack machine. Any inconsistency raises, which the reader
     # treats as a fatal protocol error.
-    m = memoryview(data)
+    if data.__class__ is _Blob:
+        return data.value()
     n = len(data)
+    if n == 6 and data[0] == _OP_INT and data[5] == _OP_STOP:
+        return _i4u(data, 1)[0]  # a small int, the commonest item
+    m = memoryview(data)
     st = []
     push = st.append
     i = 0
@@ -423,28 +431,79 @@ def _loads(data, gw):
             raise ValueError('unknown opcode %r' % (chr(op),))
 
 
+class _Blob(object):
+    # A payload that is one large string item, read into a bytes object of
+    # its own: decoding it costs no copy (and text no more than the decode).
+    __slots__ = ('op', 'raw')
+
+    def __init__(self, op, raw):
+        self.op = op
+        self.raw = raw
+
+    def value(self):
+        if self.op == _OP_BYTES:
+            return self.raw
+        if self.op == _OP_PY2STRING:
+            try:
+                return self.raw.decode('utf-8')
+            except UnicodeDecodeError:
+                return self.raw
+        return self.raw.decode('utf-8')
+
+
 class _Reader(object):
-    # Each header and each payload is read straight into a bytearray of its
-    # exact size: large payloads are never staged or concatenated.
-    def __init__(self, readinto):
-        self._ri = readinto
+    # Reads through a buffer of _CHUNK bytes, so that one read(2) brings
+    # many small frames; a buffered read longer than the buffer goes
+    # straight into the bytes object it returns. A large payload that is a
+    # single string is read into its own bytes object (see _Blob); any
+    # other payload is one bytes object, never staged or concatenated.
+    def __init__(self, raw):
+        f = io.BufferedReader(raw, _CHUNK)
+        self._read = f.read
+        self._readinto = f.readinto
 
     def _readn(self, n):
+        b = self._read(n)
+        if len(b) != n:
+            raise EOFError('connection to the master was closed')
+        return b
+
+    def _rest(self, head, n):
+        # The payload of n bytes that begins with head, in one bytearray.
         b = bytearray(n)
-        m = memoryview(b)
-        have = 0
-        while have < n:
-            k = self._ri(m[have:])
+        b[:len(head)] = head
+        m = memoryview(b)[len(head):]
+        while m:
+            k = self._readinto(m)
             if not k:
                 raise EOFError('connection to the master was closed')
-            have += k
+            m = m[k:]
         return b
 
     def frame(self):
         code, cid, n = _hdr.unpack(self._readn(9))
         if n < 0:
             raise ValueError('negative payload length')
-        return code, cid, self._readn(n)
+        if n < _BIG:
+            return code, cid, self._readn(n)
+        head = self._readn(5)
+        op = head[0]
+        if op in _OPS_STRING_ALONE and _unpack('!i', head, 1)[0] == n - 6:
+            raw = self._readn(n - 6)
+            tail = self._readn(1)
+            if tail[0] == _OP_STOP:
+                return code, cid, _Blob(op, raw)
+            return code, cid, head + raw + tail  # not one item: fails decoding
+        return code, cid, self._rest(head, n)
+
+
+class _RawSocket(io.RawIOBase):
+    # The socket as the raw stream under _Reader's buffer.
+    def __init__(self, sock):
+        self.readinto = sock.recv_into
+
+    def readable(self):
+        return True
 
 
 class _Gateway(object):
@@ -686,6 +745,24 @@ class _Gateway(object):
             pass
 
 
+def _nothing_left():
+    # True when a normal interpreter exit would run no atexit handler and
+    # wait for no thread: then it would do nothing the process needs.
+    import atexit
+    if atexit._ncallbacks():
+        return False
+    threading = sys.modules.get('threading')
+    if threading is None:
+        return True
+    if getattr(threading, '_threading_atexits', None):
+        return False
+    main = threading.main_thread()
+    for t in threading.enumerate():
+        if t is not main and not t.daemon and t.is_alive():
+            return False
+    return True
+
+
 def execnet_agent_serve(mode='stdio', sock=None, gateway_id='gw', execmodel='thread',
                         chdir=None, nice=0, env=None):
     stdio = mode != 'socket'
@@ -746,12 +823,11 @@ def execnet_agent_serve(mode='stdio', sock=None, gateway_id='gw', execmodel='thr
         return fail(what, e)
 
     if stdio:
-        import io
-        reader = _Reader(io.FileIO(rfd, 'rb', closefd=False).readinto)
+        reader = _Reader(io.FileIO(rfd, 'rb', closefd=False))
         write = lambda bufs: os.writev(wfd, bufs)
     else:
         sock.setblocking(True)
-        reader = _Reader(sock.recv_into)
+        reader = _Reader(_RawSocket(sock))
         write = sock.sendmsg
     gw = _Gateway(gateway_id, execmodel, stdio, reader, write)
     try:
@@ -786,6 +862,15 @@ def execnet_agent_serve(mode='stdio', sock=None, gateway_id='gw', execmodel='thr
             pass
         return
 
+    if _nothing_left():
+        # Tearing the interpreter down takes about a third of its start-up
+        # and nothing needs it: leave once the output is flushed.
+        for f in (sys.stdout, sys.stderr):
+            try:
+                f.flush()
+            except Exception:
+                pass
+        os._exit(0)
     # Leave through the normal interpreter exit (atexit handlers run), but
     # never let user threads keep the process alive for long.
     def watchdog():
