@@ -7,7 +7,7 @@ packages="
   build-essential meson ninja-build pkg-config
   libglib2.0-dev libglib2.0-bin libjson-glib-dev libssh-dev
   gobject-introspection libgirepository1.0-dev gi-docgen
-  python3 python3-execnet python3-mitogen python3-gi
+  python3 python3-execnet python3-mitogen python3-gi gjs valac
   openssh-server openssh-client
   clang libclang-rt-14-dev
   procps
