@@ -9,9 +9,12 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include <glib/gstdio.h>
+
 #include <execnet/execnet-error.h>
 
 #include "execnet-bootstrap-private.h"
+#include "execnet-debug-private.h"
 #include "execnet-resources.h"
 
 /* The remote interpreter reads one line, evaluates it to a string and
@@ -262,17 +265,19 @@ _execnet_bootstrap_setup_source (ExecnetXSpec *xspec)
   return g_string_free (g_steal_pointer (&source), FALSE);
 }
 
-/* Builds the line, newline included. */
-GBytes *
-_execnet_bootstrap_build_line (ExecnetXSpec          *xspec,
-                               const char            *gateway_id,
-                               ExecnetBootstrapMode   mode,
-                               GError               **error)
+/* The call of execnet_agent_serve() with this gateway's settings and
+ * @extra_arguments (", name=value..." or ""), or NULL for agent=execnet
+ * (*execnet_line is then its line) or a bad spec. */
+static GString *
+build_serve_call (ExecnetXSpec          *xspec,
+                  const char            *gateway_id,
+                  ExecnetBootstrapMode   mode,
+                  const char            *extra_arguments,
+                  GBytes               **execnet_line,
+                  GError               **error)
 {
   g_autoptr(GString) call = g_string_new ("execnet_agent_serve(mode=");
   g_autofree char *worker_id = g_strconcat (gateway_id, "-worker", NULL);
-  g_autoptr(GString) line = NULL;
-  const GString *agent_source = escaped_agent ();
   const char *execmodel = execnet_xspec_get (xspec, "execmodel");
   const char *chdir = execnet_xspec_get (xspec, "chdir");
   const char *nice = execnet_xspec_get (xspec, "nice");
@@ -280,6 +285,7 @@ _execnet_bootstrap_build_line (ExecnetXSpec          *xspec,
   GHashTable *env = execnet_xspec_get_env (xspec);
   const char *agent = execnet_xspec_get (xspec, "agent");
 
+  *execnet_line = NULL;
   if (nice != NULL && !g_ascii_string_to_signed (nice, 10, -40, 40, &nice_value, NULL))
     {
       g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
@@ -289,7 +295,10 @@ _execnet_bootstrap_build_line (ExecnetXSpec          *xspec,
     }
 
   if (agent != NULL && g_str_equal (agent, "execnet"))
-    return build_execnet_line (xspec, gateway_id, mode, error);
+    {
+      *execnet_line = build_execnet_line (xspec, gateway_id, mode, error);
+      return NULL;
+    }
   if (agent != NULL && !g_str_equal (agent, "") && !g_str_equal (agent, "default"))
     {
       g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
@@ -332,7 +341,39 @@ _execnet_bootstrap_build_line (ExecnetXSpec          *xspec,
           _execnet_append_python_string (call, value, -1);
         }
     }
-  g_string_append (call, "})\n");
+  g_string_append_printf (call, "}%s)\n", extra_arguments);
+
+  return g_steal_pointer (&call);
+}
+
+/* @code as one line: a Python string literal, newline included. */
+static GBytes *
+line_of (const char *code,
+         gsize       length)
+{
+  GString *line = g_string_sized_new (length + length / 8 + 4);
+
+  g_string_append_c (line, '\'');
+  append_escaped (line, code, length);
+  g_string_append (line, "'\n");
+  return g_string_free_to_bytes (line);
+}
+
+/* Builds the line, newline included. */
+GBytes *
+_execnet_bootstrap_build_line (ExecnetXSpec          *xspec,
+                               const char            *gateway_id,
+                               ExecnetBootstrapMode   mode,
+                               GError               **error)
+{
+  g_autoptr(GString) call = NULL;
+  g_autoptr(GString) line = NULL;
+  const GString *agent_source = escaped_agent ();
+  GBytes *execnet_line = NULL;
+
+  call = build_serve_call (xspec, gateway_id, mode, "", &execnet_line, error);
+  if (call == NULL)
+    return execnet_line;
 
   line = g_string_sized_new (agent_source->len + call->len * 2 + 4);
   g_string_append_c (line, '\'');
@@ -341,6 +382,242 @@ _execnet_bootstrap_build_line (ExecnetXSpec          *xspec,
   g_string_append (line, "'\n");
 
   return g_string_free_to_bytes (g_steal_pointer (&line));
+}
+
+/* The compiled agent, cached on the master's side.
+ *
+ * Compiling the agent's source is most of what a start-up costs on top of
+ * a bare interpreter. So the first time a python= starts, the line asks
+ * the agent to send back its compiled form, which the agent answers
+ * before its "1": "C", the 4-byte bytecode magic number of that Python,
+ * a big-endian int32 length, and the marshalled module code. The master
+ * keeps it in memory and in the user's cache directory (a file per magic
+ * number, named after the agent's SHA-256, so a new agent never meets an
+ * old cache), and sends it on later starts instead of the source: the
+ * line then checks the remote's magic number and runs the code, or, when
+ * it differs or the code does not load, answers "S" and reads the
+ * source line from the master. Nothing is written on remote hosts.
+ *
+ * Only for our agent over stdio: agent=execnet and socket servers get the
+ * line they always got. */
+
+#define COMPILED_MAX_SIZE (4 << 20)
+
+G_LOCK_DEFINE_STATIC (compiled);
+static GHashTable *compiled_by_magic = NULL;  /* (owned) magic hex -> GBytes; guarded by compiled */
+static GHashTable *magic_by_python = NULL;    /* (owned) python key -> magic hex; guarded by compiled */
+
+static const char *
+agent_digest (void)
+{
+  static char *digest = NULL;
+
+  if (g_once_init_enter (&digest))
+    {
+      g_autoptr(GBytes) source = g_resource_lookup_data (_execnet_remote_get_resource (), AGENT_RESOURCE,
+                                                         G_RESOURCE_LOOKUP_FLAGS_NONE, NULL);
+      g_once_init_leave (&digest, g_compute_checksum_for_bytes (G_CHECKSUM_SHA256, source));
+    }
+  return digest;
+}
+
+static char *
+compiled_dir (void)
+{
+  return g_build_filename (g_get_user_cache_dir (), "execnet-glib", NULL);
+}
+
+/* The file for @magic_hex, or with @magic_hex NULL, the prefix of them all. */
+static char *
+compiled_path (const char *magic_hex)
+{
+  g_autofree char *dir = compiled_dir ();
+  g_autofree char *name = g_strdup_printf ("agent-%.16s-%s", agent_digest (),
+                                           magic_hex != NULL ? magic_hex : "");
+
+  return g_build_filename (dir, name, NULL);
+}
+
+/* With the lock: the newest cached file's magic number, or NULL. */
+static char *
+newest_cached_magic_unlocked (void)
+{
+  g_autofree char *dir_path = compiled_dir ();
+  g_autofree char *prefix = g_path_get_basename (compiled_path (NULL));
+  g_autoptr(GDir) dir = g_dir_open (dir_path, 0, NULL);
+  g_autofree char *best = NULL;
+  gint64 best_time = G_MININT64;
+  const char *name;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *path = NULL;
+      GStatBuf st;
+
+      if (!g_str_has_prefix (name, prefix) || strlen (name) != strlen (prefix) + 8)
+        continue;
+      path = g_build_filename (dir_path, name, NULL);
+      if (g_stat (path, &st) == 0 && (gint64) st.st_mtime > best_time)
+        {
+          best_time = st.st_mtime;
+          g_free (best);
+          best = g_strdup (name + strlen (prefix));
+        }
+    }
+  return g_steal_pointer (&best);
+}
+
+/* The line's form of marshalled @code: zlib-compressed, then base64. */
+static GBytes *
+encode_compiled (GBytes *code)
+{
+  g_autoptr(GConverter) compressor = G_CONVERTER (g_zlib_compressor_new (G_ZLIB_COMPRESSOR_FORMAT_ZLIB, 9));
+  g_autoptr(GOutputStream) memory = g_memory_output_stream_new_resizable ();
+  g_autoptr(GOutputStream) output = g_converter_output_stream_new (memory, compressor);
+  gsize size;
+  const guchar *data = g_bytes_get_data (code, &size);
+  char *text;
+
+  if (!g_output_stream_write_all (output, data, size, NULL, NULL, NULL) ||
+      !g_output_stream_close (output, NULL, NULL))
+    return NULL;
+  text = g_base64_encode (g_memory_output_stream_get_data (G_MEMORY_OUTPUT_STREAM (memory)),
+                          g_memory_output_stream_get_data_size (G_MEMORY_OUTPUT_STREAM (memory)));
+  return g_bytes_new_take (text, strlen (text));
+}
+
+/* The cached code to try for @python_key, and its magic number as 8 hex
+ * digits, or NULL. */
+static GBytes *
+compiled_lookup (const char  *python_key,
+                 char       **magic_hex)
+{
+  g_autofree char *magic = NULL;
+  GBytes *code = NULL;
+
+  G_LOCK (compiled);
+  if (compiled_by_magic == NULL)
+    {
+      compiled_by_magic = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                                 (GDestroyNotify) g_bytes_unref);
+      magic_by_python = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+    }
+  magic = g_strdup (g_hash_table_lookup (magic_by_python, python_key));
+  if (magic == NULL)
+    magic = newest_cached_magic_unlocked ();
+  if (magic != NULL)
+    {
+      code = g_hash_table_lookup (compiled_by_magic, magic);
+      if (code != NULL)
+        g_bytes_ref (code);
+      else
+        {
+          g_autofree char *path = compiled_path (magic);
+          char *contents = NULL;
+          gsize length = 0;
+
+          if (g_file_get_contents (path, &contents, &length, NULL) &&
+              length > 0 && length <= COMPILED_MAX_SIZE)
+            {
+              g_autoptr(GBytes) raw = g_bytes_new_take (g_steal_pointer (&contents), length);
+
+              code = encode_compiled (raw);
+              if (code != NULL)
+                g_hash_table_insert (compiled_by_magic, g_strdup (magic), g_bytes_ref (code));
+            }
+          g_free (contents);
+        }
+    }
+  G_UNLOCK (compiled);
+
+  *magic_hex = code != NULL ? g_steal_pointer (&magic) : NULL;
+  return code;
+}
+
+/* Remembers @code, compiled by a Python with @magic_hex, for @python_key. */
+static void
+compiled_store (const char *python_key,
+                const char *magic_hex,
+                GBytes     *code)
+{
+  g_autofree char *dir = compiled_dir ();
+  g_autofree char *path = compiled_path (magic_hex);
+  gsize size;
+  const char *data = g_bytes_get_data (code, &size);
+
+  g_autoptr(GBytes) encoded = encode_compiled (code);
+
+  G_LOCK (compiled);
+  if (encoded != NULL)
+    g_hash_table_replace (compiled_by_magic, g_strdup (magic_hex), g_bytes_ref (encoded));
+  g_hash_table_replace (magic_by_python, g_strdup (python_key), g_strdup (magic_hex));
+  G_UNLOCK (compiled);
+
+  /* A cache: when it cannot be written, the next start sends source. */
+  if (g_mkdir_with_parents (dir, 0700) == 0)
+    g_file_set_contents_full (path, data, size, G_FILE_SET_CONTENTS_CONSISTENT, 0600, NULL);
+}
+
+/* Which interpreter a spec starts, as far as the master can tell. */
+static char *
+python_key_of (ExecnetXSpec *xspec)
+{
+  const char *scheme = execnet_xspec_get_scheme (xspec);
+  const char *python = execnet_xspec_get (xspec, "python");
+
+  return g_strdup_printf ("%s=%s//python=%s", scheme, execnet_xspec_get (xspec, scheme),
+                          python != NULL ? python : "");
+}
+
+/* The line that compiles the agent's source and asks for the result. */
+static GBytes *
+build_compiling_line (const GString *call)
+{
+  const GString *agent_source = escaped_agent ();
+  g_autoptr(GString) code = g_string_sized_new (agent_source->len + call->len + 128);
+
+  g_string_append (code, "import marshal as _m\n_c = compile('");
+  g_string_append_len (code, agent_source->str, agent_source->len);
+  g_string_append (code, "', '<string>', 'exec')\nexec(_c)\n");
+  g_string_append_len (code, call->str, call->len);
+  return line_of (code->str, code->len);
+}
+
+/* The line that runs @compiled (see encode_compiled()) if the remote's
+ * magic number is @magic_hex, and otherwise asks for the source line
+ * with "S". */
+static GBytes *
+build_compiled_line (const GString *call,
+                     const char    *magic_hex,
+                     GBytes        *compiled)
+{
+  gsize size;
+  const char *base64 = g_bytes_get_data (compiled, &size);
+  g_autoptr(GString) code = g_string_sized_new (size + call->len + 512);
+
+  g_string_append (code,
+                   "import sys\n"
+                   "try:\n"
+                   "    import _frozen_importlib_external as _e, marshal as _m, binascii as _b, zlib as _z\n"
+                   "    _c = _e.MAGIC_NUMBER == b'");
+  for (int i = 0; i < 8; i += 2)
+    g_string_append_printf (code, "\\x%.2s", magic_hex + i);
+  g_string_append (code, "' and _m.loads(_z.decompress(_b.a2b_base64('");
+  g_string_append_len (code, base64, size);
+  g_string_append (code,
+                   "')))\n"
+                   "except Exception:\n"
+                   "    _c = None\n"
+                   "if _c:\n"
+                   "    exec(_c)\n"
+                   "    ");
+  g_string_append_len (code, call->str, call->len);
+  g_string_append (code,
+                   "else:\n"
+                   "    sys.stdout.write('S')\n"
+                   "    sys.stdout.flush()\n"
+                   "    exec(eval(sys.stdin.readline()))\n");
+  return line_of (code->str, code->len);
 }
 
 char *
@@ -360,6 +637,10 @@ _execnet_describe_exit_status (int wait_status)
 typedef struct
 {
   GBytes *line;               /* (owned) */
+  GBytes *fallback_line;      /* (owned) (nullable) sent when the remote answers "S" */
+  char *python_key;           /* (owned) (nullable) set while the compiled agent may come */
+  guint8 *compiled;           /* (owned) (nullable) the compiled agent being read */
+  gsize compiled_len;
   guint8 ack[512];            /* what the remote answered */
   gsize ack_len;
   GSource *timeout_source;    /* (owned) (nullable) */
@@ -387,6 +668,9 @@ bootstrap_free (gpointer data)
       g_object_unref (bootstrap->caller_cancellable);
     }
   g_clear_object (&bootstrap->cancellable);
+  g_clear_pointer (&bootstrap->fallback_line, g_bytes_unref);
+  g_free (bootstrap->python_key);
+  g_free (bootstrap->compiled);
   g_bytes_unref (bootstrap->line);
   g_free (bootstrap);
 }
@@ -496,6 +780,89 @@ on_ack_read (GObject      *source,
   read_ack (g_steal_pointer (&task));
 }
 
+static void on_line_written (GObject      *source,
+                             GAsyncResult *result,
+                             gpointer      user_data);
+
+/* I/O thread: the compiled agent has been read. */
+static void
+on_compiled_read (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  Bootstrap *bootstrap = g_task_get_task_data (task);
+  ExecnetConnection *connection = g_task_get_source_object (task);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) compiled = NULL;
+  gsize n = 0;
+  char magic_hex[9];
+
+  if (!g_input_stream_read_all_finish (G_INPUT_STREAM (source), result, &n, &error) ||
+      n != bootstrap->compiled_len)
+    {
+      if (bootstrap->timed_out)
+        g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                                 "the remote Python (%s) did not finish starting within %g "
+                                 "seconds; raise connect_timeout= if it is just slow",
+                                 execnet_connection_get_remote_address (connection),
+                                 bootstrap->timeout);
+      else if (error != NULL && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        g_task_return_error (task, g_steal_pointer (&error));
+      else
+        g_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP,
+                                 "the remote Python (%s) stopped while answering the bootstrap: %s",
+                                 execnet_connection_get_remote_address (connection),
+                                 error != NULL ? error->message : "the connection was closed");
+      return;
+    }
+
+  for (int i = 0; i < 4; i++)
+    g_snprintf (magic_hex + 2 * i, 3, "%02x", bootstrap->ack[1 + i]);
+  compiled = g_bytes_new_take (g_steal_pointer (&bootstrap->compiled), bootstrap->compiled_len);
+  EXECNET_NOTE (GATEWAY, "%s: cached the compiled agent for bytecode magic number %s",
+                execnet_connection_get_remote_address (connection), magic_hex);
+  compiled_store (bootstrap->python_key, magic_hex, compiled);
+  g_clear_pointer (&bootstrap->python_key, g_free);
+  bootstrap->ack_len = 0;
+  read_ack (g_steal_pointer (&task));
+}
+
+/* I/O thread: the answer began with "C": reads the compiled agent that
+ * follows once the header is complete. Returns FALSE to read on. */
+static gboolean
+read_compiled_agent (GTask *task)
+{
+  Bootstrap *bootstrap = g_task_get_task_data (task);
+  ExecnetConnection *connection = g_task_get_source_object (task);
+  GInputStream *input = g_io_stream_get_input_stream (execnet_connection_get_stream (connection));
+  gint32 length;
+
+  if (bootstrap->ack_len < 9 && !bootstrap->eof)
+    return FALSE;
+
+  memcpy (&length, bootstrap->ack + 5, sizeof length);
+  length = GINT32_FROM_BE (length);
+  /* A bytecode magic number ends with "\r\n". */
+  if (bootstrap->ack_len < 9 || bootstrap->ack[3] != '\r' || bootstrap->ack[4] != '\n' ||
+      length <= 0 || length > COMPILED_MAX_SIZE)
+    {
+      g_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP,
+                               "the remote side (%s) answered the bootstrap with something that "
+                               "is not our agent's compiled code: does the remote shell print "
+                               "anything at login?",
+                               execnet_connection_get_remote_address (connection));
+      g_object_unref (task);
+      return TRUE;
+    }
+
+  bootstrap->compiled_len = length;
+  bootstrap->compiled = g_malloc (length);
+  g_input_stream_read_all_async (input, bootstrap->compiled, length, G_PRIORITY_DEFAULT,
+                                 bootstrap->cancellable, on_compiled_read, task);
+  return TRUE;
+}
+
 /* I/O thread: reads the answer one byte at a time until it is complete, so
  * that nothing after the "1" is consumed. */
 static void
@@ -505,17 +872,39 @@ read_ack (GTask *task)
   ExecnetConnection *connection = g_task_get_source_object (task);
   GInputStream *input = g_io_stream_get_input_stream (execnet_connection_get_stream (connection));
 
-  if (bootstrap->ack_len >= 1 && bootstrap->ack[0] == '1')
+  /* The cached compiled agent does not suit that Python: send source. */
+  if (bootstrap->ack_len == 1 && bootstrap->ack[0] == 'S' && bootstrap->fallback_line != NULL)
+    {
+      GOutputStream *output = g_io_stream_get_output_stream (execnet_connection_get_stream (connection));
+      gsize size;
+      const char *data;
+
+      EXECNET_NOTE (GATEWAY, "%s: its Python cannot run the cached compiled agent, sending source",
+                    execnet_connection_get_remote_address (connection));
+      g_bytes_unref (bootstrap->line);
+      bootstrap->line = g_steal_pointer (&bootstrap->fallback_line);
+      bootstrap->ack_len = 0;
+      data = g_bytes_get_data (bootstrap->line, &size);
+      g_output_stream_write_all_async (output, data, size, G_PRIORITY_DEFAULT,
+                                       bootstrap->cancellable, on_line_written, task);
+      return;
+    }
+
+  if (bootstrap->ack_len >= 1 && bootstrap->ack[0] == 'C' && bootstrap->python_key != NULL)
+    {
+      if (read_compiled_agent (task))
+        return;
+    }
+  else if (bootstrap->ack_len >= 1 && bootstrap->ack[0] == '1')
     {
       g_task_return_boolean (task, TRUE);
       g_object_unref (task);
       return;
     }
-
-  if (bootstrap->ack_len >= 1 && bootstrap->ack[0] == 'E' &&
-      (bootstrap->ack[bootstrap->ack_len - 1] == '\n' ||
-       bootstrap->ack_len == sizeof bootstrap->ack ||
-       bootstrap->eof))
+  else if (bootstrap->ack_len >= 1 && bootstrap->ack[0] == 'E' &&
+           (bootstrap->ack[bootstrap->ack_len - 1] == '\n' ||
+            bootstrap->ack_len == sizeof bootstrap->ack ||
+            bootstrap->eof))
     {
       g_autofree char *reason = g_strndup ((const char *) bootstrap->ack + 1, bootstrap->ack_len - 1);
 
@@ -526,10 +915,9 @@ read_ack (GTask *task)
       g_object_unref (task);
       return;
     }
-
   /* A socket server that wants a token greets with its challenge, which
    * begins with a lower-case "e" (see doc/protocol.md). */
-  if (bootstrap->ack_len >= 1 && bootstrap->ack[0] == 'e' &&
+  else if (bootstrap->ack_len >= 1 && bootstrap->ack[0] == 'e' &&
       bootstrap->ack_len < strlen (AUTH_CHALLENGE_PREFIX) && !bootstrap->eof &&
       strncmp ((const char *) bootstrap->ack, AUTH_CHALLENGE_PREFIX, bootstrap->ack_len) == 0)
     ;  /* read on */
@@ -590,6 +978,53 @@ on_line_written (GObject      *source,
   read_ack (g_steal_pointer (&task));
 }
 
+/* The line to send first, and with our agent over stdio, the source line
+ * to fall back on (see “The compiled agent” above). */
+static gboolean
+build_lines (Bootstrap             *bootstrap,
+             ExecnetXSpec          *xspec,
+             const char            *gateway_id,
+             ExecnetBootstrapMode   mode,
+             GError               **error)
+{
+  g_autoptr(GString) call = NULL;
+  g_autoptr(GString) compiling_call = NULL;
+  g_autoptr(GBytes) compiled = NULL;
+  g_autofree char *magic_hex = NULL;
+  GBytes *execnet_line = NULL;
+
+  if (mode != EXECNET_BOOTSTRAP_STDIO)
+    {
+      bootstrap->line = _execnet_bootstrap_build_line (xspec, gateway_id, mode, error);
+      return bootstrap->line != NULL;
+    }
+
+  compiling_call = build_serve_call (xspec, gateway_id, mode, ", code=_m.dumps(_c)",
+                                     &execnet_line, error);
+  if (compiling_call == NULL)
+    {
+      bootstrap->line = execnet_line;  /* agent=execnet, or NULL: a bad spec */
+      return bootstrap->line != NULL;
+    }
+
+  bootstrap->python_key = python_key_of (xspec);
+  compiled = compiled_lookup (bootstrap->python_key, &magic_hex);
+  if (compiled == NULL)
+    {
+      EXECNET_NOTE (GATEWAY, "%s: sending the agent's source, asking for its compiled form", gateway_id);
+      bootstrap->line = build_compiling_line (compiling_call);
+      return TRUE;
+    }
+
+  EXECNET_NOTE (GATEWAY, "%s: sending the compiled agent for bytecode magic number %s", gateway_id, magic_hex);
+
+  call = build_serve_call (xspec, gateway_id, mode, "", &execnet_line, error);
+  g_assert (call != NULL);
+  bootstrap->line = build_compiled_line (call, magic_hex, compiled);
+  bootstrap->fallback_line = build_compiling_line (compiling_call);
+  return TRUE;
+}
+
 static gboolean
 on_bootstrap_timeout (gpointer data)
 {
@@ -636,10 +1071,8 @@ _execnet_bootstrap_async (ExecnetConnection   *connection,
       return;
     }
 
-  bootstrap->line = _execnet_bootstrap_build_line (xspec, gateway_id,
-                                                   execnet_connection_get_bootstrap_mode (connection),
-                                                   &error);
-  if (bootstrap->line == NULL)
+  if (!build_lines (bootstrap, xspec, gateway_id,
+                    execnet_connection_get_bootstrap_mode (connection), &error))
     {
       g_task_return_error (task, error);
       g_object_unref (task);

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utime.h>
 
 #include <glib/gstdio.h>
 #include <execnet/execnet.h>
@@ -2358,8 +2359,136 @@ test_killed_mid_frame (Fixture       *f,
   test_assert_killed_mid_frame (f->gateway);
 }
 
+/* The bytecode magic number of test_python(), as 8 hex digits. */
+static char *
+python_magic_hex (void)
+{
+  g_autoptr(GSubprocess) python = NULL;
+  g_autoptr(GError) error = NULL;
+  char *output = NULL;
+
+  python = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error, test_python (), "-c",
+                             "import importlib.util, sys; sys.stdout.write(importlib.util.MAGIC_NUMBER.hex())",
+                             NULL);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_communicate_utf8 (python, NULL, NULL, &output, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (strlen (output), ==, 8);
+  return output;
+}
+
+/* The one cache file for @magic_hex in @dir, or NULL. */
+static char *
+compiled_agent_file (const char *dir,
+                     const char *magic_hex)
+{
+  g_autofree char *subdir = g_build_filename (dir, "execnet-glib", NULL);
+  g_autoptr(GDir) listing = g_dir_open (subdir, 0, NULL);
+  const char *name;
+
+  while (listing != NULL && (name = g_dir_read_name (listing)) != NULL)
+    if (g_str_has_prefix (name, "agent-") && g_str_has_suffix (name, magic_hex))
+      return g_build_filename (subdir, name, NULL);
+  return NULL;
+}
+
+/* Runs two gateways in a fresh process whose cache directory is @dir and
+ * returns what it reported on stderr about the bootstrap. */
+static void
+run_two_gateways_with_cache (const char *dir)
+{
+  g_setenv ("XDG_CACHE_HOME", dir, TRUE);
+  g_setenv ("EXECNET_DEBUG", "gateway", TRUE);
+  g_test_trap_subprocess ("/gateway/bootstrap/compiled-agent/child", 120 * G_USEC_PER_SEC,
+                          G_TEST_SUBPROCESS_DEFAULT);
+  g_unsetenv ("EXECNET_DEBUG");
+  g_test_trap_assert_passed ();
+}
+
+static void
+test_compiled_agent_child (void)
+{
+  if (!g_test_subprocess ())
+    return;
+
+  for (int i = 0; i < 2; i++)
+    {
+      g_autoptr(ExecnetGroup) group = execnet_group_new ();
+      ExecnetGateway *gateway = test_make_gateway (group, NULL);
+      g_autoptr(ExecnetChannel) channel = test_remote_exec (gateway, "channel.send(channel.receive() + 1)");
+      g_autoptr(GVariant) value = NULL;
+
+      test_send (channel, g_variant_new_int32 (41));
+      value = test_receive (channel);
+      assert_variant_equal (value, "int64 42");
+      test_terminate (group);
+    }
+}
+
+/* The master keeps the agent's compiled form, per bytecode magic number,
+ * in its cache directory and sends it instead of source; a remote Python
+ * that cannot use it asks for the source and the master learns its own. */
+static void
+test_compiled_agent (void)
+{
+  g_autofree char *dir = NULL;
+  g_autofree char *magic = NULL;
+  g_autofree char *file = NULL;
+  g_autofree char *stale = NULL;
+  g_autofree char *contents = NULL;
+  g_autoptr(GError) error = NULL;
+  gsize length;
+
+  if (test_skip_unless_our_agent ("the compiled agent is our agent's"))
+    return;
+
+  dir = g_dir_make_tmp ("execnet-test-cache-XXXXXX", &error);
+  g_assert_no_error (error);
+  magic = python_magic_hex ();
+
+  /* Nothing cached: source first, the compiled form cached, then used. */
+  run_two_gateways_with_cache (dir);
+  g_test_trap_assert_stderr ("*sending the agent's source, asking for its compiled form*"
+                             "*cached the compiled agent for bytecode magic number *"
+                             "*sending the compiled agent for bytecode magic number *");
+  g_test_trap_assert_stderr_unmatched ("*cannot run the cached*");
+  file = compiled_agent_file (dir, magic);
+  g_assert_nonnull (file);
+  g_assert_true (g_file_get_contents (file, &contents, &length, NULL));
+  g_assert_cmpuint (length, >, 1000);
+  g_clear_pointer (&contents, g_free);
+
+  /* Garbage under the right magic number: the remote asks for source. */
+  g_assert_true (g_file_set_contents (file, "garbage", -1, NULL));
+  run_two_gateways_with_cache (dir);
+  g_test_trap_assert_stderr ("*sending the compiled agent for bytecode magic number*"
+                             "*cannot run the cached compiled agent, sending source*"
+                             "*cached the compiled agent for bytecode magic number*");
+  g_assert_true (g_file_get_contents (file, &contents, &length, NULL));
+  g_assert_cmpuint (length, >, 1000);
+  g_clear_pointer (&contents, g_free);
+
+  /* A newer file for another Python is tried first, and then learned. */
+  stale = g_strdup_printf ("%.*s00000d0a", (int) (strlen (file) - 8), file);
+  g_assert_true (g_file_set_contents (stale, "garbage", -1, NULL));
+  g_assert_cmpint (g_utime (file, &(struct utimbuf) { 1000000000, 1000000000 }), ==, 0);
+  run_two_gateways_with_cache (dir);
+  g_test_trap_assert_stderr ("*sending the compiled agent for bytecode magic number 00000d0a*"
+                             "*cannot run the cached compiled agent, sending source*"
+                             "*sending the compiled agent for bytecode magic number *");
+
+  g_remove (stale);
+  g_remove (file);
+  {
+    g_autofree char *subdir = g_build_filename (dir, "execnet-glib", NULL);
+
+    g_rmdir (subdir);
+    g_assert_cmpint (g_rmdir (dir), ==, 0);
+  }
+}
+
 int
-main (int   argc,
+main (int    argc,
       char *argv[])
 {
   g_test_init (&argc, &argv, NULL);
@@ -2382,6 +2511,8 @@ main (int   argc,
   add_test ("/gateway/values/unmappable-gateway-survives", test_unmappable_gateway_survives);
   add_test ("/gateway/values/send-unsupported", test_send_unsupported);
   add_test ("/gateway/values/large-items", test_values_large_items);
+  g_test_add_func ("/gateway/bootstrap/compiled-agent", test_compiled_agent);
+  g_test_add_func ("/gateway/bootstrap/compiled-agent/child", test_compiled_agent_child);
   add_test ("/gateway/values/32mib", test_values_32mib);
   add_test ("/gateway/backpressure/incoming", test_backpressure_incoming);
   g_test_add_func ("/gateway/debug/payload", test_debug_payload);

@@ -763,8 +763,19 @@ def _nothing_left():
     return True
 
 
+def _compiled_answer(code):
+    # What precedes the "1" when the master asked for the compiled agent:
+    # "C", this Python's 4-byte bytecode magic number, the length of the
+    # marshalled code as a big-endian int32, the code (see
+    # core/execnet-bootstrap.c). Nothing when the magic is unknown.
+    magic = getattr(sys.modules.get('_frozen_importlib_external'), 'MAGIC_NUMBER', None)
+    if code is None or not isinstance(magic, bytes) or len(magic) != 4:
+        return []
+    return [b'C', magic, _struct.pack('!i', len(code)), code]
+
+
 def execnet_agent_serve(mode='stdio', sock=None, gateway_id='gw', execmodel='thread',
-                        chdir=None, nice=0, env=None):
+                        chdir=None, nice=0, env=None, code=None):
     stdio = mode != 'socket'
     out = [1]
 
@@ -831,7 +842,7 @@ def execnet_agent_serve(mode='stdio', sock=None, gateway_id='gw', execmodel='thr
         write = sock.sendmsg
     gw = _Gateway(gateway_id, execmodel, stdio, reader, write)
     try:
-        write([b'1'])
+        gw._writeall(_compiled_answer(code) + [b'1'])
     except OSError:
         return
     gw._main_ident = _thread.get_ident()
