@@ -607,10 +607,13 @@ typedef struct {
   gint32  n_items;
   GArray *slots;           /* (owned) (element-type ListSlot) */
 
-  /* CONTAINER_DICT: keys in first-insertion order, values boxed in `v`. */
+  /* CONTAINER_DICT: keys in first-insertion order, values boxed in `v`.
+   * A dict whose keys are not all of one basic type (tuples, None, mixed
+   * types) has no `a{?v}` form and becomes an `a(vv)` of pairs instead. */
   GPtrArray  *keys;        /* (owned) (element-type GVariant) */
   GPtrArray  *values;      /* (owned) (element-type GVariant) */
   GHashTable *positions;   /* (owned): key -> GUINT_TO_POINTER (index + 1) */
+  gboolean    pairs;
 } Container;
 
 typedef struct {
@@ -872,8 +875,19 @@ decoder_finish_dict (Container *dict)
 
   entries = g_new (GVariant *, n);
   for (guint i = 0; i < n; i++)
-    entries[i] = g_variant_new_dict_entry (g_ptr_array_index (dict->keys, i),
-                                           g_ptr_array_index (dict->values, i));
+    {
+      GVariant *key = g_ptr_array_index (dict->keys, i);
+      GVariant *value = g_ptr_array_index (dict->values, i);
+
+      if (dict->pairs)
+        {
+          GVariant *pair[2] = { g_variant_new_variant (key), value };
+
+          entries[i] = g_variant_new_tuple (pair, 2);
+        }
+      else
+        entries[i] = g_variant_new_dict_entry (key, value);
+    }
 
   return g_variant_ref_sink (g_variant_new_array (NULL, entries, n));
 }
@@ -1017,6 +1031,26 @@ describe_type (GVariant *value)
   return g_strdup_printf ("%.32s…", type);
 }
 
+/* Hashes a key of any type: g_variant_hash() takes basic types only. */
+static guint
+variant_any_hash (gconstpointer data)
+{
+  GVariant *value = (GVariant *) data;
+  const guint8 *bytes;
+  gsize size;
+  guint hash;
+
+  if (g_variant_type_is_basic (g_variant_get_type (value)))
+    return g_variant_hash (value);
+
+  hash = g_str_hash (g_variant_get_type_string (value));
+  bytes = g_variant_get_data (value);
+  size = g_variant_get_size (value);
+  for (gsize i = 0; i < size; i++)
+    hash = hash * 31 + bytes[i];
+  return hash;
+}
+
 static gboolean
 decoder_setitem (Decoder  *dec,
                  GError  **error)
@@ -1027,6 +1061,7 @@ decoder_setitem (Decoder  *dec,
   StackItem *target;
   Container *container;
   guint item_depth;
+  guint key_depth;
 
   if (dec->stack->len < 3)
     return decoder_fail (dec, error, EXECNET_ERROR_PROTOCOL,
@@ -1046,7 +1081,7 @@ decoder_setitem (Decoder  *dec,
   item = decoder_pop (dec, &item_depth, NULL, error);
   if (item == NULL)
     return FALSE;
-  key = decoder_pop (dec, NULL, NULL, error);
+  key = decoder_pop (dec, &key_depth, NULL, error);
   if (key == NULL)
     return FALSE;
 
@@ -1054,7 +1089,7 @@ decoder_setitem (Decoder  *dec,
   target = &g_array_index (dec->stack, StackItem, dec->stack->len - 1);
   container = target->container;
 
-  target->depth = MAX (target->depth, item_depth + 1);
+  target->depth = MAX (target->depth, MAX (item_depth, key_depth) + 1);
   if (!decoder_check_depth (dec, target->depth, error))
     return FALSE;
 
@@ -1091,32 +1126,23 @@ decoder_setitem (Decoder  *dec,
       const GVariantType *key_type = g_variant_get_type (key);
       gpointer position;
 
-      if (!g_variant_type_is_basic (key_type))
-        {
-          type = describe_type (key);
-          return decoder_fail (dec, error, EXECNET_ERROR_UNSUPPORTED_VALUE,
-                               "a dict key of type “%s” has no GVariant form: "
-                               "dict keys must be strings, integers, floats "
-                               "or booleans",
-                               type);
-        }
-
       if (container->keys == NULL)
         {
           container->keys = g_ptr_array_new_with_free_func (variant_unref0);
           container->values = g_ptr_array_new_with_free_func (variant_unref0);
-          container->positions = g_hash_table_new (g_variant_hash, g_variant_equal);
+          container->positions = g_hash_table_new (variant_any_hash, g_variant_equal);
         }
-      else
+
+      /* Keys GVariant cannot use in a dict entry turn the dict into pairs;
+       * the channel goes on, unlike with a value that has no form at all. */
+      if (!g_variant_type_is_basic (key_type))
+        container->pairs = TRUE;
+      else if (container->keys->len > 0)
         {
           GVariant *first = g_ptr_array_index (container->keys, 0);
 
           if (!g_variant_type_equal (g_variant_get_type (first), key_type))
-            return decoder_fail (dec, error, EXECNET_ERROR_UNSUPPORTED_VALUE,
-                                 "dict keys of mixed types (“%s” and “%s”) "
-                                 "have no GVariant form",
-                                 g_variant_get_type_string (first),
-                                 g_variant_get_type_string (key));
+            container->pairs = TRUE;
         }
 
       item = decoder_box (dec, g_steal_pointer (&item));
@@ -1606,8 +1632,10 @@ execnet_dumps (GVariant  *value,
  * and 2). Python values map to GVariant as on a channel: `None` is an `mv`
  * Nothing, `int` an `x` (or a `t` above the int64 range), `str` an `s`,
  * `bytes` an `ay`, lists, sets and frozensets `av`, a tuple the tuple of its
- * items' types, a dict an `a{?v}` whose keys share one basic type, `complex`
+ * items' types, a dict an `a{?v}` when its keys share one basic type and an
+ * `a(vv)` of key/value pairs otherwise (tuple or mixed keys), `complex`
  * a `(dd)` and a channel an object path `/org/execnet/channel/<id>`.
+ * Integers beyond 64 bits have no GVariant form.
  *
  * Returns: (transfer full): the value, or %NULL with @error set to
  *   %EXECNET_ERROR_PROTOCOL if @data is not well formed, or to

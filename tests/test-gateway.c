@@ -231,6 +231,11 @@ static const MadeCase made_cases[] = {
   { "dict-float-keys", "{1.5: 'x'}", "{1.5: <'x'>}", FALSE },
   { "dict-empty", "{}", "@a{sv} {}", FALSE },
   { "dict-ordered", "{'z': 1, 'a': 2, 'm': 3}", "{'z': <int64 1>, 'a': <int64 2>, 'm': <int64 3>}", FALSE },
+  { "dict-mixed-keys", "{1: 'x', 'a': 2}", "[(<int64 1>, <'x'>), (<'a'>, <int64 2>)]", FALSE },
+  { "dict-tuple-keys", "{(1, 2): 'x', (3,): None}",
+    "[(<(int64 1, int64 2)>, <'x'>), (<(int64 3,)>, <@mv nothing>)]", FALSE },
+  { "dict-none-key", "{None: 1}", "[(<@mv nothing>, <int64 1>)]", FALSE },
+  { "dict-pairs-nested", "[{(1,): {2: 3}}]", "[<[(<(int64 1,)>, <{int64 2: <int64 3>}>)]>]", FALSE },
   { "set", "{1, 2, 3}", "[<int64 1>, <int64 2>, <int64 3>]", TRUE },
   { "set-empty", "set()", "@av []", TRUE },
   { "frozenset", "frozenset(['a', 'b'])", "[<'a'>, <'b'>]", TRUE },
@@ -272,8 +277,6 @@ typedef struct
 static const UnmappableCase unmappable_cases[] = {
   { "int-too-large", "2**64", "64 bits" },
   { "int-too-small", "-2**63 - 1", "64 bits" },
-  { "dict-mixed-keys", "{1: 'x', 'a': 2}", "mixed" },
-  { "dict-tuple-key", "{(1, 2): 'x'}", NULL },
   { "string-with-nul", "'a\\x00b'", "nul" },
 };
 
@@ -318,6 +321,11 @@ test_unmappable_gateway_survives (Fixture       *f,
   g_assert_error (error, EXECNET_ERROR, EXECNET_ERROR_UNSUPPORTED_VALUE);
   g_assert_null (value);
   g_clear_error (&error);
+
+  /* The channel itself goes on too. */
+  value = test_receive (channel);
+  assert_variant_equal (value, "'next'");
+  g_clear_pointer (&value, g_variant_unref);
 
   g_assert_true (execnet_gateway_is_alive (f->gateway));
   test_send (bystander, g_variant_new_string ("still here"));
