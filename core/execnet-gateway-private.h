@@ -42,6 +42,11 @@ void            _execnet_gateway_account         (ExecnetGateway      *self,
 void            _execnet_gateway_kill            (ExecnetGateway      *self);
 gboolean        _execnet_gateway_wait_ended      (ExecnetGateway      *self,
                                                   gint64               deadline);
+gboolean        _execnet_load_source_file        (GFile               *file,
+                                                  GCancellable        *cancellable,
+                                                  char               **out_source,
+                                                  char               **out_file_name,
+                                                  GError             **error);
 
 /* group side */
 void            _execnet_group_gateway_exited    (ExecnetGroup        *self,

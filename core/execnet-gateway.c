@@ -14,6 +14,7 @@
 #include "execnet-debug-private.h"
 #include "execnet-emitter-private.h"
 #include "execnet-gateway-private.h"
+#include "execnet-source-private.h"
 #include "execnet-io-worker-private.h"
 #include "execnet-value-private.h"
 #include "execnet-wire-private.h"
@@ -1296,9 +1297,11 @@ execnet_gateway_channel_from_value (ExecnetGateway *self,
 }
 
 /**
- * execnet_gateway_remote_call:
+ * execnet_gateway_remote_call_full:
  * @self: a gateway
  * @source: Python source to run remotely
+ * @file_name: (nullable): the file name remote tracebacks give @source, as
+ *   in `File "tasks.py", line 3`; %NULL for `<remote exec>`
  * @function: (nullable): a function defined by @source to call as
  *   `function(channel, **kwargs)` after running it
  * @kwargs: (nullable): the keyword arguments, an `a{sv}` dictionary; a
@@ -1309,20 +1312,31 @@ execnet_gateway_channel_from_value (ExecnetGateway *self,
  * `remote_exec(func, **kwargs)` does. The code sees the returned channel as
  * its global `channel`, and `__name__` is `"__channelexec__"`.
  *
+ * @source is dedented first, as execnet does: the indentation all its
+ * non-blank lines share is removed, so code can be written indented in a
+ * C string or a triple-quoted Python string.
+ *
+ * Keyword arguments go to @function: @kwargs that are not empty without a
+ * @function are refused with %G_IO_ERROR_INVALID_ARGUMENT rather than
+ * dropped.
+ *
  * Returns: (transfer full): the channel, or %NULL if the gateway is closed
+ *   or the arguments do not go together
  *
  * Since: 1.0
  */
 ExecnetChannel *
-execnet_gateway_remote_call (ExecnetGateway  *self,
-                             const char      *source,
-                             const char      *function,
-                             GVariant        *kwargs,
-                             GError         **error)
+execnet_gateway_remote_call_full (ExecnetGateway  *self,
+                                  const char      *source,
+                                  const char      *file_name,
+                                  const char      *function,
+                                  GVariant        *kwargs,
+                                  GError         **error)
 {
   g_autoptr(ExecnetChannel) channel = NULL;
   g_autoptr(GVariant) owned_kwargs = NULL;
   g_autoptr(GVariant) task = NULL;
+  g_autofree char *dedented = NULL;
   GVariant *items[4];
 
   g_return_val_if_fail (EXECNET_IS_GATEWAY (self), NULL);
@@ -1332,8 +1346,26 @@ execnet_gateway_remote_call (ExecnetGateway  *self,
   if (kwargs != NULL)
     owned_kwargs = g_variant_ref_sink (kwargs);
 
-  items[0] = g_variant_new_string (source);
-  items[1] = g_variant_new_maybe (G_VARIANT_TYPE_STRING, NULL);
+  if (function == NULL && owned_kwargs != NULL && g_variant_n_children (owned_kwargs) > 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "remote_call on %s: keyword arguments were given but no function "
+                   "to pass them to; name the function @source defines", self->id);
+      return NULL;
+    }
+
+  if (!g_utf8_validate (source, -1, NULL))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "remote_exec on %s: the source is not valid UTF-8; "
+                   "Python source must be sent as UTF-8 text", self->id);
+      return NULL;
+    }
+
+  dedented = _execnet_dedent (source);
+  items[0] = g_variant_new_string (dedented);
+  items[1] = file_name != NULL ? g_variant_new_string (file_name)
+                               : g_variant_new_maybe (G_VARIANT_TYPE_STRING, NULL);
   items[2] = function != NULL ? g_variant_new_string (function)
                               : g_variant_new_maybe (G_VARIANT_TYPE_STRING, NULL);
   /* g_variant_new_tuple() takes its own reference on a non-floating child. */
@@ -1354,6 +1386,35 @@ execnet_gateway_remote_call (ExecnetGateway  *self,
 }
 
 /**
+ * execnet_gateway_remote_call:
+ * @self: a gateway
+ * @source: Python source to run remotely
+ * @function: (nullable): a function defined by @source to call as
+ *   `function(channel, **kwargs)` after running it
+ * @kwargs: (nullable): the keyword arguments, an `a{sv}` dictionary; a
+ *   floating reference is sunk
+ * @error: return location for a #GError
+ *
+ * Runs @source in the remote interpreter, then calls @function, as execnet's
+ * `remote_exec(func, **kwargs)` does. This is
+ * [method@Execnet.Gateway.remote_call_full] without a file name.
+ *
+ * Returns: (transfer full): the channel, or %NULL if the gateway is closed
+ *   or @kwargs were given without @function
+ *
+ * Since: 1.0
+ */
+ExecnetChannel *
+execnet_gateway_remote_call (ExecnetGateway  *self,
+                             const char      *source,
+                             const char      *function,
+                             GVariant        *kwargs,
+                             GError         **error)
+{
+  return execnet_gateway_remote_call_full (self, source, NULL, function, kwargs, error);
+}
+
+/**
  * execnet_gateway_remote_exec:
  * @self: a gateway
  * @source: Python source to run remotely
@@ -1362,7 +1423,14 @@ execnet_gateway_remote_call (ExecnetGateway  *self,
  * Runs @source in the remote interpreter. The code sees the returned
  * channel as its global `channel`. When it finishes the channel closes; if
  * it raises, receiving on the channel fails with %EXECNET_ERROR_REMOTE and
- * the remote traceback.
+ * the remote traceback. @source is dedented first, as execnet does (see
+ * [method@Execnet.Gateway.remote_call_full]).
+ *
+ * ```c
+ * channel = execnet_gateway_remote_exec (gateway,
+ *     "    import os\n"
+ *     "    channel.send(os.getpid())\n", &error);
+ * ```
  *
  * Returns: (transfer full): the channel, or %NULL if the gateway is closed
  *
@@ -1373,7 +1441,79 @@ execnet_gateway_remote_exec (ExecnetGateway  *self,
                              const char      *source,
                              GError         **error)
 {
-  return execnet_gateway_remote_call (self, source, NULL, NULL, error);
+  return execnet_gateway_remote_call_full (self, source, NULL, NULL, NULL, error);
+}
+
+/* Reads a whole source file for remote_exec_file(): its text and the name
+ * tracebacks give it. */
+gboolean
+_execnet_load_source_file (GFile         *file,
+                           GCancellable  *cancellable,
+                           char         **out_source,
+                           char         **out_file_name,
+                           GError       **error)
+{
+  g_autofree char *contents = NULL;
+  gsize length;
+
+  if (!g_file_load_contents (file, cancellable, &contents, &length, NULL, error))
+    {
+      g_prefix_error (error, "remote_exec_file: ");
+      return FALSE;
+    }
+
+  if (memchr (contents, '\0', length) != NULL || !g_utf8_validate (contents, length, NULL))
+    {
+      g_autofree char *name = g_file_get_parse_name (file);
+
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                   "remote_exec_file: “%s” is not UTF-8 text; send Python source "
+                   "encoded as UTF-8", name);
+      return FALSE;
+    }
+
+  *out_source = g_steal_pointer (&contents);
+  /* A local path reads best in a traceback, a URI otherwise. */
+  *out_file_name = g_file_get_path (file);
+  if (*out_file_name == NULL)
+    *out_file_name = g_file_get_uri (file);
+  return TRUE;
+}
+
+/**
+ * execnet_gateway_remote_exec_file:
+ * @self: a gateway
+ * @file: a Python source file
+ * @cancellable: (nullable): a #GCancellable for reading @file
+ * @error: return location for a #GError
+ *
+ * Runs the whole of @file in the remote interpreter, as execnet's
+ * `remote_exec(module)` does: remote tracebacks name @file (its local path)
+ * and its line numbers. The code sees the returned channel as its global
+ * `channel`.
+ *
+ * Returns: (transfer full): the channel, or %NULL if @file cannot be read,
+ *   is not UTF-8 text, or the gateway is closed
+ *
+ * Since: 1.0
+ */
+ExecnetChannel *
+execnet_gateway_remote_exec_file (ExecnetGateway  *self,
+                                  GFile           *file,
+                                  GCancellable    *cancellable,
+                                  GError         **error)
+{
+  g_autofree char *source = NULL;
+  g_autofree char *file_name = NULL;
+
+  g_return_val_if_fail (EXECNET_IS_GATEWAY (self), NULL);
+  g_return_val_if_fail (G_IS_FILE (file), NULL);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
+
+  if (!_execnet_load_source_file (file, cancellable, &source, &file_name, error))
+    return NULL;
+
+  return execnet_gateway_remote_call_full (self, source, file_name, NULL, NULL, error);
 }
 
 /**

@@ -1187,12 +1187,68 @@ execnet_group_to_string (ExecnetGroup *self)
 }
 
 /**
+ * execnet_group_remote_call_full:
+ * @self: a group
+ * @source: Python source to run on every member
+ * @file_name: (nullable): the file name remote tracebacks give @source
+ * @function: (nullable): a function defined by @source to call as
+ *   `function(channel, **kwargs)` after running it
+ * @kwargs: (nullable): the keyword arguments, an `a{sv}` dictionary; a
+ *   floating reference is sunk
+ * @error: return location for a #GError
+ *
+ * Runs @source on every member, as
+ * [method@Execnet.Gateway.remote_call_full] does on one: dedented, with
+ * @file_name in tracebacks, then @function called with @kwargs.
+ *
+ * Returns: (transfer full): the channels, one per member in order, or %NULL
+ *   if any gateway refused
+ *
+ * Since: 1.0
+ */
+ExecnetMultiChannel *
+execnet_group_remote_call_full (ExecnetGroup  *self,
+                                const char    *source,
+                                const char    *file_name,
+                                const char    *function,
+                                GVariant      *kwargs,
+                                GError       **error)
+{
+  g_autoptr(GPtrArray) members = NULL;
+  g_autoptr(GPtrArray) channels = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GVariant) owned_kwargs = NULL;
+
+  g_return_val_if_fail (EXECNET_IS_GROUP (self), NULL);
+  g_return_val_if_fail (source != NULL, NULL);
+  g_return_val_if_fail (kwargs == NULL || g_variant_is_of_type (kwargs, G_VARIANT_TYPE ("a{sv}")), NULL);
+
+  if (kwargs != NULL)
+    owned_kwargs = g_variant_ref_sink (kwargs);
+
+  members = dup_members (self);
+
+  for (guint i = 0; i < members->len; i++)
+    {
+      ExecnetChannel *channel = execnet_gateway_remote_call_full (g_ptr_array_index (members, i),
+                                                                  source, file_name, function,
+                                                                  owned_kwargs, error);
+
+      if (channel == NULL)
+        return NULL;
+      g_ptr_array_add (channels, channel);
+    }
+
+  return execnet_multi_channel_new ((ExecnetChannel * const *) channels->pdata, channels->len);
+}
+
+/**
  * execnet_group_remote_exec:
  * @self: a group
  * @source: Python source to run on every member
  * @error: return location for a #GError
  *
- * Runs @source on every member.
+ * Runs @source on every member, dedented as
+ * [method@Execnet.Gateway.remote_exec] does.
  *
  * Returns: (transfer full): the channels, one per member in order, or %NULL
  *   if any gateway refused
@@ -1204,24 +1260,41 @@ execnet_group_remote_exec (ExecnetGroup  *self,
                            const char    *source,
                            GError       **error)
 {
-  g_autoptr(GPtrArray) members = NULL;
-  g_autoptr(GPtrArray) channels = g_ptr_array_new_with_free_func (g_object_unref);
+  return execnet_group_remote_call_full (self, source, NULL, NULL, NULL, error);
+}
+
+/**
+ * execnet_group_remote_exec_file:
+ * @self: a group
+ * @file: a Python source file
+ * @cancellable: (nullable): a #GCancellable for reading @file
+ * @error: return location for a #GError
+ *
+ * Runs the whole of @file on every member, as
+ * [method@Execnet.Gateway.remote_exec_file] does on one.
+ *
+ * Returns: (transfer full): the channels, one per member in order, or %NULL
+ *   if @file cannot be read or any gateway refused
+ *
+ * Since: 1.0
+ */
+ExecnetMultiChannel *
+execnet_group_remote_exec_file (ExecnetGroup  *self,
+                                GFile         *file,
+                                GCancellable  *cancellable,
+                                GError       **error)
+{
+  g_autofree char *source = NULL;
+  g_autofree char *file_name = NULL;
 
   g_return_val_if_fail (EXECNET_IS_GROUP (self), NULL);
-  g_return_val_if_fail (source != NULL, NULL);
+  g_return_val_if_fail (G_IS_FILE (file), NULL);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
 
-  members = dup_members (self);
+  if (!_execnet_load_source_file (file, cancellable, &source, &file_name, error))
+    return NULL;
 
-  for (guint i = 0; i < members->len; i++)
-    {
-      ExecnetChannel *channel = execnet_gateway_remote_exec (g_ptr_array_index (members, i), source, error);
-
-      if (channel == NULL)
-        return NULL;
-      g_ptr_array_add (channels, channel);
-    }
-
-  return execnet_multi_channel_new ((ExecnetChannel * const *) channels->pdata, channels->len);
+  return execnet_group_remote_call_full (self, source, file_name, NULL, NULL, error);
 }
 
 /**

@@ -4,11 +4,12 @@ Run by test-introspection with GI_TYPELIB_PATH and LD_LIBRARY_PATH pointing
 at the build tree; the first argument is the interpreter gateways run.
 """
 import sys
+import tempfile
 
 import gi
 
 gi.require_version('Execnet', '1.0')
-from gi.repository import Execnet, GLib  # noqa: E402
+from gi.repository import Execnet, Gio, GLib  # noqa: E402
 
 python = sys.argv[1]
 
@@ -35,6 +36,39 @@ else:
 
 info = gw.remote_info().unpack()
 assert info['executable'] and info['pid'] > 0
+
+# remote_exec as execnet does it: dedented sources, file names, whole files.
+channel = gw.remote_exec("""
+    def double(x):
+        return 2 * x
+    channel.send(double(21))
+""")
+assert channel.receive(10.0).unpack() == 42
+channel = gw.remote_call_full('def f(channel, n):\n    raise KeyError(n)\n', 'named.py', 'f',
+                              GLib.Variant('a{sv}', {'n': GLib.Variant('i', 5)}))
+try:
+    channel.receive(10.0)
+except GLib.Error as error:
+    assert 'File "named.py", line 2, in f' in error.message, error.message
+else:
+    raise AssertionError('the remote error did not arrive')
+try:
+    gw.remote_call('channel.send(1)', None, GLib.Variant('a{sv}', {'n': GLib.Variant('i', 5)}))
+except GLib.Error as error:
+    assert error.matches(Gio.io_error_quark(), Gio.IOErrorEnum.INVALID_ARGUMENT), error
+else:
+    raise AssertionError('kwargs without a function were accepted')
+with tempfile.NamedTemporaryFile('w', suffix='.py') as source_file:
+    source_file.write('channel.send(__name__)\n')
+    source_file.flush()
+    channel = gw.remote_exec_file(Gio.File.new_for_path(source_file.name), None)
+    assert channel.receive(10.0).unpack() == '__channelexec__'
+    multi = group.remote_exec_file(Gio.File.new_for_path(source_file.name), None)
+    assert multi.get_size() == 1
+    assert multi.get_channel(0).receive(10.0).unpack() == '__channelexec__'
+multi = group.remote_call_full('def f(channel, n):\n    channel.send(n)\n', None, 'f',
+                               GLib.Variant('a{sv}', {'n': GLib.Variant('s', 'x')}))
+assert multi.get_channel(0).receive(10.0).unpack() == 'x'
 
 assert group.terminate(5.0)
 assert group.to_string() == '<Group []>'

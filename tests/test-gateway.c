@@ -604,6 +604,145 @@ test_syntax_error (Fixture       *f,
   channel = test_remote_exec (f->gateway, "def broken(:\n    pass\n");
   g_assert_null (execnet_channel_receive (channel, TEST_TIMEOUT, &error));
   test_assert_error_contains (error, EXECNET_ERROR_REMOTE, "SyntaxError");
+  /* Like any remote error, though the error has no frame of its own. */
+  test_assert_error_contains (error, EXECNET_ERROR_REMOTE, "Traceback (most recent call last):");
+}
+
+/* Sources are dedented as execnet does: indented code runs. */
+static void
+test_remote_exec_dedent (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(ExecnetChannel) channel = NULL;
+  g_autoptr(GVariant) value = NULL;
+
+  channel = test_remote_exec (f->gateway,
+                              "\n"
+                              "        import os\n"
+                              "        if True:\n"
+                              "            channel.send(1)\n"
+                              "\n"
+                              "        channel.send(2)\n"
+                              "    ");
+  value = test_receive (channel);
+  assert_variant_equal (value, "int64 1");
+  g_clear_pointer (&value, g_variant_unref);
+  value = test_receive (channel);
+  assert_variant_equal (value, "int64 2");
+  test_wait_close (channel);
+}
+
+/* A file name given with the source appears in remote tracebacks. */
+static void
+test_remote_exec_file_name (Fixture       *f,
+                            gconstpointer  data)
+{
+  g_autoptr(ExecnetChannel) channel = NULL;
+  g_autoptr(GVariant) kwargs = NULL;
+  g_autoptr(GVariant) value = NULL;
+  g_autoptr(GError) error = NULL;
+
+  kwargs = g_variant_ref_sink (g_variant_new_parsed ("{'n': <3>}"));
+  channel = execnet_gateway_remote_call_full (f->gateway,
+                                              "    def work(channel, n):\n"
+                                              "        channel.send(n)\n"
+                                              "        raise ValueError('from work')\n",
+                                              "tasks/work.py", "work", kwargs, &error);
+  g_assert_no_error (error);
+  value = test_receive (channel);
+  assert_variant_equal (value, "int64 3");
+  g_assert_null (execnet_channel_receive (channel, TEST_TIMEOUT, &error));
+  test_assert_error_contains (error, EXECNET_ERROR_REMOTE, "File \"tasks/work.py\", line 3, in work");
+  test_assert_error_contains (error, EXECNET_ERROR_REMOTE, "ValueError: from work");
+}
+
+/* A whole file runs, named by its path in tracebacks. */
+static void
+test_remote_exec_file (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autoptr(ExecnetChannel) channel = NULL;
+  g_autoptr(GFile) file = NULL;
+  g_autoptr(GVariant) value = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = NULL;
+  g_autofree char *path = NULL;
+  g_autofree char *where = NULL;
+
+  dir = g_dir_make_tmp ("execnet-exec-file-XXXXXX", &error);
+  g_assert_no_error (error);
+  path = g_build_filename (dir, "module.py", NULL);
+  g_file_set_contents (path,
+                       "import sys\n"
+                       "\n"
+                       "def double(x):\n"
+                       "    return 2 * x\n"
+                       "\n"
+                       "channel.send(double(channel.receive()))\n"
+                       "channel.send(__name__)\n"
+                       "raise KeyError('last line')\n",
+                       -1, &error);
+  g_assert_no_error (error);
+  file = g_file_new_for_path (path);
+
+  channel = execnet_gateway_remote_exec_file (f->gateway, file, NULL, &error);
+  g_assert_no_error (error);
+  test_send (channel, g_variant_new_int32 (21));
+  value = test_receive (channel);
+  assert_variant_equal (value, "int64 42");
+  g_clear_pointer (&value, g_variant_unref);
+  value = test_receive (channel);
+  assert_variant_equal (value, "'__channelexec__'");
+  g_assert_null (execnet_channel_receive (channel, TEST_TIMEOUT, &error));
+  where = g_strdup_printf ("File \"%s\", line 8", path);
+  test_assert_error_contains (error, EXECNET_ERROR_REMOTE, where);
+  g_clear_error (&error);
+
+  g_assert_no_errno (g_unlink (path));
+  g_clear_object (&channel);
+  channel = execnet_gateway_remote_exec_file (f->gateway, file, NULL, &error);
+  g_assert_null (channel);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  g_file_set_contents (path, "channel.send('\xff')\n", -1, &error);
+  g_assert_no_error (error);
+  channel = execnet_gateway_remote_exec_file (f->gateway, file, NULL, &error);
+  g_assert_null (channel);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+  g_assert_nonnull (strstr (error->message, "UTF-8"));
+  g_clear_error (&error);
+  g_assert_no_errno (g_unlink (path));
+  g_assert_no_errno (g_rmdir (dir));
+
+  /* Nothing of that harmed the gateway. */
+  channel = test_remote_exec (f->gateway, "channel.send(1)");
+  value = test_receive (channel);
+  assert_variant_equal (value, "int64 1");
+}
+
+/* Keyword arguments need a function to go to. */
+static void
+test_remote_call_kwargs_without_function (Fixture       *f,
+                                          gconstpointer  data)
+{
+  g_autoptr(ExecnetChannel) channel = NULL;
+  g_autoptr(GVariant) value = NULL;
+  g_autoptr(GError) error = NULL;
+
+  channel = execnet_gateway_remote_call (f->gateway, "channel.send(1)", NULL,
+                                         g_variant_new_parsed ("{'x': <1>}"), &error);
+  g_assert_null (channel);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, "no function"));
+  g_clear_error (&error);
+
+  /* Empty keyword arguments are no arguments. */
+  channel = execnet_gateway_remote_call (f->gateway, "channel.send(1)", NULL,
+                                         g_variant_new_parsed ("@a{sv} {}"), &error);
+  g_assert_no_error (error);
+  value = test_receive (channel);
+  assert_variant_equal (value, "int64 1");
 }
 
 static void
@@ -2527,6 +2666,10 @@ main (int    argc,
 
   add_test ("/gateway/channel/remote-error", test_remote_error);
   add_test ("/gateway/channel/syntax-error", test_syntax_error);
+  add_test ("/gateway/remote-exec/dedented", test_remote_exec_dedent);
+  add_test ("/gateway/remote-exec/file-name", test_remote_exec_file_name);
+  add_test ("/gateway/remote-exec/file", test_remote_exec_file);
+  add_test ("/gateway/remote-exec/kwargs-without-function", test_remote_call_kwargs_without_function);
   add_test ("/gateway/channel/receive-timeout", test_receive_timeout);
   add_test ("/gateway/channel/timeout-nan", test_timeout_nan);
   add_test ("/gateway/channel/receive-after-finish", test_receive_after_finish);

@@ -146,7 +146,11 @@ def _errtext(e, skip=1):
         tb = e.__traceback__
         for _ in range(skip):
             tb = tb and tb.tb_next
-        return ''.join(traceback.format_exception(type(e), e, tb))
+        text = ''.join(traceback.format_exception(type(e), e, tb))
+        # A SyntaxError has no frame of its own: keep the header anyway.
+        if tb is None:
+            text = 'Traceback (most recent call last):\n' + text
+        return text
     except Exception:
         return '%s: %s' % (type(e).__name__, e)
 

@@ -38,6 +38,18 @@ ExecnetChannel *execnet_gateway_remote_call   (ExecnetGateway  *self,
                                                GVariant        *kwargs,
                                                GError         **error);
 EXECNET_AVAILABLE_IN_1_0
+ExecnetChannel *execnet_gateway_remote_call_full (ExecnetGateway  *self,
+                                                  const char      *source,
+                                                  const char      *file_name,
+                                                  const char      *function,
+                                                  GVariant        *kwargs,
+                                                  GError         **error);
+EXECNET_AVAILABLE_IN_1_0
+ExecnetChannel *execnet_gateway_remote_exec_file (ExecnetGateway  *self,
+                                                  GFile           *file,
+                                                  GCancellable    *cancellable,
+                                                  GError         **error);
+EXECNET_AVAILABLE_IN_1_0
 ExecnetChannel *execnet_gateway_new_channel   (ExecnetGateway  *self);
 EXECNET_AVAILABLE_IN_1_0
 ExecnetChannel *execnet_gateway_channel_from_value (ExecnetGateway *self,

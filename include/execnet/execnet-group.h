@@ -72,6 +72,18 @@ EXECNET_AVAILABLE_IN_1_0
 ExecnetMultiChannel *execnet_group_remote_exec       (ExecnetGroup        *self,
                                                       const char          *source,
                                                       GError             **error);
+EXECNET_AVAILABLE_IN_1_0
+ExecnetMultiChannel *execnet_group_remote_call_full  (ExecnetGroup        *self,
+                                                      const char          *source,
+                                                      const char          *file_name,
+                                                      const char          *function,
+                                                      GVariant            *kwargs,
+                                                      GError             **error);
+EXECNET_AVAILABLE_IN_1_0
+ExecnetMultiChannel *execnet_group_remote_exec_file  (ExecnetGroup        *self,
+                                                      GFile               *file,
+                                                      GCancellable        *cancellable,
+                                                      GError             **error);
 
 EXECNET_AVAILABLE_IN_1_0
 ExecnetGroup   *execnet_default_group                (void);
