@@ -551,6 +551,28 @@ take_channel (ExecnetGateway *self,
   return channel;
 }
 
+/* I/O thread: the remote side closed @id. Returns its channel as a strong
+ * reference, or NULL, and removes it from the table unless it arrived
+ * inside a value and is still unclaimed: the remote may close a channel
+ * it sent before the master decodes the item, and the items queued on it
+ * must still be there when execnet_gateway_channel_from_value() claims it.
+ * The slot goes when the claimed channel is disposed. */
+static ExecnetChannel *
+take_closed_channel (ExecnetGateway *self,
+                     gint32          id)
+{
+  ExecnetChannel *channel = NULL;
+  ChannelSlot *slot;
+
+  g_mutex_lock (&self->lock);
+  slot = g_hash_table_lookup (self->channels, GINT_TO_POINTER (id));
+  if (slot != NULL && slot->held != NULL)
+    channel = g_object_ref (slot->held);
+  g_mutex_unlock (&self->lock);
+
+  return channel != NULL ? channel : take_channel (self, id);
+}
+
 /* Called with the lock held. */
 static ExecnetChannel *
 register_channel_unlocked (ExecnetGateway *self,
@@ -722,7 +744,7 @@ on_frame (GObject            *owner,
 
     case EXECNET_MESSAGE_CHANNEL_CLOSE:
     case EXECNET_MESSAGE_CHANNEL_LAST_MESSAGE:
-      channel = take_channel (self, channel_id);
+      channel = take_closed_channel (self, channel_id);
       if (channel != NULL)
         _execnet_channel_remote_closed (channel, NULL, code == EXECNET_MESSAGE_CHANNEL_LAST_MESSAGE);
       break;
@@ -742,7 +764,7 @@ on_frame (GObject            *owner,
         else
           text = g_variant_print (value, FALSE);
 
-        channel = take_channel (self, channel_id);
+        channel = take_closed_channel (self, channel_id);
         if (channel != NULL)
           _execnet_channel_remote_closed (channel, text, FALSE);
         else
