@@ -1402,6 +1402,72 @@ test_channel_from_remote (Fixture       *f,
   g_assert_null (execnet_gateway_channel_from_value (f->gateway, g_variant_new_object_path ("/not/a/channel")));
 }
 
+/* The remote closes a channel it sent inside a value before the master
+ * claims it: what was queued on it is still there, then the end. The
+ * master claims only after an item sent after the close arrived, so the
+ * close is certainly handled first. */
+static void
+test_channel_closed_before_claimed (Fixture       *f,
+                                    gconstpointer  data)
+{
+  g_autoptr(ExecnetChannel) channel = NULL;
+  g_autoptr(GVariant) carrier = NULL;
+  g_autoptr(GVariant) marker = NULL;
+  g_autoptr(GVariant) path = NULL;
+  g_autoptr(GError) error = NULL;
+
+  channel = test_remote_exec (f->gateway,
+                              "for n in range(20):\n"
+                              "    c = channel.gateway.newchannel()\n"
+                              "    channel.send(('round', n, [c]))\n"
+                              "    for i in range(3):\n"
+                              "        c.send(i * n)\n"
+                              "    if n % 2:\n"
+                              "        c.close('closed %d' % n)\n"
+                              "    else:\n"
+                              "        c.close()\n"
+                              "    channel.send(n)\n");
+
+  for (gint64 n = 0; n < 20; n++)
+    {
+      g_autoptr(ExecnetChannel) theirs = NULL;
+      g_autoptr(GVariant) list = NULL;
+      g_autoptr(GVariant) boxed = NULL;
+
+      carrier = test_receive (channel);
+      marker = test_receive (channel);
+      g_assert_cmpint (g_variant_get_int64 (marker), ==, n);
+
+      list = g_variant_get_child_value (carrier, 2);
+      boxed = g_variant_get_child_value (list, 0);
+      path = g_variant_get_variant (boxed);
+      theirs = execnet_gateway_channel_from_value (f->gateway, g_steal_pointer (&path));
+      g_assert_nonnull (theirs);
+
+      for (gint64 i = 0; i < 3; i++)
+        {
+          g_autoptr(GVariant) item = execnet_channel_receive (theirs, TEST_TIMEOUT, &error);
+
+          g_assert_no_error (error);
+          g_assert_cmpint (g_variant_get_int64 (item), ==, i * n);
+        }
+      g_assert_null (execnet_channel_receive (theirs, TEST_TIMEOUT, &error));
+      if (n % 2)
+        {
+          g_autofree char *text = g_strdup_printf ("closed %" G_GINT64_FORMAT, n);
+
+          test_assert_error_contains (error, EXECNET_ERROR_REMOTE, text);
+        }
+      else
+        g_assert_error (error, EXECNET_ERROR, EXECNET_ERROR_CHANNEL_CLOSED);
+      g_clear_error (&error);
+      g_assert_true (execnet_channel_is_closed (theirs));
+      g_clear_pointer (&carrier, g_variant_unref);
+      g_clear_pointer (&marker, g_variant_unref);
+    }
+  test_wait_close (channel);
+}
+
 /* ---- Iteration --------------------------------------------------------- */
 
 static void
@@ -1670,6 +1736,56 @@ test_execmodel_main_thread_only_sequential (void)
         g_test_message ("task %u: %s", i, error->message);
       g_assert_no_error (error);
       test_wait_close (channel);
+    }
+
+  test_terminate (group);
+  test_assert_no_children (5.0);
+}
+
+/* With main_thread_only, a task that arrives while the previous one is
+ * still returning waits for the main thread (up to a second, as execnet
+ * does) instead of being refused as a deadlock. Here the master sends the
+ * next tasks the moment it has the previous task's last item, while that
+ * task still has a moment of work left. */
+static void
+test_execmodel_main_thread_only_returning (void)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  ExecnetGateway *gateway;
+
+  if (test_skip_unless_our_agent ("Python execnet 1.9 has no main_thread_only execmodel"))
+    return;
+
+  gateway = test_make_gateway (group, "execmodel=main_thread_only");
+
+  for (guint round = 0; round < 3; round++)
+    {
+      g_autoptr(ExecnetChannel) first = NULL;
+      g_autoptr(ExecnetChannel) second = NULL;
+      g_autoptr(ExecnetChannel) third = NULL;
+      g_autoptr(GVariant) value = NULL;
+
+      first = test_remote_exec (gateway,
+                                "import time\n"
+                                "channel.send('last item')\n"
+                                "time.sleep(0.2)\n");
+      value = test_receive (first);
+      assert_variant_equal (value, "'last item'");
+      g_clear_pointer (&value, g_variant_unref);
+
+      second = test_remote_exec (gateway,
+                                 "import threading\n"
+                                 "channel.send(threading.current_thread() is threading.main_thread())\n");
+      third = test_remote_exec (gateway, "channel.send('third')\n");
+
+      value = test_receive (second);
+      assert_variant_equal (value, "true");
+      g_clear_pointer (&value, g_variant_unref);
+      value = test_receive (third);
+      assert_variant_equal (value, "'third'");
+      test_wait_close (first);
+      test_wait_close (second);
+      test_wait_close (third);
     }
 
   test_terminate (group);
@@ -2688,6 +2804,7 @@ main (int    argc,
   add_test ("/gateway/channel/many-concurrent", test_many_channels);
   add_test ("/gateway/channel/over-channel/to-remote", test_channel_sent_to_remote);
   add_test ("/gateway/channel/over-channel/from-remote", test_channel_from_remote);
+  add_test ("/gateway/channel/over-channel/closed-before-claimed", test_channel_closed_before_claimed);
   add_test ("/gateway/channel/iterate", test_iterate);
   add_test ("/gateway/lost/killed-mid-frame", test_killed_mid_frame);
   add_test ("/gateway/channel/iterate-remote-error", test_iterate_remote_error);
@@ -2703,6 +2820,8 @@ main (int    argc,
   add_test ("/gateway/execmodel/thread", test_execmodel_thread);
   add_test ("/gateway/execmodel/sequential-main-thread", test_execmodel_sequential_main_thread);
   g_test_add_func ("/gateway/execmodel/main-thread-only", test_execmodel_main_thread_only);
+  g_test_add_func ("/gateway/execmodel/main-thread-only-returning",
+                   test_execmodel_main_thread_only_returning);
   g_test_add_func ("/gateway/execmodel/main-thread-only-sequential", test_execmodel_main_thread_only_sequential);
   g_test_add_func ("/gateway/execmodel/unknown", test_unknown_execmodel);
   g_test_add_func ("/gateway/xspec/chdir-nice-env", test_xspec_chdir_nice_env);

@@ -71,6 +71,8 @@ _BIG = 65536       # larger items are written without being copied
 _CHUNK = 262144    # the read buffer: many small frames per read(2)
 _NOEND = object()  # setcallback() without an endmarker
 _END = object()    # queued behind the last item of a closed channel
+_MAIN_WAIT = 1.0   # seconds a main_thread_only task waits for the main thread
+_DEADLOCK = 'concurrent remote_exec would cause deadlock for main_thread_only execmodel'
 
 
 class RemoteError(Exception):
@@ -539,6 +541,10 @@ class _Gateway(object):
         self._main_task = None  # for the main thread, which waits on _main_wakeup
         self._main_wakeup = _lock()
         self._main_wakeup.acquire()
+        # main_thread_only: (channel, task, deadline) waiting for the main
+        # thread, and whether a thread expires them; guarded by _tasks_lock.
+        self._main_waiting = []
+        self._main_expiring = False
         self._threading_ready = _Event()  # the main thread imported threading
 
     def newchannel(self):
@@ -671,7 +677,7 @@ class _Gateway(object):
             raise ValueError('unknown message code %d' % (code,))
 
     def _schedule(self, ch, task):
-        err = 'concurrent remote_exec would cause deadlock for main_thread_only execmodel'
+        err = _DEADLOCK
         with self._tasks_lock:
             if not self._main_busy:
                 self._main_busy = True
@@ -685,7 +691,46 @@ class _Gateway(object):
                 except Exception as e:
                     self._add(-1)
                     err = _errtext(e, 0)
+            else:
+                # The main thread may only be returning from its task: the
+                # master sends the next one as soon as it has the last item.
+                # Wait for it as execnet does, for a while, in arrival order.
+                from time import monotonic
+                self._main_waiting.append((ch, task, monotonic() + _MAIN_WAIT))
+                if not self._main_expiring:
+                    self._main_expiring = True
+                    try:
+                        return _thread.start_new_thread(self._expire_waiting, ())
+                    except Exception as e:
+                        self._main_expiring = False
+                        self._main_waiting.pop()
+                        err = _errtext(e, 0)
+                else:
+                    return
         ch.close(err)
+
+    def _expire_waiting(self):
+        # Refuses the tasks still waiting for the main thread after
+        # _MAIN_WAIT seconds; _run() hands the others over.
+        from time import monotonic
+        nap = _lock()
+        nap.acquire()
+        while 1:
+            with self._tasks_lock:
+                now = monotonic()
+                expired = [w for w in self._main_waiting if w[2] <= now]
+                self._main_waiting = [w for w in self._main_waiting if w[2] > now]
+                if not (expired or self._main_waiting):
+                    self._main_expiring = False
+                    return
+                until = self._main_waiting and self._main_waiting[0][2] or now
+            for ch, _, _ in expired:
+                try:
+                    ch.close(_DEADLOCK)
+                except Exception:
+                    pass
+            if until > now:
+                nap.acquire(True, until - now)
 
     def _add(self, d):
         # Called with _tasks_lock held; _tasks_done is held exactly while _n_tasks > 0.
@@ -698,6 +743,8 @@ class _Gateway(object):
     def _end(self):
         # The master said goodbye or went away: wake every receiver, give
         # running tasks a second, then let the main thread return.
+        with self._tasks_lock:
+            self._main_waiting = []
         with self._dispatch_lock:
             with self._chans_lock:
                 self._ended = True
@@ -743,6 +790,12 @@ class _Gateway(object):
             with self._tasks_lock:
                 self._main_busy = self._main_busy and not main
                 self._add(-1)
+                if main and self._main_waiting:
+                    nch, ntask, _ = self._main_waiting.pop(0)
+                    self._main_busy = True
+                    self._add(1)
+                    self._main_task = (nch, ntask)
+                    self._main_wakeup.release()
         try:
             ch.close(err)
         except Exception:
