@@ -8,6 +8,7 @@
 #include <execnet/execnet-multichannel.h>
 
 #include "execnet-gateway-private.h"
+#include "execnet-receive-queue-private.h"
 
 /**
  * ExecnetMultiChannel:
@@ -150,17 +151,31 @@ execnet_multi_channel_send_each (ExecnetMultiChannel  *self,
  *
  * Receives one item from every channel, in channel order.
  *
- * Returns: (transfer full) (element-type GVariant): the items, or %NULL on
- *   the first error
+ * The items come as one `av` array, each boxed in a variant, so that the
+ * caller owns exactly one value (in Python, `.unpack()` gives a list):
+ *
+ * ```c
+ * g_autoptr(GVariant) items = execnet_multi_channel_receive_each (multi, 10.0, &error);
+ *
+ * for (gsize i = 0; items != NULL && i < g_variant_n_children (items); i++)
+ *   {
+ *     g_autoptr(GVariant) item = g_variant_get_child_value (items, i);
+ *     g_autoptr(GVariant) value = g_variant_get_variant (item);
+ *     ...
+ *   }
+ * ```
+ *
+ * Returns: (transfer full): an `av` with the items, or %NULL on the first
+ *   error
  *
  * Since: 1.0
  */
-GPtrArray *
+GVariant *
 execnet_multi_channel_receive_each (ExecnetMultiChannel  *self,
                                     gdouble               timeout,
                                     GError              **error)
 {
-  g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func ((GDestroyNotify) g_variant_unref);
+  g_auto(GVariantBuilder) items = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE ("av"));
   gint64 deadline = _execnet_deadline_from_timeout (timeout);
 
   g_return_val_if_fail (EXECNET_IS_MULTI_CHANNEL (self), NULL);
@@ -171,14 +186,44 @@ execnet_multi_channel_receive_each (ExecnetMultiChannel  *self,
   for (guint i = 0; i < self->channels->len; i++)
     {
       gdouble left = deadline < 0 ? -1.0 : MAX (0, deadline - g_get_monotonic_time ()) / (gdouble) G_USEC_PER_SEC;
-      GVariant *item = execnet_channel_receive (g_ptr_array_index (self->channels, i), left, error);
+      g_autoptr(GVariant) item = execnet_channel_receive (g_ptr_array_index (self->channels, i), left, error);
 
       if (item == NULL)
         return NULL;
-      g_ptr_array_add (items, item);
+      g_variant_builder_add (&items, "v", item);
     }
 
-  return g_steal_pointer (&items);
+  return g_variant_ref_sink (g_variant_builder_end (&items));
+}
+
+/**
+ * execnet_multi_channel_make_receive_queue:
+ * @self: a multi-channel
+ * @endmarker: (nullable): popped once for each channel after its last
+ *   item; %NULL for none. A floating reference is sunk.
+ *
+ * Makes one queue of the items of all the channels, in arrival order, as
+ * execnet's `make_receive_queue()`: [method@Execnet.ReceiveQueue.pop]
+ * returns each item with the channel it came on. The channels' items go
+ * to the queue from now on (through a channel callback each), so they can
+ * no longer be received from directly, and a channel takes one queue.
+ *
+ * Returns: (transfer full): the queue
+ *
+ * Since: 1.0
+ */
+ExecnetReceiveQueue *
+execnet_multi_channel_make_receive_queue (ExecnetMultiChannel *self,
+                                          GVariant            *endmarker)
+{
+  g_autoptr(GVariant) owned = NULL;
+
+  g_return_val_if_fail (EXECNET_IS_MULTI_CHANNEL (self), NULL);
+
+  if (endmarker != NULL)
+    owned = g_variant_ref_sink (endmarker);
+
+  return _execnet_receive_queue_new (self->channels, owned);
 }
 
 /**

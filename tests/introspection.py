@@ -70,6 +70,24 @@ multi = group.remote_call_full('def f(channel, n):\n    channel.send(n)\n', None
                                GLib.Variant('a{sv}', {'n': GLib.Variant('s', 'x')}))
 assert multi.get_channel(0).receive(10.0).unpack() == 'x'
 
+# Receive queues and receive_each, owned by the caller without crashes.
+gw2 = group.make_gateway('popen//python=%s//id=py2' % python)
+multi = group.remote_exec('channel.send(channel.gateway.id)\nchannel.send(channel.receive())\n')
+assert sorted(multi.receive_each(10.0).unpack()) == ['py1-worker', 'py2-worker']
+assert multi.send_each(GLib.Variant('s', 'again'))
+queue = multi.make_receive_queue(GLib.Variant('s', 'end'))
+seen = {}
+while len(seen) < 4:
+    item, from_channel = queue.pop(10.0)
+    seen[(from_channel.get_gateway().get_id(), item.unpack())] = True
+assert set(seen) == {('py1', 'again'), ('py2', 'again'), ('py1', 'end'), ('py2', 'end')}, seen
+try:
+    queue.pop(0.1)
+except GLib.Error as error:
+    assert error.matches(Gio.io_error_quark(), Gio.IOErrorEnum.TIMED_OUT), error
+else:
+    raise AssertionError('an empty queue popped something')
+
 assert group.terminate(5.0)
 assert group.to_string() == '<Group []>'
 print('introspection: ok')

@@ -4,6 +4,8 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
+#include <math.h>
+
 #include <execnet/execnet.h>
 
 #include "test-helpers.h"
@@ -670,8 +672,8 @@ test_remote_exec_multichannel (void)
   g_autoptr(GError) error = NULL;
   g_autoptr(ExecnetGroup) group = NULL;
   g_autoptr(ExecnetMultiChannel) multi = NULL;
-  g_autoptr(GPtrArray) ids = NULL;
-  g_autoptr(GPtrArray) doubled = NULL;
+  g_autoptr(GVariant) ids = NULL;
+  g_autoptr(GVariant) doubled = NULL;
 
   group = execnet_group_new_with_specs (specs, &error);
   g_assert_no_error (error);
@@ -688,10 +690,12 @@ test_remote_exec_multichannel (void)
   ids = execnet_multi_channel_receive_each (multi, TEST_TIMEOUT, &error);
   g_assert_no_error (error);
   g_assert_nonnull (ids);
-  g_assert_cmpuint (ids->len, ==, 3);
+  g_assert_cmpstr (g_variant_get_type_string (ids), ==, "av");
+  g_assert_cmpuint (g_variant_n_children (ids), ==, 3);
   for (guint i = 0; i < 3; i++)
     {
-      GVariant *id = g_ptr_array_index (ids, i);
+      g_autoptr(GVariant) boxed = g_variant_get_child_value (ids, i);
+      g_autoptr(GVariant) id = g_variant_get_variant (boxed);
       ExecnetChannel *channel = execnet_multi_channel_get_channel (multi, i);
 
       g_assert_true (execnet_channel_get_gateway (channel) == execnet_group_get_gateway (group, i));
@@ -703,8 +707,14 @@ test_remote_exec_multichannel (void)
   g_assert_no_error (error);
   doubled = execnet_multi_channel_receive_each (multi, TEST_TIMEOUT, &error);
   g_assert_no_error (error);
+  g_assert_cmpuint (g_variant_n_children (doubled), ==, 3);
   for (guint i = 0; i < 3; i++)
-    g_assert_cmpint (g_variant_get_int64 (g_ptr_array_index (doubled, i)), ==, 42);
+    {
+      g_autoptr(GVariant) boxed = g_variant_get_child_value (doubled, i);
+      g_autoptr(GVariant) value = g_variant_get_variant (boxed);
+
+      g_assert_cmpint (g_variant_get_int64 (value), ==, 42);
+    }
 
   g_assert_true (execnet_multi_channel_wait_close (multi, TEST_TIMEOUT, &error));
   g_assert_no_error (error);
@@ -712,6 +722,167 @@ test_remote_exec_multichannel (void)
   /* Receiving more: every channel has ended. */
   g_assert_null (execnet_multi_channel_receive_each (multi, TEST_TIMEOUT, &error));
   g_assert_error (error, EXECNET_ERROR, EXECNET_ERROR_CHANNEL_CLOSED);
+
+  test_terminate (group);
+  test_assert_no_children (5.0);
+}
+
+/* A receive queue delivers every channel's items in arrival order, each
+ * with its channel, and the endmarker once per channel after its last
+ * item, also for a channel that ended with an error. */
+static void
+test_receive_queue (void)
+{
+  g_autofree char *spec = test_spec (NULL);
+  const char *specs[] = { spec, spec, spec, NULL };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ExecnetGroup) group = NULL;
+  g_autoptr(ExecnetMultiChannel) multi = NULL;
+  g_autoptr(ExecnetReceiveQueue) queue = NULL;
+  g_autoptr(GHashTable) next = g_hash_table_new (NULL, NULL);
+  guint ended = 0, failed_end = 0;
+
+  group = execnet_group_new_with_specs (specs, &error);
+  g_assert_no_error (error);
+
+  multi = execnet_group_remote_exec (group,
+                                     "n = channel.receive()\n"
+                                     "for i in range(5):\n"
+                                     "    channel.send((channel.gateway.id, i))\n"
+                                     "if n == 2:\n"
+                                     "    raise ValueError('the last one fails')\n",
+                                     &error);
+  g_assert_no_error (error);
+  queue = execnet_multi_channel_make_receive_queue (multi, g_variant_new_string ("end"));
+  for (guint i = 0; i < 3; i++)
+    test_send (execnet_multi_channel_get_channel (multi, i), g_variant_new_int32 (i));
+
+  while (ended < 3)
+    {
+      g_autoptr(ExecnetChannel) from = NULL;
+      g_autoptr(GVariant) item = execnet_receive_queue_pop (queue, TEST_TIMEOUT, &from, &error);
+      ExecnetGateway *gateway;
+      const char *remote_id;
+      gint64 index;
+
+      g_assert_no_error (error);
+      g_assert_nonnull (item);
+      g_assert_true (EXECNET_IS_CHANNEL (from));
+      gateway = execnet_channel_get_gateway (from);
+
+      if (g_variant_is_of_type (item, G_VARIANT_TYPE_STRING))
+        {
+          g_assert_cmpstr (g_variant_get_string (item, NULL), ==, "end");
+          /* After all five items of that channel, once. */
+          g_assert_cmpint (GPOINTER_TO_INT (g_hash_table_lookup (next, from)), ==, 5);
+          g_hash_table_insert (next, from, GINT_TO_POINTER (6));
+          if (gateway == execnet_group_get_gateway (group, 2))
+            failed_end++;
+          ended++;
+          continue;
+        }
+
+      g_variant_get (item, "(&sx)", &remote_id, &index);
+      test_assert_remote_id (remote_id, gateway);
+      g_assert_cmpint (index, ==, GPOINTER_TO_INT (g_hash_table_lookup (next, from)));
+      g_hash_table_insert (next, from, GINT_TO_POINTER (index + 1));
+    }
+  g_assert_cmpuint (failed_end, ==, 1);
+  g_assert_cmpuint (g_hash_table_size (next), ==, 3);
+
+  /* Nothing more: a pop times out, promptly. */
+  g_assert_null (execnet_receive_queue_pop (queue, 0.2, NULL, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+  g_clear_error (&error);
+  g_assert_null (execnet_receive_queue_pop (queue, NAN, NULL, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+
+  test_terminate (group);
+  test_assert_no_children (5.0);
+}
+
+typedef struct {
+  ExecnetReceiveQueue *queue;
+  gint *popped;           /* all poppers' items together */
+  guint n_items;          /* this popper's */
+} Popper;
+
+#define N_QUEUED 600
+
+/* A thread without a main loop: pops until all items are out, retrying
+ * after short timeouts while other poppers take their share. */
+static gpointer
+pop_all (gpointer data)
+{
+  Popper *popper = data;
+
+  while (g_atomic_int_get (popper->popped) < N_QUEUED)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GVariant) item = execnet_receive_queue_pop (popper->queue, 0.1, NULL, &error);
+
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+        continue;
+      g_assert_no_error (error);
+      g_assert_true (g_variant_is_of_type (item, G_VARIANT_TYPE_INT64));
+      g_atomic_int_inc (popper->popped);
+      popper->n_items++;
+    }
+  return NULL;
+}
+
+/* Several threads pop one queue, without a main loop: every item reaches
+ * exactly one of them. Without an endmarker, an ended channel just stops. */
+static void
+test_receive_queue_threads (void)
+{
+  g_autofree char *spec = test_spec (NULL);
+  const char *specs[] = { spec, spec, NULL };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ExecnetGroup) group = NULL;
+  g_autoptr(ExecnetMultiChannel) multi = NULL;
+  g_autoptr(ExecnetMultiChannel) quiet = NULL;
+  g_autoptr(ExecnetReceiveQueue) queue = NULL;
+  g_autoptr(ExecnetReceiveQueue) quiet_queue = NULL;
+  Popper poppers[3] = { { NULL, NULL, 0 } };
+  GThread *threads[3];
+  guint total = 0;
+  gint popped = 0;
+
+  group = execnet_group_new_with_specs (specs, &error);
+  g_assert_no_error (error);
+
+  multi = execnet_group_remote_exec (group,
+                                     "for i in range(300):\n"
+                                     "    channel.send(i)\n",
+                                     &error);
+  g_assert_no_error (error);
+  queue = execnet_multi_channel_make_receive_queue (multi, NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
+    {
+      poppers[i].queue = queue;
+      poppers[i].popped = &popped;
+      threads[i] = g_thread_new ("popper", pop_all, &poppers[i]);
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
+    {
+      g_thread_join (threads[i]);
+      total += poppers[i].n_items;
+    }
+  g_assert_cmpuint (total, ==, N_QUEUED);
+  g_assert_true (execnet_multi_channel_wait_close (multi, TEST_TIMEOUT, &error));
+  g_assert_no_error (error);
+  g_assert_null (execnet_receive_queue_pop (queue, 0.2, NULL, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+  g_clear_error (&error);
+
+  /* A channel that ends without items, no endmarker: nothing at all. */
+  quiet = execnet_group_remote_exec (group, "pass\n", &error);
+  g_assert_no_error (error);
+  quiet_queue = execnet_multi_channel_make_receive_queue (quiet, NULL);
+  g_assert_true (execnet_multi_channel_wait_close (quiet, TEST_TIMEOUT, &error));
+  g_assert_null (execnet_receive_queue_pop (quiet_queue, 0.2, NULL, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
 
   test_terminate (group);
   test_assert_no_children (5.0);
@@ -886,6 +1057,8 @@ main (int   argc,
   g_test_add_func ("/group/bootstrap/not-python", test_not_python);
   g_test_add_func ("/group/remote-exec/multichannel", test_remote_exec_multichannel);
   g_test_add_func ("/group/remote-exec/multichannel-error", test_remote_exec_multichannel_error);
+  g_test_add_func ("/group/receive-queue/endmarkers", test_receive_queue);
+  g_test_add_func ("/group/receive-queue/threads", test_receive_queue_threads);
   g_test_add_func ("/group/list-model/items-changed", test_items_changed);
   g_test_add_func ("/group/make-gateway-async", test_make_gateway_async);
 

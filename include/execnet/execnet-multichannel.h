@@ -11,6 +11,7 @@
 #include <gio/gio.h>
 #include <execnet/execnet-version.h>
 #include <execnet/execnet-channel.h>
+#include <execnet/execnet-receive-queue.h>
 
 G_BEGIN_DECLS
 
@@ -31,9 +32,12 @@ gboolean             execnet_multi_channel_send_each    (ExecnetMultiChannel    
                                                          GVariant               *item,
                                                          GError                **error);
 EXECNET_AVAILABLE_IN_1_0
-GPtrArray           *execnet_multi_channel_receive_each (ExecnetMultiChannel    *self,
+GVariant            *execnet_multi_channel_receive_each (ExecnetMultiChannel    *self,
                                                          gdouble                 timeout,
                                                          GError                **error);
+EXECNET_AVAILABLE_IN_1_0
+ExecnetReceiveQueue *execnet_multi_channel_make_receive_queue (ExecnetMultiChannel *self,
+                                                               GVariant            *endmarker);
 EXECNET_AVAILABLE_IN_1_0
 gboolean             execnet_multi_channel_wait_close   (ExecnetMultiChannel    *self,
                                                          gdouble                 timeout,

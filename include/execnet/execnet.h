@@ -11,6 +11,7 @@
 #include <execnet/execnet-xspec.h>
 #include <execnet/execnet-serialize.h>
 #include <execnet/execnet-channel.h>
+#include <execnet/execnet-receive-queue.h>
 #include <execnet/execnet-multichannel.h>
 #include <execnet/execnet-gateway.h>
 #include <execnet/execnet-group.h>
