@@ -1468,6 +1468,40 @@ test_channel_closed_before_claimed (Fixture       *f,
   test_wait_close (channel);
 }
 
+/* Many small items in bursts on two channels at once: each channel sees
+ * its items in order, however the agent groups what it reads. */
+static void
+test_many_small_items (Fixture       *f,
+                       gconstpointer  data)
+{
+  static const char source[] =
+    "n = 0\n"
+    "while True:\n"
+    "    item = channel.receive()\n"
+    "    if item is None:\n"
+    "        break\n"
+    "    if item != n:\n"
+    "        raise ValueError('got %r, expected %r' % (item, n))\n"
+    "    n += 1\n"
+    "channel.send(n)\n";
+  ExecnetChannel *channels[2];
+
+  channels[0] = test_remote_exec (f->gateway, source);
+  channels[1] = test_remote_exec (f->gateway, source);
+  for (gint32 i = 0; i < 20000; i++)
+    test_send (channels[(i / 1000) % 2], g_variant_new_int32 (i / 2000 * 1000 + i % 1000));
+  for (int c = 0; c < 2; c++)
+    {
+      g_autoptr(GVariant) count = NULL;
+
+      test_send (channels[c], NULL);
+      count = test_receive (channels[c]);
+      assert_variant_equal (count, "int64 10000");
+      test_wait_close (channels[c]);
+      g_object_unref (channels[c]);
+    }
+}
+
 /* ---- Iteration --------------------------------------------------------- */
 
 static void
@@ -2805,6 +2839,7 @@ main (int    argc,
   add_test ("/gateway/channel/over-channel/to-remote", test_channel_sent_to_remote);
   add_test ("/gateway/channel/over-channel/from-remote", test_channel_from_remote);
   add_test ("/gateway/channel/over-channel/closed-before-claimed", test_channel_closed_before_claimed);
+  add_test ("/gateway/channel/many-small-items", test_many_small_items);
   add_test ("/gateway/channel/iterate", test_iterate);
   add_test ("/gateway/lost/killed-mid-frame", test_killed_mid_frame);
   add_test ("/gateway/channel/iterate-remote-error", test_iterate_remote_error);

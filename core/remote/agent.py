@@ -24,6 +24,7 @@ if sys.version_info >= (3, 8):
     _hdr = _struct.Struct('!bii')
     _op4 = _struct.Struct('!Bi').pack
     _i4u = _struct.Struct('!i').unpack_from
+    _int_item = _struct.Struct('!BiB').pack
     _unpack = _struct.unpack_from
     _event_flags_lock = _lock()  # guards every _Event.flag
 
@@ -129,6 +130,12 @@ class _Queue(object):
         with self._items_lock:
             self._items.append(x)
             if len(self._items) == 1:
+                self._nonempty.release()
+
+    def put_many(self, xs):
+        with self._items_lock:
+            self._items.extend(xs)
+            if len(self._items) == len(xs):
                 self._nonempty.release()
 
     def get(self, timeout=None):
@@ -349,6 +356,8 @@ class _Enc(object):
 
 
 def _dumps(obj):
+    if obj.__class__ is int and -0x80000000 <= obj <= 0x7fffffff:
+        return [_int_item(_OP_INT, obj, _OP_STOP)]  # the commonest item
     e = _Enc()
     try:
         e.enc(obj)
@@ -463,10 +472,13 @@ class _Reader(object):
     # straight into the bytes object it returns. A large payload that is a
     # single string is read into its own bytes object (see _Blob); any
     # other payload is one bytes object, never staged or concatenated.
-    def __init__(self, raw):
-        f = io.BufferedReader(raw, _CHUNK)
+    def __init__(self, readinto):
+        self._raw = _Raw(readinto)
+        f = io.BufferedReader(self._raw, _CHUNK)
         self._read = f.read
         self._readinto = f.readinto
+        self._consumed = 0  # bytes taken out of the buffer
+        self._head = None   # a header read by more(), its frame not yet
 
     def _readn(self, n):
         b = self._read(n)
@@ -486,10 +498,25 @@ class _Reader(object):
             m = m[k:]
         return b
 
+    def more(self):
+        # True when a whole frame waits in the buffer: frame() would not
+        # block.
+        if self._head is None:
+            if self._raw.fetched - self._consumed < 9:
+                return False
+            self._head = _hdr.unpack(self._readn(9))
+            self._consumed += 9
+        return self._raw.fetched - self._consumed >= self._head[2]
+
     def frame(self):
-        code, cid, n = _hdr.unpack(self._readn(9))
+        if self._head is None:
+            code, cid, n = _hdr.unpack(self._readn(9))
+            self._consumed += 9
+        else:
+            (code, cid, n), self._head = self._head, None
         if n < 0:
             raise ValueError('negative payload length')
+        self._consumed += n
         if n < _BIG:
             return code, cid, self._readn(n)
         head = self._readn(5)
@@ -503,13 +530,20 @@ class _Reader(object):
         return code, cid, self._rest(head, n)
 
 
-class _RawSocket(io.RawIOBase):
-    # The socket as the raw stream under _Reader's buffer.
-    def __init__(self, sock):
-        self.readinto = sock.recv_into
+class _Raw(io.RawIOBase):
+    # The stream under _Reader's buffer, counting what it brought in.
+    def __init__(self, readinto):
+        self._ri = readinto
+        self.fetched = 0
 
     def readable(self):
         return True
+
+    def readinto(self, b):
+        k = self._ri(b)
+        if k:
+            self.fetched += k
+        return k
 
 
 class _Gateway(object):
@@ -589,11 +623,15 @@ class _Gateway(object):
             ch._rclosed.set()
 
     def _send(self, code, id, parts=()):
-        bufs = [p for p in parts if len(p)]
-        n = sum(map(len, bufs))
-        if n > 0x7fffffff:
-            raise DumpError('message is too large')
-        bufs.insert(0, _hdr.pack(code, id, n))
+        if len(parts) == 1 and len(parts[0]) < _BIG:
+            # A small item: one buffer, one write.
+            bufs = [_hdr.pack(code, id, len(parts[0])) + parts[0]]
+        else:
+            bufs = [p for p in parts if len(p)]
+            n = sum(map(len, bufs))
+            if n > 0x7fffffff:
+                raise DumpError('message is too large')
+            bufs.insert(0, _hdr.pack(code, id, n))
         with self._write_lock:
             if self._output_closed:
                 raise IOError('cannot send (already closed?)')
@@ -602,7 +640,7 @@ class _Gateway(object):
                 return self._write_queue.append(bufs)
             self._writing = True
             try:
-                self._write_queue.append(bufs)
+                self._writeall(bufs)
                 while self._write_queue:
                     self._writeall(self._write_queue.pop(0))
             except BaseException as e:
@@ -614,6 +652,11 @@ class _Gateway(object):
                 self._writing = False
 
     def _writeall(self, bufs):
+        if len(bufs) == 1:
+            n = self._write(bufs)
+            if n == len(bufs[0]):
+                return
+            bufs = [memoryview(bufs[0])[n:]] if n else bufs
         i = 0
         while i < len(bufs):
             n = self._write(bufs[i:i + 512])
@@ -631,18 +674,40 @@ class _Gateway(object):
 
     def _readloop(self):
         try:
-            while 1:
-                code, id, data = self._rd.frame()
-                if code == _MSG_GATEWAY_TERMINATE:
-                    break
+            frame = self._rd.frame()
+            while frame[0] != _MSG_GATEWAY_TERMINATE:
                 with self._dispatch_lock:
-                    self._handle(code, id, data)
+                    frame = self._dispatch(frame)
+                if frame is None:
+                    frame = self._rd.frame()
         except (EOFError, OSError) as e:
             self._eof = EOFError('%s' % (e,))
         except BaseException as e:
             _stderr('execnet agent %s: protocol error: %s: %s\n' % (self.id, type(e).__name__, e))
             os._exit(2)
         self._end()
+
+    def _dispatch(self, frame):
+        # Handles frame. Items for a receive queue go in together with
+        # those of the whole frames that follow for the same channel, so
+        # that a receiver is woken once per read rather than per item.
+        # Returns a frame read but not handled, or None.
+        code, id, data = frame
+        ch = self._get(id)
+        if code != _MSG_CHANNEL_DATA or id in self._callbacks or ch is None or ch._items is None:
+            self._handle(code, id, data)
+            return None
+        items = [_loads(data, self)]
+        rd = self._rd
+        frame = None
+        while rd.more():
+            frame = rd.frame()
+            if frame[0] != _MSG_CHANNEL_DATA or frame[1] != id:
+                break
+            items.append(_loads(frame[2], self))
+            frame = None
+        ch._items.put_many(items)
+        return frame
 
     def _handle(self, code, id, data):
         if code == _MSG_CHANNEL_DATA:
@@ -891,11 +956,11 @@ def execnet_agent_serve(mode='stdio', sock=None, gateway_id='gw', execmodel='thr
         return fail(what, e)
 
     if stdio:
-        reader = _Reader(io.FileIO(rfd, 'rb', closefd=False))
+        reader = _Reader(io.FileIO(rfd, 'rb', closefd=False).readinto)
         write = lambda bufs: os.writev(wfd, bufs)
     else:
         sock.setblocking(True)
-        reader = _Reader(_RawSocket(sock))
+        reader = _Reader(sock.recv_into)
         write = sock.sendmsg
     gw = _Gateway(gateway_id, execmodel, stdio, reader, write)
     try:
