@@ -820,7 +820,7 @@ on_compiled_read (GObject      *source,
   for (int i = 0; i < 4; i++)
     g_snprintf (magic_hex + 2 * i, 3, "%02x", bootstrap->ack[1 + i]);
   compiled = g_bytes_new_take (g_steal_pointer (&bootstrap->compiled), bootstrap->compiled_len);
-  EXECNET_NOTE (GATEWAY, "%s: cached the compiled agent for bytecode magic number %s",
+  EXECNET_NOTE (GATEWAY, NULL, "%s: cached the compiled agent for bytecode magic number %s",
                 execnet_connection_get_remote_address (connection), magic_hex);
   compiled_store (bootstrap->python_key, magic_hex, compiled);
   g_clear_pointer (&bootstrap->python_key, g_free);
@@ -879,7 +879,7 @@ read_ack (GTask *task)
       gsize size;
       const char *data;
 
-      EXECNET_NOTE (GATEWAY, "%s: its Python cannot run the cached compiled agent, sending source",
+      EXECNET_NOTE (GATEWAY, NULL, "%s: its Python cannot run the cached compiled agent, sending source",
                     execnet_connection_get_remote_address (connection));
       g_bytes_unref (bootstrap->line);
       bootstrap->line = g_steal_pointer (&bootstrap->fallback_line);
@@ -1011,12 +1011,12 @@ build_lines (Bootstrap             *bootstrap,
   compiled = compiled_lookup (bootstrap->python_key, &magic_hex);
   if (compiled == NULL)
     {
-      EXECNET_NOTE (GATEWAY, "%s: sending the agent's source, asking for its compiled form", gateway_id);
+      EXECNET_NOTE (GATEWAY, gateway_id, "%s: sending the agent's source, asking for its compiled form", gateway_id);
       bootstrap->line = build_compiling_line (compiling_call);
       return TRUE;
     }
 
-  EXECNET_NOTE (GATEWAY, "%s: sending the compiled agent for bytecode magic number %s", gateway_id, magic_hex);
+  EXECNET_NOTE (GATEWAY, gateway_id, "%s: sending the compiled agent for bytecode magic number %s", gateway_id, magic_hex);
 
   call = build_serve_call (xspec, gateway_id, mode, "", &execnet_line, error);
   g_assert (call != NULL);

@@ -721,7 +721,7 @@ on_frame (GObject            *owner,
       channel = lookup_channel (self, channel_id);
       if (channel == NULL)
         {
-          EXECNET_NOTE (GATEWAY, "%s: dropped data for channel %d, which is not open",
+          EXECNET_NOTE (GATEWAY, self->id, "%s: dropped data for channel %d, which is not open",
                         self->description, channel_id);
           return;
         }
@@ -768,7 +768,7 @@ on_frame (GObject            *owner,
         if (channel != NULL)
           _execnet_channel_remote_closed (channel, text, FALSE);
         else
-          EXECNET_NOTE (GATEWAY, "%s: channel %d, already gone, closed with error: %s",
+          EXECNET_NOTE (GATEWAY, self->id, "%s: channel %d, already gone, closed with error: %s",
                         self->description, channel_id, text);
       }
       break;
@@ -787,7 +787,7 @@ on_frame (GObject            *owner,
     case EXECNET_MESSAGE_GATEWAY_TERMINATE:
     default:
       /* A master is not asked to execute or report anything. */
-      EXECNET_NOTE (GATEWAY, "%s: ignored a %s message from the remote side",
+      EXECNET_NOTE (GATEWAY, self->id, "%s: ignored a %s message from the remote side",
                     self->description, _execnet_message_code_name (code));
       break;
     }
@@ -866,7 +866,7 @@ report_lost (ExecnetGateway *self)
   g_hash_table_remove_all (self->channels);
   g_mutex_unlock (&self->lock);
 
-  EXECNET_NOTE (GATEWAY, "%s: %s", self->description, error->message);
+  EXECNET_NOTE (GATEWAY, self->id, "%s: %s", self->description, error->message);
 
   for (guint i = 0; i < channels->len; i++)
     _execnet_channel_connection_lost (g_ptr_array_index (channels, i), error);
@@ -937,7 +937,7 @@ on_process_ended (GObject      *source,
   g_cond_broadcast (&self->cond);
   g_mutex_unlock (&self->lock);
 
-  EXECNET_NOTE (GATEWAY, "%s: the remote process ended", self->description);
+  EXECNET_NOTE (GATEWAY, self->id, "%s: the remote process ended", self->description);
 
   if (report)
     report_lost (self);
@@ -963,7 +963,8 @@ on_setup_done (GObject      *source,
       return;
     }
 
-  EXECNET_NOTE (GATEWAY, "%s: ready", self->description);
+  EXECNET_NOTE (GATEWAY, self->id, "%s: ready", self->description);
+  EXECNET_PHASE (self->id, "ready", "the agent answered");
   g_task_return_boolean (task, TRUE);
 }
 
@@ -989,7 +990,7 @@ on_bootstrapped (GObject      *source,
 
   g_mutex_lock (&self->lock);
   self->acknowledged_time = g_get_monotonic_time ();
-  self->wire = _execnet_wire_new (connection, self->description, &wire_handler, G_OBJECT (self));
+  self->wire = _execnet_wire_new (connection, self->id, self->description, &wire_handler, G_OBJECT (self));
   if (self->observer != NULL)
     _execnet_wire_set_tap (self->wire, observe_frame, observer_ref (self->observer), observer_unref);
   g_mutex_unlock (&self->lock);
@@ -1009,7 +1010,8 @@ on_bootstrapped (GObject      *source,
       return;
     }
 
-  EXECNET_NOTE (GATEWAY, "%s: ready", self->description);
+  EXECNET_NOTE (GATEWAY, self->id, "%s: ready", self->description);
+  EXECNET_PHASE (self->id, "ready", "the agent answered");
   g_task_return_boolean (task, TRUE);
 }
 
@@ -1040,7 +1042,9 @@ on_opened (GObject      *source,
                                        execnet_connection_get_remote_address (connection));
   g_mutex_unlock (&self->lock);
 
-  EXECNET_NOTE (GATEWAY, "%s: connected, bootstrapping", self->description);
+  EXECNET_NOTE (GATEWAY, self->id, "%s: connected, bootstrapping", self->description);
+  EXECNET_PHASE (self->id, "bootstrap", "sending the agent to %s",
+                 execnet_connection_get_remote_address (connection));
 
   /* Watching for the end from the start means the process is reaped
    * whatever happens next. */
@@ -1160,7 +1164,7 @@ _execnet_gateway_kill (ExecnetGateway *self)
   g_autoptr(ExecnetWire) wire = dup_wire (self);
   g_autoptr(GError) error = NULL;
 
-  EXECNET_NOTE (GATEWAY, "%s: killing it", self->description);
+  EXECNET_NOTE (GATEWAY, self->id, "%s: killing it", self->description);
 
   error = g_error_new (EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED,
                        "%s was killed: it did not end within the termination timeout",
@@ -1639,7 +1643,7 @@ execnet_gateway_exit (ExecnetGateway *self)
   if (!first || wire == NULL)
     return;
 
-  EXECNET_NOTE (GATEWAY, "%s: exiting", self->description);
+  EXECNET_NOTE (GATEWAY, self->id, "%s: exiting", self->description);
   _execnet_wire_send (wire, EXECNET_MESSAGE_GATEWAY_TERMINATE, 0, NULL, NULL);
   _execnet_wire_finish_writing (wire);
 }

@@ -9,6 +9,8 @@
 #include <execnet/execnet-error.h>
 #include <execnet/execnet-transport.h>
 
+#include "execnet-debug-private.h"
+
 /**
  * ExecnetTransport:
  *
@@ -222,6 +224,32 @@ module_file_name (const char *scheme)
   return g_strdup_printf ("libexecnet-%s.%s", scheme, G_MODULE_SUFFIX);
 }
 
+/* The plugin file for @scheme and, in *@why, which entry of the search
+ * path it was found through, for EXECNET_DEBUG=transport. */
+static char *
+find_module (const char  *scheme,
+             char       **why)
+{
+  g_auto(GStrv) dirs = execnet_transport_get_search_path ();
+  g_autofree char *name = module_file_name (scheme);
+
+  for (guint i = 0; dirs[i] != NULL; i++)
+    {
+      g_autofree char *path = g_build_filename (dirs[i], name, NULL);
+
+      if (g_file_test (path, G_FILE_TEST_IS_REGULAR))
+        {
+          if (why != NULL)
+            *why = dirs[i + 1] == NULL
+                     ? g_strdup_printf ("the installed transport directory %s", dirs[i])
+                     : g_strdup_printf ("entry %u of EXECNET_TRANSPORT_PATH, %s", i + 1, dirs[i]);
+          return g_steal_pointer (&path);
+        }
+    }
+
+  return NULL;
+}
+
 /**
  * execnet_transport_find_module:
  * @scheme: a transport scheme such as `ssh`
@@ -236,21 +264,9 @@ module_file_name (const char *scheme)
 char *
 execnet_transport_find_module (const char *scheme)
 {
-  g_auto(GStrv) dirs = execnet_transport_get_search_path ();
-  g_autofree char *name = NULL;
-
   g_return_val_if_fail (scheme != NULL, NULL);
 
-  name = module_file_name (scheme);
-  for (guint i = 0; dirs[i] != NULL; i++)
-    {
-      g_autofree char *path = g_build_filename (dirs[i], name, NULL);
-
-      if (g_file_test (path, G_FILE_TEST_IS_REGULAR))
-        return g_steal_pointer (&path);
-    }
-
-  return NULL;
+  return find_module (scheme, NULL);
 }
 
 static gboolean
@@ -424,12 +440,19 @@ execnet_transport_new_for_scheme (const char  *scheme,
 
   G_LOCK (loading);
   type = lookup_registered_type (scheme);
+  if (type != G_TYPE_INVALID)
+    EXECNET_NOTE (TRANSPORT, NULL, "%s: served by %s, already registered", scheme, g_type_name (type));
   if (type == G_TYPE_INVALID && scheme_is_valid (scheme))
     {
-      g_autofree char *path = execnet_transport_find_module (scheme);
+      g_autofree char *why = NULL;
+      g_autofree char *path = find_module (scheme, &why);
 
+      if (path == NULL)
+        EXECNET_NOTE (TRANSPORT, NULL, "%s: no libexecnet-%s.%s in the search path",
+                      scheme, scheme, G_MODULE_SUFFIX);
       if (path != NULL)
         {
+          EXECNET_NOTE (TRANSPORT, NULL, "%s: loading %s, found through %s", scheme, path, why);
           if (!load_module_unlocked (path, scheme, error))
             {
               G_UNLOCK (loading);
@@ -463,4 +486,145 @@ execnet_transport_new_for_scheme (const char  *scheme,
     }
 
   return g_object_new (type, NULL);
+}
+
+/**
+ * execnet_transport_debug_enabled:
+ * @key: a debug key such as `ssh`
+ *
+ * Whether the `EXECNET_DEBUG` environment variable names @key (or `all`),
+ * for a transport that can make its own output more verbose, as the ssh
+ * transport does with libssh's log.
+ *
+ * Returns: %TRUE if @key is asked for
+ *
+ * Since: 1.0
+ */
+gboolean
+execnet_transport_debug_enabled (const char *key)
+{
+  guint flag;
+
+  g_return_val_if_fail (key != NULL, FALSE);
+
+  flag = _execnet_debug_flag_for_key (key);
+  return flag != 0 && (_execnet_debug_named_flags () & flag) != 0;
+}
+
+/**
+ * execnet_transport_log: (skip)
+ * @xspec: the spec of the gateway the message is about
+ * @key: the `EXECNET_DEBUG` key of the message, such as `ssh` or
+ *   `transport`
+ * @format: printf()-style format of the message
+ * @...: its arguments
+ *
+ * Logs a debug message of a transport the way the library logs its own:
+ * through GLib's structured log, in the domain `Execnet` at debug level,
+ * with the fields `EXECNET_DEBUG_KEY` (@key) and `EXECNET_GATEWAY` (the
+ * id of @xspec). `G_MESSAGES_DEBUG=Execnet` shows it; so does
+ * `EXECNET_DEBUG` naming @key. A transport never writes on stderr itself.
+ *
+ * Since: 1.0
+ */
+void
+execnet_transport_log (ExecnetXSpec *xspec,
+                       const char   *key,
+                       const char   *format,
+                       ...)
+{
+  va_list args;
+  guint flag;
+
+  g_return_if_fail (xspec != NULL);
+  g_return_if_fail (key != NULL);
+
+  flag = _execnet_debug_flag_for_key (key);
+  if (flag == 0)
+    flag = EXECNET_DEBUG_TRANSPORT;
+  if ((_execnet_debug_flags () & flag) == 0)
+    return;
+
+  va_start (args, format);
+  _execnet_debug_logv (flag, execnet_xspec_get_id (xspec), NULL,
+                       __FILE__, G_STRINGIFY (__LINE__), G_STRFUNC, format, args);
+  va_end (args);
+}
+
+/**
+ * execnet_transport_log_phase: (skip)
+ * @xspec: the spec of the gateway being started
+ * @phase: the phase that begins: `resolving`, `connecting`,
+ *   `authenticating` or `starting-python` (the core reports `bootstrap`
+ *   and `ready` itself)
+ * @format: printf()-style format of what is done, such as
+ *   `"connecting to %s port %u"`
+ * @...: its arguments
+ *
+ * Reports that starting the gateway of @xspec enters @phase, for
+ * `execnet-tool -v` and anyone who wants to see where a start spends its
+ * time or where it hangs. The report is a debug message of the key `phase`
+ * (see execnet_transport_log()) with the extra field `EXECNET_PHASE`.
+ *
+ * Since: 1.0
+ */
+void
+execnet_transport_log_phase (ExecnetXSpec *xspec,
+                             const char   *phase,
+                             const char   *format,
+                             ...)
+{
+  va_list args;
+
+  g_return_if_fail (xspec != NULL);
+  g_return_if_fail (phase != NULL);
+
+  va_start (args, format);
+  _execnet_debug_logv (EXECNET_DEBUG_PHASE, execnet_xspec_get_id (xspec), phase,
+                       __FILE__, G_STRINGIFY (__LINE__), G_STRFUNC, format, args);
+  va_end (args);
+}
+
+/* Any thread, inside the client's connect: GSocketClient's progress as
+ * start phases. */
+static void
+on_socket_client_event (GSocketClient      *client,
+                        GSocketClientEvent  event,
+                        GSocketConnectable *connectable,
+                        GIOStream          *connection,
+                        gpointer            user_data)
+{
+  ExecnetXSpec *xspec = user_data;
+  g_autofree char *target = NULL;
+
+  if (event != G_SOCKET_CLIENT_RESOLVING && event != G_SOCKET_CLIENT_CONNECTING)
+    return;
+
+  target = g_socket_connectable_to_string (connectable);
+  if (event == G_SOCKET_CLIENT_RESOLVING)
+    execnet_transport_log_phase (xspec, "resolving", "resolving %s", target);
+  else
+    execnet_transport_log_phase (xspec, "connecting", "connecting to %s", target);
+}
+
+/**
+ * execnet_transport_log_socket_client_phases:
+ * @xspec: the spec of the gateway being started
+ * @client: the client that will connect for it
+ *
+ * Reports the `resolving` and `connecting` phases of @client's next
+ * connections with execnet_transport_log_phase(), for transports that
+ * connect with a #GSocketClient.
+ *
+ * Since: 1.0
+ */
+void
+execnet_transport_log_socket_client_phases (ExecnetXSpec  *xspec,
+                                            GSocketClient *client)
+{
+  g_return_if_fail (xspec != NULL);
+  g_return_if_fail (G_IS_SOCKET_CLIENT (client));
+
+  g_signal_connect_data (client, "event", G_CALLBACK (on_socket_client_event),
+                         execnet_xspec_ref (xspec), (GClosureNotify) (void (*) (void)) execnet_xspec_unref, 0);
 }

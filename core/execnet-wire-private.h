@@ -32,6 +32,7 @@ typedef struct
 } ExecnetWireHandler;
 
 ExecnetWire *_execnet_wire_new             (ExecnetConnection        *connection,
+                                            const char               *gateway_id,
                                             const char               *description,
                                             const ExecnetWireHandler *handler,
                                             GObject                  *owner);

@@ -54,6 +54,7 @@ struct _ExecnetWire
   gatomicrefcount ref_count;
 
   ExecnetConnection *connection;   /* (owned) */
+  char *gateway_id;                /* (owned) for the debug log's EXECNET_GATEWAY field */
   char *description;               /* (owned) for messages: "gateway gw0 (python3 pid 42)" */
   const ExecnetWireHandler *handler;
   GObject *owner;                  /* (owned) (nullable) while reading */
@@ -161,6 +162,7 @@ static GSourceFuncs wake_source_funcs = {
 
 ExecnetWire *
 _execnet_wire_new (ExecnetConnection        *connection,
+                   const char               *gateway_id,
                    const char               *description,
                    const ExecnetWireHandler *handler,
                    GObject                  *owner)
@@ -169,6 +171,7 @@ _execnet_wire_new (ExecnetConnection        *connection,
 
   g_atomic_ref_count_init (&self->ref_count);
   self->connection = g_object_ref (connection);
+  self->gateway_id = g_strdup (gateway_id);
   self->description = g_strdup (description);
   self->handler = handler;
   self->owner = g_object_ref (owner);
@@ -238,6 +241,7 @@ _execnet_wire_unref (ExecnetWire *self)
   g_clear_pointer (&self->tap, tap_unref);
   g_object_unref (self->cancellable);
   g_object_unref (self->connection);
+  g_free (self->gateway_id);
   g_free (self->description);
   g_mutex_clear (&self->lock);
   g_cond_clear (&self->cond);
@@ -264,7 +268,7 @@ static void
 fail_writing_unlocked (ExecnetWire  *self,
                        const GError *error)
 {
-  EXECNET_NOTE (WIRE, "%s: write failed: %s", self->description, error->message);
+  EXECNET_NOTE (WIRE, self->gateway_id, "%s: write failed: %s", self->description, error->message);
   kill_writing_unlocked (self, g_error_new (EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED,
                                             "cannot write to %s: %s",
                                             self->description, error->message));
@@ -414,7 +418,7 @@ trace_frame (ExecnetWire  *self,
   gint32 channel, length;
 
   if (_execnet_frame_header_decode (header, G_MAXINT32, &code, &channel, &length, NULL))
-    _execnet_debug_print ("wire", "%s %s %s channel=%d length=%d",
+    EXECNET_NOTE (WIRE, self->gateway_id, "%s %s %s channel=%d length=%d",
                           self->description, direction,
                           _execnet_message_code_name (code), channel, length);
 }
@@ -522,7 +526,7 @@ start_batch (ExecnetWire *self)
           g_autoptr(GError) error = NULL;
 
           if (!execnet_connection_close_write (self->connection, &error))
-            EXECNET_NOTE (WIRE, "%s: closing the write side: %s", self->description, error->message);
+            EXECNET_NOTE (WIRE, self->gateway_id, "%s: closing the write side: %s", self->description, error->message);
         }
       return FALSE;
     }
@@ -619,7 +623,7 @@ debug_payload (ExecnetWire        *self,
       text = value != NULL ? g_variant_print (value, TRUE) : g_strdup_printf ("<%s>", error->message);
     }
 
-  _execnet_debug_print ("payload", "%s %s %s channel=%d%s%s", self->description,
+  EXECNET_NOTE (PAYLOAD, self->gateway_id, "%s %s %s channel=%d%s%s", self->description,
                         outgoing ? "->" : "<-", _execnet_message_code_name (code), channel,
                         text != NULL ? " " : "", text != NULL ? text : "");
 }
@@ -805,7 +809,7 @@ reading_done (ExecnetWire  *self,
                                             self->description));
   g_mutex_unlock (&self->lock);
 
-  EXECNET_NOTE (WIRE, "%s: reading ended: %s", self->description,
+  EXECNET_NOTE (WIRE, self->gateway_id, "%s: reading ended: %s", self->description,
                 reported != NULL ? reported->message : "end of file");
 
   g_source_destroy (self->wake_source);
@@ -861,7 +865,7 @@ on_read (GObject      *source,
              _execnet_frame_reader_pop (self->reader, &code, &channel, &payload))
         {
           if (EXECNET_DEBUG_ENABLED (EXECNET_DEBUG_WIRE))
-            _execnet_debug_print ("wire", "%s <- %s channel=%d length=%" G_GSIZE_FORMAT,
+            EXECNET_NOTE (WIRE, self->gateway_id, "%s <- %s channel=%d length=%" G_GSIZE_FORMAT,
                                   self->description, _execnet_message_code_name (code),
                                   channel, g_bytes_get_size (payload));
           observe_frame (self, FALSE, code, channel, NULL, payload);
@@ -873,7 +877,7 @@ on_read (GObject      *source,
         reading_done (self, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED, "aborted"));
       else if (g_atomic_int_get (&self->pause_reading))
         {
-          EXECNET_NOTE (WIRE, "%s: reading paused: too much unconsumed", self->description);
+          EXECNET_NOTE (WIRE, self->gateway_id, "%s: reading paused: too much unconsumed", self->description);
           self->read_parked = TRUE;
         }
       else

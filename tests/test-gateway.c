@@ -500,6 +500,79 @@ test_debug_payload (void)
                              "<- CHANNEL_DATA channel=1 int64 42*");
 }
 
+/* The library's debug output goes through GLib's structured log: domain
+ * Execnet, debug level, the gateway's id and the start phases as fields,
+ * to whatever writer the application installed. */
+typedef struct
+{
+  GMutex lock;
+  GPtrArray *phases;     /* (owned) "gw0 phase", in the order logged */
+  gboolean other_domain_debug;
+} LogSeen;
+
+static LogSeen log_seen;
+
+/* Any thread. */
+static GLogWriterOutput
+collect_log (GLogLevelFlags   level,
+             const GLogField *fields,
+             gsize            n_fields,
+             gpointer         user_data)
+{
+  const char *domain = NULL, *gateway = NULL, *phase = NULL, *key = NULL;
+
+  for (gsize i = 0; i < n_fields; i++)
+    {
+      if (g_str_equal (fields[i].key, "GLIB_DOMAIN"))
+        domain = fields[i].value;
+      else if (g_str_equal (fields[i].key, "EXECNET_GATEWAY"))
+        gateway = fields[i].value;
+      else if (g_str_equal (fields[i].key, "EXECNET_PHASE"))
+        phase = fields[i].value;
+      else if (g_str_equal (fields[i].key, "EXECNET_DEBUG_KEY"))
+        key = fields[i].value;
+    }
+
+  if (g_strcmp0 (domain, "Execnet") != 0)
+    return g_log_writer_default (level, fields, n_fields, user_data);
+
+  g_mutex_lock (&log_seen.lock);
+  if ((level & G_LOG_LEVEL_MASK) != G_LOG_LEVEL_DEBUG || key == NULL)
+    log_seen.other_domain_debug = TRUE;
+  if (phase != NULL)
+    g_ptr_array_add (log_seen.phases, g_strdup_printf ("%s %s", gateway, phase));
+  g_mutex_unlock (&log_seen.lock);
+
+  return G_LOG_WRITER_HANDLED;
+}
+
+static void
+test_debug_structured (void)
+{
+  if (g_test_subprocess ())
+    {
+      g_autoptr(ExecnetGroup) group = execnet_group_new ();
+      g_autofree char *joined = NULL;
+
+      log_seen.phases = g_ptr_array_new_with_free_func (g_free);
+      g_log_set_writer_func (collect_log, NULL, NULL);
+      test_make_gateway (group, "id=logged");
+      test_terminate (group);
+
+      g_ptr_array_add (log_seen.phases, NULL);
+      joined = g_strjoinv (",", (char **) log_seen.phases->pdata);
+      g_assert_cmpstr (joined, ==, "logged starting-python,logged bootstrap,logged ready");
+      g_assert_false (log_seen.other_domain_debug);
+      g_ptr_array_unref (log_seen.phases);
+      return;
+    }
+
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+  /* Nothing was asked for on stderr. */
+  g_test_trap_assert_stderr ("");
+}
+
 #define BIG_SIZE (32 * 1024 * 1024)
 
 /* A 32 MiB byte string each way. */
@@ -2813,6 +2886,7 @@ main (int    argc,
   add_test ("/gateway/values/32mib", test_values_32mib);
   add_test ("/gateway/backpressure/incoming", test_backpressure_incoming);
   g_test_add_func ("/gateway/debug/payload", test_debug_payload);
+  g_test_add_func ("/gateway/debug/structured", test_debug_structured);
 
   add_test ("/gateway/channel/remote-error", test_remote_error);
   add_test ("/gateway/channel/syntax-error", test_syntax_error);

@@ -414,6 +414,49 @@ test_gateway_seed (Fixture       *f,
 
 /* `-F PATH` in the value, the `sshtest` alias, and the default interpreter
  * (python3, else python), which no other test uses. */
+/* An ssh_config with LogLevel ERROR turns libssh's own logging on; none
+ * of it may reach the application's stderr: it goes to GLib's log, at
+ * debug level, which the default writer drops. Run in a subprocess whose
+ * stderr is checked; the subprocess starts its own sshd. */
+static void
+test_gateway_quiet_stderr (Fixture       *f,
+                           gconstpointer  data)
+{
+  REQUIRE_SSHD (f);
+
+  if (g_test_subprocess ())
+    {
+      g_autoptr(GError) error = NULL;
+      g_autofree char *config = NULL;
+      g_autofree char *spec = NULL;
+      ExecnetGateway *gateway;
+
+      config = sshd_fixture_write_client_config (f->sshd, NULL, NULL, "  LogLevel ERROR\n", &error);
+      g_assert_no_error (error);
+      spec = g_strdup_printf ("ssh=localhost//ssh_config=%s//python=%s", config, test_python ());
+      gateway = make_gateway (f, spec);
+      g_assert_cmpint (remote_int (gateway, "channel.send(6 * 7)"), ==, 42);
+      return;
+    }
+
+  g_test_trap_subprocess (NULL, (guint64) 120 * G_USEC_PER_SEC, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+  g_test_trap_assert_stderr ("");
+
+  /* Asked for, libssh's log is there, with the gateway's phases. */
+  g_setenv ("EXECNET_DEBUG", "ssh,phase", TRUE);
+  g_test_trap_subprocess (NULL, (guint64) 120 * G_USEC_PER_SEC, G_TEST_SUBPROCESS_DEFAULT);
+  g_unsetenv ("EXECNET_DEBUG");
+  g_test_trap_assert_passed ();
+  g_test_trap_assert_stderr ("*phase: gw0: resolving: resolving *"
+                             "*phase: gw0: connecting: connecting to 127.0.0.1:*"
+                             "*ssh: libssh: *"
+                             "*phase: gw0: authenticating: authenticating as *"
+                             "*phase: gw0: starting-python: *"
+                             "*phase: gw0: bootstrap: *"
+                             "*phase: gw0: ready: *");
+}
+
 static void
 test_gateway_config_flag (Fixture       *f,
                           gconstpointer  data)
@@ -1133,6 +1176,7 @@ main (int    argc,
 
   ADD ("/ssh/gateway/seed", test_gateway_seed);
   ADD ("/ssh/gateway/config-flag", test_gateway_config_flag);
+  ADD ("/ssh/gateway/quiet-stderr", test_gateway_quiet_stderr);
   ADD ("/ssh/gateway/options", test_gateway_options);
   ADD ("/ssh/gateway/proxy", test_gateway_proxy);
   ADD ("/ssh/gateway/concurrent", test_gateway_concurrent);

@@ -995,6 +995,39 @@ test_serialize_python (void)
                    "[<int64 1>, <'a'>, <@mv nothing>, <(2.5, [byte 0x78, 0x79])>]\n");
 }
 
+/* EXECNET_DEBUG keys do what the manual page says. */
+static void
+test_debug_keys (void)
+{
+  g_autoptr(Run) help = NULL;
+  g_autoptr(Run) transport = NULL;
+
+  if (skip_without_tool ())
+    return;
+
+  g_setenv ("EXECNET_DEBUG", "help", TRUE);
+  help = run_tool ("exec", "popen", "-c", "channel.send(1)");
+  g_unsetenv ("EXECNET_DEBUG");
+  g_assert_cmpint (help->status, ==, 0);
+  for (const char * const *key = (const char * const []) { "wire", "payload", "gateway",
+                                                          "transport", "ssh", "phase", NULL };
+       *key != NULL; key++)
+    {
+      g_autofree char *pattern = g_strdup_printf ("^Supported debug values:.* %s( |$)", *key);
+
+      assert_matches (help->err, pattern);
+    }
+
+  /* transport: which plugin file, found through which search path entry. */
+  g_setenv ("EXECNET_DEBUG", "transport", TRUE);
+  transport = run_tool ("exec", "popen", "-c", "channel.send(1)");
+  g_unsetenv ("EXECNET_DEBUG");
+  g_assert_cmpint (transport->status, ==, 0);
+  assert_matches (transport->err, "transport: popen: loading .*/libexecnet-popen\\.so, "
+                                  "found through entry [0-9]+ of EXECNET_TRANSPORT_PATH, ");
+  g_assert_null (strstr (transport->err, "gateway gw0"));
+}
+
 int
 main (int    argc,
       char **argv)
@@ -1003,6 +1036,7 @@ main (int    argc,
 
   g_test_add_func ("/tool/help/list", test_help);
   g_test_add_func ("/tool/help/command", test_help_command);
+  g_test_add_func ("/tool/debug/keys", test_debug_keys);
   g_test_add_func ("/tool/exec/round-trip", test_exec_round_trip);
   g_test_add_func ("/tool/exec/json", test_exec_json);
   g_test_add_func ("/tool/exec/file", test_exec_file);

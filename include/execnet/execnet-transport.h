@@ -188,4 +188,20 @@ EXECNET_AVAILABLE_IN_1_0
 ExecnetTransport *execnet_transport_new_for_scheme (const char *scheme,
                                                     GError    **error);
 
+EXECNET_AVAILABLE_IN_1_0
+gboolean execnet_transport_debug_enabled (const char   *key);
+EXECNET_AVAILABLE_IN_1_0
+void     execnet_transport_log           (ExecnetXSpec *xspec,
+                                          const char   *key,
+                                          const char   *format,
+                                          ...) G_GNUC_PRINTF (3, 4);
+EXECNET_AVAILABLE_IN_1_0
+void     execnet_transport_log_phase     (ExecnetXSpec *xspec,
+                                          const char   *phase,
+                                          const char   *format,
+                                          ...) G_GNUC_PRINTF (3, 4);
+EXECNET_AVAILABLE_IN_1_0
+void     execnet_transport_log_socket_client_phases (ExecnetXSpec  *xspec,
+                                                     GSocketClient *client);
+
 G_END_DECLS

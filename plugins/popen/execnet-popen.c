@@ -181,6 +181,7 @@ execnet_popen_transport_open_async (ExecnetTransport    *transport,
       return;
     }
 
+  execnet_transport_log_phase (xspec, "starting-python", "starting %s", argv[0]);
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_PIPE |
                                         G_SUBPROCESS_FLAGS_STDOUT_PIPE);
   g_subprocess_launcher_set_child_setup (launcher, child_setup, NULL, NULL);

@@ -117,6 +117,7 @@ typedef enum {
 /* The state of one open_async(), in the I/O thread. */
 typedef struct
 {
+  ExecnetXSpec *xspec;              /* (owned) for the start phases */
   char *address;                    /* (owned) HOST:PORT as the spec wrote it */
   GSocketConnectable *connectable;  /* (owned) */
   char *token_path;                 /* (owned) (nullable) as the spec wrote it */
@@ -144,6 +145,7 @@ open_free (gpointer data)
 {
   Open *open = data;
 
+  g_clear_pointer (&open->xspec, execnet_xspec_unref);
   if (open->deadline != NULL)
     {
       g_source_destroy (open->deadline);
@@ -526,6 +528,7 @@ start_connect (GTask *task)
    * business relaying gateways. */
   g_socket_client_set_enable_proxy (client, FALSE);
   open->stage = STAGE_CONNECT;
+  execnet_transport_log_socket_client_phases (open->xspec, client);
   g_socket_client_connect_async (client, open->connectable, open->cancellable,
                                  on_connected, task);
 }
@@ -677,6 +680,7 @@ execnet_socket_transport_open_async (ExecnetTransport    *transport,
 
   g_task_set_source_tag (task, execnet_socket_transport_open_async);
   g_task_set_task_data (task, open, open_free);
+  open->xspec = execnet_xspec_ref (xspec);
 
   if (!open_parse_spec (open, xspec, &error))
     {

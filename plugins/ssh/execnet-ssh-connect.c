@@ -35,21 +35,9 @@
 
 #define DEFAULT_CONNECT_TIMEOUT 30.0
 
-/* EXECNET_DEBUG=ssh: libssh describes the protocol exchange on stderr. */
-static gboolean
-debug_enabled (void)
-{
-  static const GDebugKey keys[] = { { "ssh", 1 } };
-  static gsize flags = 0;
-
-  if (g_once_init_enter (&flags))
-    g_once_init_leave (&flags, 2 | g_parse_debug_string (g_getenv ("EXECNET_DEBUG"),
-                                                         keys, G_N_ELEMENTS (keys)));
-  return (flags & 1) != 0;
-}
-
 typedef struct
 {
+  ExecnetXSpec *xspec;         /* (unowned) */
   ExecnetSshArgs *args;        /* (owned) */
   ssh_session session;         /* (owned) (nullable) */
   int socket_fd;               /* (owned) -1 if none */
@@ -193,12 +181,7 @@ apply_options (ExecnetXSpec  *xspec,
   int yes = 1;
   int no = 0;
 
-  if (debug_enabled ())
-    {
-      int verbosity = SSH_LOG_PROTOCOL;
-
-      ssh_options_set (c->session, SSH_OPTIONS_LOG_VERBOSITY, &verbosity);
-    }
+  _execnet_ssh_log_set_verbosity (c->session);
 
   if (ssh_options_set (c->session, SSH_OPTIONS_HOST, args->destination) != SSH_OK)
     {
@@ -305,6 +288,7 @@ connect_socket (Connect       *c,
   int flags;
 
   g_socket_client_set_timeout (client, (guint) MAX (1, ceil (remaining_us (c) / (gdouble) G_USEC_PER_SEC)));
+  execnet_transport_log_socket_client_phases (c->xspec, client);
   connection = g_socket_client_connect_to_host (client, c->host, c->port,
                                                 cancellable, &local_error);
   if (connection == NULL)
@@ -370,6 +354,9 @@ handshake (Connect       *c,
            GCancellable  *cancellable,
            GError       **error)
 {
+  if (c->proxy != NULL)
+    execnet_transport_log_phase (c->xspec, "connecting", "connecting to %s through the proxy command “%s”",
+                                 c->address, c->proxy);
   if (c->proxy == NULL && !connect_socket (c, cancellable, error))
     return FALSE;
   if (g_cancellable_set_error_if_cancelled (cancellable, error))
@@ -569,6 +556,7 @@ authenticate (Connect       *c,
   unsigned int methods;
   int rc;
 
+  execnet_transport_log_phase (c->xspec, "authenticating", "authenticating as %s", c->user);
   set_step_timeout (c);
   rc = ssh_userauth_none (c->session, NULL);
   if (rc == SSH_AUTH_SUCCESS)
@@ -640,6 +628,7 @@ start_command (ExecnetXSpec  *xspec,
   command = _execnet_ssh_build_remote_command (xspec, error);
   if (command == NULL)
     return NULL;
+  execnet_transport_log_phase (xspec, "starting-python", "starting the interpreter on %s", c->address);
 
   set_step_timeout (c);
   channel = ssh_channel_new (c->session);
@@ -657,7 +646,7 @@ start_command (ExecnetXSpec  *xspec,
     }
 
   session = _execnet_ssh_session_new (g_steal_pointer (&c->session), channel,
-                                      c->socket_fd, c->address);
+                                      c->socket_fd, c->address, xspec);
   c->socket_fd = -1;
 
   rc = ssh_channel_request_exec (channel, command);
@@ -704,7 +693,7 @@ _execnet_ssh_connect (ExecnetXSpec  *xspec,
                       GCancellable  *cancellable,
                       GError       **error)
 {
-  Connect c = { .socket_fd = -1 };
+  Connect c = { .xspec = xspec, .socket_fd = -1 };
   ExecnetSshSession *session = NULL;
 
   c.args = _execnet_ssh_args_parse (execnet_xspec_get (xspec, "ssh"), error);
@@ -714,6 +703,7 @@ _execnet_ssh_connect (ExecnetXSpec  *xspec,
     goto out;
   c.deadline = g_get_monotonic_time () + (gint64) (c.timeout * G_USEC_PER_SEC);
 
+  _execnet_ssh_log_attach (xspec);
   c.session = ssh_new ();
   if (c.session == NULL)
     {
@@ -733,6 +723,7 @@ _execnet_ssh_connect (ExecnetXSpec  *xspec,
 
 out:
   connect_clear (&c);
+  _execnet_ssh_log_attach (NULL);
   /* Whatever a cancelled step reported, the cause was the cancellation. */
   if (session == NULL && g_cancellable_is_cancelled (cancellable) && error != NULL &&
       *error != NULL && !g_error_matches (*error, G_IO_ERROR, G_IO_ERROR_CANCELLED))

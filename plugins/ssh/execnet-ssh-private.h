@@ -25,7 +25,8 @@ typedef enum {
 ExecnetSshSession *_execnet_ssh_session_new          (ssh_session         session,
                                                       ssh_channel         channel,
                                                       int                 socket_fd,
-                                                      const char         *address);
+                                                      const char         *address,
+                                                      ExecnetXSpec       *xspec);
 ExecnetSshSession *_execnet_ssh_session_ref          (ExecnetSshSession  *self);
 void               _execnet_ssh_session_unref        (ExecnetSshSession  *self);
 const char        *_execnet_ssh_session_get_address  (ExecnetSshSession  *self);
@@ -57,6 +58,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (ExecnetSshSession, _execnet_ssh_session_unref)
 /* execnet-ssh-stream.c */
 GIOStream *_execnet_ssh_stream_new      (ExecnetSshSession *session);
 void       _execnet_ssh_stream_register (GTypeModule       *module);
+
+/* execnet-ssh-log.c */
+void _execnet_ssh_log_attach        (ExecnetXSpec *xspec);
+void _execnet_ssh_log_set_verbosity (ssh_session   session);
 
 /* execnet-ssh-connect.c: runs in a worker thread, blocks */
 ExecnetSshSession *_execnet_ssh_connect (ExecnetXSpec  *xspec,

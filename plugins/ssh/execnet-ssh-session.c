@@ -71,6 +71,7 @@ struct _ExecnetSshSession
   ssh_event event;                /* (owned) (nullable) the private pump */
   struct ssh_channel_callbacks_struct callbacks;  /* registered on @channel */
   char *address;                  /* (owned) immutable: user@host:port */
+  ExecnetXSpec *xspec;            /* (owned) immutable: for libssh's log */
   int socket_fd;                  /* (owned) our TCP socket, -1 if libssh made its own */
 
   ExecnetConnection *owner;       /* (unowned) (nullable) receives the stderr tail */
@@ -225,6 +226,15 @@ on_channel_close (ssh_session  session,
   self->remote_closed = TRUE;
 }
 
+/* Any thread: takes the lock for libssh calls, with libssh's log routed
+ * to this session's gateway in this thread. */
+static void
+lock_session (ExecnetSshSession *self)
+{
+  g_mutex_lock (&self->lock);
+  _execnet_ssh_log_attach (self->xspec);
+}
+
 /**
  * _execnet_ssh_session_new:
  * @session: (transfer full): a connected, authenticated session in
@@ -234,6 +244,7 @@ on_channel_close (ssh_session  session,
  * @socket_fd: (transfer full): the socket the session was given with
  *   SSH_OPTIONS_FD, which libssh never closes, or -1
  * @address: user@host:port for messages
+ * @xspec: the gateway's spec, for libssh's log
  *
  * Runs in the transport's worker thread.
  *
@@ -243,7 +254,8 @@ ExecnetSshSession *
 _execnet_ssh_session_new (ssh_session  session,
                           ssh_channel  channel,
                           int          socket_fd,
-                          const char  *address)
+                          const char  *address,
+                          ExecnetXSpec *xspec)
 {
   ExecnetSshSession *self = g_atomic_rc_box_new0 (ExecnetSshSession);
 
@@ -252,6 +264,7 @@ _execnet_ssh_session_new (ssh_session  session,
   self->channel = channel;
   self->socket_fd = socket_fd;
   self->address = g_strdup (address);
+  self->xspec = execnet_xspec_ref (xspec);
   self->stderr_tail = g_string_new (NULL);
   self->contexts = g_ptr_array_new_with_free_func ((GDestroyNotify) g_main_context_unref);
 
@@ -277,7 +290,7 @@ _execnet_ssh_session_new (ssh_session  session,
 void
 _execnet_ssh_session_start (ExecnetSshSession *self)
 {
-  g_mutex_lock (&self->lock);
+  lock_session (self);
   ssh_set_blocking (self->session, 0);
   self->event = ssh_event_new ();
   if (self->event != NULL && ssh_event_add_session (self->event, self->session) != SSH_OK)
@@ -326,7 +339,7 @@ session_clear (gpointer data)
 {
   ExecnetSshSession *self = data;
 
-  g_mutex_lock (&self->lock);
+  lock_session (self);
   /* The last reference is gone while the command may still run (the core
    * gave up on it): make sure it does not outlive us. */
   if (self->channel != NULL && !self->exit_known && !self->remote_closed &&
@@ -336,9 +349,11 @@ session_clear (gpointer data)
       ssh_blocking_flush (self->session, 0);
     }
   disconnect_unlocked (self);
+  _execnet_ssh_log_attach (NULL);
   g_mutex_unlock (&self->lock);
 
   g_mutex_clear (&self->lock);
+  execnet_xspec_unref (self->xspec);
   g_string_free (self->stderr_tail, TRUE);
   g_ptr_array_unref (self->contexts);
   g_free (self->address);
@@ -369,7 +384,7 @@ void
 _execnet_ssh_session_set_owner (ExecnetSshSession *self,
                                 ExecnetConnection *owner)
 {
-  g_mutex_lock (&self->lock);
+  lock_session (self);
   self->owner = owner;
   if (owner != NULL && self->stderr_tail->len > 0)
     execnet_connection_append_error_output (owner, self->stderr_tail->str,
@@ -383,7 +398,7 @@ _execnet_ssh_session_dup_stderr_tail (ExecnetSshSession *self)
 {
   char *copy;
 
-  g_mutex_lock (&self->lock);
+  lock_session (self);
   copy = g_strndup (self->stderr_tail->str, self->stderr_tail->len);
   g_mutex_unlock (&self->lock);
   return copy;
@@ -494,7 +509,7 @@ _execnet_ssh_session_is_ready (ExecnetSshSession *self,
 {
   gboolean ready;
 
-  g_mutex_lock (&self->lock);
+  lock_session (self);
   ready = is_ready_unlocked (self, wait);
   g_mutex_unlock (&self->lock);
   return ready;
@@ -532,7 +547,7 @@ _execnet_ssh_session_read (ExecnetSshSession  *self,
 
   count = MIN (count, (gsize) G_MAXINT32);
 
-  g_mutex_lock (&self->lock);
+  lock_session (self);
   if (self->channel == NULL)
     {
       /* Disconnected by us after end-of-file, or force-terminated. */
@@ -596,7 +611,7 @@ _execnet_ssh_session_write (ExecnetSshSession  *self,
   uint32_t window;
   int n;
 
-  g_mutex_lock (&self->lock);
+  lock_session (self);
   if (self->eof_sent || self->write_shut)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED,
@@ -665,7 +680,7 @@ _execnet_ssh_session_send_eof (ExecnetSshSession  *self,
 {
   gboolean ok = TRUE;
 
-  g_mutex_lock (&self->lock);
+  lock_session (self);
   if (!self->eof_sent && !self->write_shut && !is_dead_unlocked (self) &&
       !self->remote_closed)
     {
@@ -699,7 +714,7 @@ void
 _execnet_ssh_session_terminate (ExecnetSshSession *self,
                                 gboolean           force)
 {
-  g_mutex_lock (&self->lock);
+  lock_session (self);
   if (is_dead_unlocked (self) || self->write_shut || self->remote_closed)
     goto out;
 
@@ -735,7 +750,7 @@ _execnet_ssh_session_get_ending (ExecnetSshSession *self,
 {
   gboolean known;
 
-  g_mutex_lock (&self->lock);
+  lock_session (self);
   known = self->exit_known;
   *wait_status = self->wait_status;
   g_mutex_unlock (&self->lock);
@@ -798,7 +813,7 @@ ssh_source_prepare (GSource *base,
   gboolean ready;
 
   *timeout = -1;
-  g_mutex_lock (&self->lock);
+  lock_session (self);
   remember_context_unlocked (self, g_source_get_context (base));
   ready = is_ready_unlocked (self, source->wait);
   if (!ready)
@@ -817,7 +832,7 @@ ssh_source_check (GSource *base)
   if (!source->polling || source->pollfd.revents == 0)
     return FALSE;
 
-  g_mutex_lock (&self->lock);
+  lock_session (self);
   for (int pumps = 0; pumps < MAX_PUMPS; pumps++)
     {
       gboolean progress = pump_unlocked (self);
@@ -893,7 +908,7 @@ _execnet_ssh_session_create_source (ExecnetSshSession *self,
   source->wait = wait;
   source->pollfd.fd = SSH_INVALID_SOCKET;
 
-  g_mutex_lock (&self->lock);
+  lock_session (self);
   update_poll_unlocked (source);
   g_mutex_unlock (&self->lock);
 
