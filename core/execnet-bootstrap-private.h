@@ -28,14 +28,8 @@ gboolean  _execnet_bootstrap_finish     (ExecnetConnection    *connection,
                                          GAsyncResult         *result,
                                          GError              **error);
 char     *_execnet_bootstrap_setup_source (ExecnetXSpec        *xspec);
-char     *_execnet_describe_exit_status (int                   wait_status);
 void      _execnet_append_python_string (GString              *out,
                                          const char           *text,
                                          gssize                length);
-gboolean  _execnet_xspec_get_double     (ExecnetXSpec         *xspec,
-                                         const char           *key,
-                                         gdouble               default_value,
-                                         gdouble              *value,
-                                         GError              **error);
 
 G_END_DECLS

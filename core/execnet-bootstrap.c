@@ -15,6 +15,8 @@
 
 #include "execnet-bootstrap-private.h"
 #include "execnet-debug-private.h"
+#include "execnet-util-private.h"
+#include "execnet-xspec-private.h"
 #include "execnet-resources.h"
 
 /* The remote interpreter reads one line, evaluates it to a string and
@@ -109,36 +111,6 @@ escaped_agent (void)
     }
 
   return escaped;
-}
-
-gboolean
-_execnet_xspec_get_double (ExecnetXSpec  *xspec,
-                           const char    *key,
-                           gdouble        default_value,
-                           gdouble       *value,
-                           GError       **error)
-{
-  const char *text = execnet_xspec_get (xspec, key);
-  char *end = NULL;
-  gdouble parsed;
-
-  if (text == NULL)
-    {
-      *value = default_value;
-      return TRUE;
-    }
-
-  parsed = g_ascii_strtod (text, &end);
-  if (*text == '\0' || end == NULL || *end != '\0' || parsed < 0)
-    {
-      g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
-                   "invalid spec “%s”: %s=%s is not a number of seconds",
-                   execnet_xspec_to_string (xspec), key, text);
-      return FALSE;
-    }
-
-  *value = parsed;
-  return TRUE;
 }
 
 /* agent=execnet: the remote side's own execnet serves instead of our
@@ -618,19 +590,6 @@ build_compiled_line (const GString *call,
                    "    sys.stdout.flush()\n"
                    "    exec(eval(sys.stdin.readline()))\n");
   return line_of (code->str, code->len);
-}
-
-char *
-_execnet_describe_exit_status (int wait_status)
-{
-  if (wait_status < 0)
-    return g_strdup ("ended");
-  if (WIFEXITED (wait_status))
-    return g_strdup_printf ("exited with status %d", WEXITSTATUS (wait_status));
-  if (WIFSIGNALED (wait_status))
-    return g_strdup_printf ("was killed by signal %d (%s)",
-                            WTERMSIG (wait_status), g_strsignal (WTERMSIG (wait_status)));
-  return g_strdup_printf ("ended with wait status %d", wait_status);
 }
 
 /* The state of one bootstrap, in the I/O thread. */

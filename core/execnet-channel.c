@@ -11,6 +11,7 @@
 #include "execnet-emitter-private.h"
 #include "execnet-gateway-private.h"
 #include "execnet-io-worker-private.h"
+#include "execnet-util-private.h"
 #include "execnet-value-private.h"
 
 /**

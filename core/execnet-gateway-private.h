@@ -48,24 +48,4 @@ gboolean        _execnet_load_source_file        (GFile               *file,
                                                   char               **out_file_name,
                                                   GError             **error);
 
-/* group side */
-void            _execnet_group_gateway_exited    (ExecnetGroup        *self,
-                                                  ExecnetGateway      *gateway);
-
-/* Runs @func (an _async function's starter) and iterates a private main
- * context until @done is set: the sync-over-async pattern, usable from any
- * thread at the same time. */
-typedef void (*ExecnetStartFunc) (gpointer            data,
-                                  GAsyncReadyCallback callback,
-                                  gpointer            user_data);
-GAsyncResult   *_execnet_run_sync                (ExecnetStartFunc     func,
-                                                  gpointer             data);
-
-/* Timeouts are seconds; a negative one waits for ever. NaN is an error
- * (G_IO_ERROR_INVALID_ARGUMENT), checked by every public call that takes a
- * timeout; one too large to count in microseconds waits for ever. */
-gboolean        _execnet_check_timeout           (gdouble              timeout,
-                                                  GError             **error);
-gint64          _execnet_deadline_from_timeout   (gdouble              timeout);
-
 G_END_DECLS

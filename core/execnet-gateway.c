@@ -14,8 +14,10 @@
 #include "execnet-debug-private.h"
 #include "execnet-emitter-private.h"
 #include "execnet-gateway-private.h"
+#include "execnet-group-private.h"
 #include "execnet-source-private.h"
 #include "execnet-io-worker-private.h"
+#include "execnet-util-private.h"
 #include "execnet-value-private.h"
 #include "execnet-wire-private.h"
 
@@ -202,68 +204,6 @@ _execnet_gateway_account (ExecnetGateway *self,
 
   if (wire != NULL)
     _execnet_wire_set_reading_paused (wire, pause);
-}
-
-gint64
-_execnet_deadline_from_timeout (gdouble timeout)
-{
-  gint64 now = g_get_monotonic_time ();
-
-  /* A NaN fails every comparison: it must not reach the conversion below,
-   * whose result would be undefined. Callers reject it first. */
-  if (!(timeout >= 0))
-    return -1;
-  if (timeout >= (gdouble) (G_MAXINT64 - now) / G_USEC_PER_SEC)
-    return -1;
-  return now + (gint64) (timeout * G_USEC_PER_SEC);
-}
-
-gboolean
-_execnet_check_timeout (gdouble   timeout,
-                        GError  **error)
-{
-  if (!isnan (timeout))
-    return TRUE;
-
-  g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                       "the timeout is NaN; give a number of seconds, or a "
-                       "negative number to wait without limit");
-  return FALSE;
-}
-
-static void
-on_sync_done (GObject      *source,
-              GAsyncResult *result,
-              gpointer      user_data)
-{
-  GAsyncResult **out = user_data;
-
-  *out = g_object_ref (result);
-  g_main_context_wakeup (g_main_context_get_thread_default ());
-}
-
-/* See the header. Returns (transfer full) the result. */
-GAsyncResult *
-_execnet_run_sync (ExecnetStartFunc func,
-                   gpointer         data)
-{
-  g_autoptr(GMainContext) caller = _execnet_ref_caller_context ();
-  GMainContext *context = g_main_context_new ();
-  GMainContext *saved = _execnet_caller_context_enter (caller);
-  GAsyncResult *result = NULL;
-
-  g_main_context_push_thread_default (context);
-  func (data, on_sync_done, &result);
-  while (result == NULL)
-    g_main_context_iteration (context, TRUE);
-  g_main_context_pop_thread_default (context);
-  _execnet_caller_context_leave (saved);
-  /* Dispatch whatever the finished operation left behind. */
-  while (g_main_context_iteration (context, FALSE))
-    ;
-  g_main_context_unref (context);
-
-  return result;
 }
 
 static void

@@ -14,6 +14,8 @@
 
 #include "execnet-emitter-private.h"
 #include "execnet-gateway-private.h"
+#include "execnet-group-private.h"
+#include "execnet-util-private.h"
 #include "execnet-resources.h"
 
 /**
@@ -775,6 +777,8 @@ execnet_group_make_gateway (ExecnetGroup  *self,
   return execnet_group_make_gateway_for_xspec (self, xspec, error);
 }
 
+/* Making several gateways at once, as one operation for _execnet_run_sync:
+ * the task completes when the last of them is ready or has failed. */
 typedef struct
 {
   guint pending;
@@ -782,24 +786,71 @@ typedef struct
 } ManyData;
 
 static void
+many_data_free (gpointer data)
+{
+  ManyData *many = data;
+
+  g_clear_error (&many->error);
+  g_free (many);
+}
+
+/* One of the starts ended, with @error (owned) (nullable); drops the
+ * reference on @task (owned) that the start held. */
+static void
+many_step_done (GTask  *task,
+                GError *error)
+{
+  ManyData *many = g_task_get_task_data (task);
+
+  if (error != NULL && many->error == NULL)
+    many->error = error;
+  else if (error != NULL)
+    g_error_free (error);
+  if (--many->pending == 0)
+    {
+      if (many->error != NULL)
+        g_task_return_error (task, g_steal_pointer (&many->error));
+      else
+        g_task_return_boolean (task, TRUE);
+    }
+  g_object_unref (task);
+}
+
+static void
 on_one_made (GObject      *source,
              GAsyncResult *result,
              gpointer      user_data)
 {
-  ManyData *many = user_data;
   g_autoptr(ExecnetGateway) gateway = NULL;
   GError *error = NULL;
 
   gateway = execnet_group_make_gateway_finish (EXECNET_GROUP (source), result, &error);
-  if (gateway == NULL)
-    {
-      if (many->error == NULL)
-        many->error = error;
-      else
-        g_error_free (error);
-    }
-  many->pending--;
-  g_main_context_wakeup (g_main_context_get_thread_default ());
+  many_step_done (user_data, error);
+}
+
+typedef struct
+{
+  ExecnetGroup *group;
+  GPtrArray *xspecs;           /* (element-type ExecnetXSpec) */
+} MakeManyData;
+
+static void
+start_make_many (gpointer            data,
+                 GAsyncReadyCallback callback,
+                 gpointer            user_data)
+{
+  MakeManyData *make = data;
+  GTask *task = g_task_new (make->group, NULL, callback, user_data);
+  ManyData *many = g_new0 (ManyData, 1);
+
+  g_task_set_source_tag (task, start_make_many);
+  g_task_set_task_data (task, many, many_data_free);
+  /* Each start holds a reference, and so do we until all have begun. */
+  many->pending = make->xspecs->len + 1;
+  for (guint i = 0; i < make->xspecs->len; i++)
+    execnet_group_make_gateway_async (make->group, g_ptr_array_index (make->xspecs, i), NULL,
+                                      on_one_made, g_object_ref (task));
+  many_step_done (task, NULL);
 }
 
 /**
@@ -820,9 +871,9 @@ execnet_group_new_with_specs (const char * const  *specs,
 {
   g_autoptr(ExecnetGroup) self = execnet_group_new ();
   g_autoptr(GPtrArray) xspecs = g_ptr_array_new_with_free_func ((GDestroyNotify) execnet_xspec_unref);
-  g_autoptr(GMainContext) caller = _execnet_ref_caller_context ();
-  GMainContext *context, *saved;
-  ManyData many = { 0, NULL };
+  MakeManyData make;
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) local_error = NULL;
 
   g_return_val_if_fail (specs != NULL, NULL);
 
@@ -835,24 +886,13 @@ execnet_group_new_with_specs (const char * const  *specs,
       g_ptr_array_add (xspecs, xspec);
     }
 
-  context = g_main_context_new ();
-  saved = _execnet_caller_context_enter (caller);
-  g_main_context_push_thread_default (context);
-  for (guint i = 0; i < xspecs->len; i++)
-    {
-      many.pending++;
-      execnet_group_make_gateway_async (self, g_ptr_array_index (xspecs, i), NULL, on_one_made, &many);
-    }
-  while (many.pending > 0)
-    g_main_context_iteration (context, TRUE);
-  g_main_context_pop_thread_default (context);
-  _execnet_caller_context_leave (saved);
-  g_main_context_unref (context);
-
-  if (many.error != NULL)
+  make.group = self;
+  make.xspecs = xspecs;
+  result = _execnet_run_sync (start_make_many, &make);
+  if (!g_task_propagate_boolean (G_TASK (result), &local_error))
     {
       execnet_group_terminate (self, REAP_TIMEOUT, NULL);
-      g_propagate_error (error, many.error);
+      g_propagate_error (error, g_steal_pointer (&local_error));
       return NULL;
     }
 

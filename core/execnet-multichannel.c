@@ -9,6 +9,7 @@
 
 #include "execnet-gateway-private.h"
 #include "execnet-receive-queue-private.h"
+#include "execnet-util-private.h"
 
 /**
  * ExecnetMultiChannel:

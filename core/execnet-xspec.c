@@ -9,6 +9,8 @@
 #include <execnet/execnet-xspec.h>
 #include <execnet/execnet-error.h>
 
+#include "execnet-xspec-private.h"
+
 /**
  * ExecnetXSpec:
  *
@@ -650,4 +652,34 @@ execnet_xspec_to_string (ExecnetXSpec *self)
   g_return_val_if_fail (self != NULL, NULL);
 
   return self->text;
+}
+
+gboolean
+_execnet_xspec_get_double (ExecnetXSpec  *xspec,
+                           const char    *key,
+                           gdouble        default_value,
+                           gdouble       *value,
+                           GError       **error)
+{
+  const char *text = execnet_xspec_get (xspec, key);
+  char *end = NULL;
+  gdouble parsed;
+
+  if (text == NULL)
+    {
+      *value = default_value;
+      return TRUE;
+    }
+
+  parsed = g_ascii_strtod (text, &end);
+  if (*text == '\0' || end == NULL || *end != '\0' || parsed < 0)
+    {
+      g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
+                   "invalid spec “%s”: %s=%s is not a number of seconds",
+                   execnet_xspec_to_string (xspec), key, text);
+      return FALSE;
+    }
+
+  *value = parsed;
+  return TRUE;
 }
