@@ -6,6 +6,7 @@
 
 #include <sys/wait.h>
 
+#include <execnet/execnet-enum-types.h>
 #include <execnet/execnet-transport.h>
 
 /**
@@ -54,10 +55,6 @@ enum {
 static GParamSpec *properties[N_PROPS];
 
 G_DEFINE_TYPE_WITH_PRIVATE (ExecnetConnection, execnet_connection, G_TYPE_OBJECT)
-
-G_DEFINE_ENUM_TYPE (ExecnetBootstrapMode, execnet_bootstrap_mode,
-  G_DEFINE_ENUM_VALUE (EXECNET_BOOTSTRAP_STDIO, "stdio"),
-  G_DEFINE_ENUM_VALUE (EXECNET_BOOTSTRAP_SOCKET, "socket"))
 
 static gboolean
 execnet_connection_real_close_write (ExecnetConnection  *self,

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <glib.h>
+#include <execnet/execnet-message.h>
 
 G_BEGIN_DECLS
 
@@ -14,20 +15,8 @@ G_BEGIN_DECLS
  * protocol error. */
 #define EXECNET_FRAME_DEFAULT_MAX_PAYLOAD ((gsize) 1 << 30)
 
-typedef enum {
-  EXECNET_MESSAGE_STATUS = 0,
-  EXECNET_MESSAGE_RECONFIGURE = 1,
-  EXECNET_MESSAGE_GATEWAY_TERMINATE = 2,
-  EXECNET_MESSAGE_CHANNEL_EXEC = 3,
-  EXECNET_MESSAGE_CHANNEL_DATA = 4,
-  EXECNET_MESSAGE_CHANNEL_CLOSE = 5,
-  EXECNET_MESSAGE_CHANNEL_CLOSE_ERROR = 6,
-  EXECNET_MESSAGE_CHANNEL_LAST_MESSAGE = 7,
-} ExecnetMessageCode;
 
 #define EXECNET_MESSAGE_LAST EXECNET_MESSAGE_CHANNEL_LAST_MESSAGE
-
-const char *_execnet_message_code_name (int code);
 
 void      _execnet_frame_header_encode (guint8              header[EXECNET_FRAME_HEADER_SIZE],
                                         ExecnetMessageCode  code,

@@ -75,10 +75,20 @@ struct _ExecnetFrameReader {
   gboolean failed;
 };
 
-/* The name of @code as in execnet's source, for messages and debug output;
- * "UNKNOWN" if it is none. */
+/**
+ * execnet_message_code_name:
+ * @code: a message code from the wire, such as an [enum@Execnet.MessageCode]
+ *
+ * Names a message code of the wire protocol as execnet's source does, for
+ * traces and error messages. The code is a plain number because the wire
+ * may carry codes that are none of [enum@Execnet.MessageCode].
+ *
+ * Returns: the message's name, such as `CHANNEL_DATA`, or `UNKNOWN`
+ *
+ * Since: 1.0
+ */
 const char *
-_execnet_message_code_name (int code)
+execnet_message_code_name (guint code)
 {
   static const char * const names[] = {
     [EXECNET_MESSAGE_STATUS] = "STATUS",
@@ -91,7 +101,7 @@ _execnet_message_code_name (int code)
     [EXECNET_MESSAGE_CHANNEL_LAST_MESSAGE] = "CHANNEL_LAST_MESSAGE",
   };
 
-  if (code < 0 || code > EXECNET_MESSAGE_LAST)
+  if (code > EXECNET_MESSAGE_LAST)
     return "UNKNOWN";
   return names[code];
 }

@@ -728,7 +728,7 @@ on_frame (GObject            *owner,
     default:
       /* A master is not asked to execute or report anything. */
       EXECNET_NOTE (GATEWAY, self->id, "%s: ignored a %s message from the remote side",
-                    self->description, _execnet_message_code_name (code));
+                    self->description, execnet_message_code_name (code));
       break;
     }
 }
@@ -1720,22 +1720,6 @@ execnet_gateway_set_wire_observer (ExecnetGateway      *self,
   g_mutex_unlock (&self->lock);
 
   observer_unref (old);
-}
-
-/**
- * execnet_message_code_name:
- * @code: a message code from the wire
- *
- * Names a message code of the wire protocol, for traces.
- *
- * Returns: the message's name, such as `CHANNEL_DATA`, or `UNKNOWN`
- *
- * Since: 1.0
- */
-const char *
-execnet_message_code_name (guint code)
-{
-  return _execnet_message_code_name ((int) code);
 }
 
 /**

@@ -420,7 +420,7 @@ trace_frame (ExecnetWire  *self,
   if (_execnet_frame_header_decode (header, G_MAXINT32, &code, &channel, &length, NULL))
     EXECNET_NOTE (WIRE, self->gateway_id, "%s %s %s channel=%d length=%d",
                           self->description, direction,
-                          _execnet_message_code_name (code), channel, length);
+                          execnet_message_code_name (code), channel, length);
 }
 
 /* Appends the parts of @frame after its first @skip bytes to @vectors. */
@@ -624,7 +624,7 @@ debug_payload (ExecnetWire        *self,
     }
 
   EXECNET_NOTE (PAYLOAD, self->gateway_id, "%s %s %s channel=%d%s%s", self->description,
-                        outgoing ? "->" : "<-", _execnet_message_code_name (code), channel,
+                        outgoing ? "->" : "<-", execnet_message_code_name (code), channel,
                         text != NULL ? " " : "", text != NULL ? text : "");
 }
 
@@ -866,7 +866,7 @@ on_read (GObject      *source,
         {
           if (EXECNET_DEBUG_ENABLED (EXECNET_DEBUG_WIRE))
             EXECNET_NOTE (WIRE, self->gateway_id, "%s <- %s channel=%d length=%" G_GSIZE_FORMAT,
-                                  self->description, _execnet_message_code_name (code),
+                                  self->description, execnet_message_code_name (code),
                                   channel, g_bytes_get_size (payload));
           observe_frame (self, FALSE, code, channel, NULL, payload);
           self->handler->frame (self->owner, code, channel, payload);

@@ -38,7 +38,7 @@ test_code_names (void)
   };
 
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
-    g_assert_cmpstr (_execnet_message_code_name (cases[i].code), ==, cases[i].name);
+    g_assert_cmpstr (execnet_message_code_name (cases[i].code), ==, cases[i].name);
 }
 
 typedef struct {

@@ -97,12 +97,12 @@ decode_payload (guint   code,
 
 /* Any thread, from the library. */
 static void
-on_frame (ExecnetGateway *gateway,
-          gboolean        outgoing,
-          guint           code,
-          gint            channel,
-          GBytes         *payload,
-          gpointer        user_data)
+on_frame (ExecnetGateway     *gateway,
+          gboolean            outgoing,
+          ExecnetMessageCode  code,
+          gint                channel,
+          GBytes             *payload,
+          gpointer            user_data)
 {
   Tracer *self = user_data;
   g_autoptr(GVariant) value = decode_payload (code, payload);

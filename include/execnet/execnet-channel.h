@@ -10,10 +10,9 @@
 
 #include <gio/gio.h>
 #include <execnet/execnet-version.h>
+#include <execnet/execnet-types.h>
 
 G_BEGIN_DECLS
-
-typedef struct _ExecnetGateway ExecnetGateway;
 
 #define EXECNET_TYPE_CHANNEL (execnet_channel_get_type ())
 EXECNET_AVAILABLE_IN_1_0

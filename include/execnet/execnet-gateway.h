@@ -10,12 +10,12 @@
 
 #include <gio/gio.h>
 #include <execnet/execnet-version.h>
+#include <execnet/execnet-types.h>
 #include <execnet/execnet-xspec.h>
 #include <execnet/execnet-channel.h>
+#include <execnet/execnet-message.h>
 
 G_BEGIN_DECLS
-
-typedef struct _ExecnetGroup ExecnetGroup;
 
 #define EXECNET_TYPE_GATEWAY (execnet_gateway_get_type ())
 EXECNET_AVAILABLE_IN_1_0
@@ -77,8 +77,7 @@ const char     *execnet_gateway_get_remote_address (ExecnetGateway *self);
  * ExecnetWireObserver:
  * @gateway: the gateway
  * @outgoing: %TRUE for a message sent to the remote side
- * @code: the message code (0 STATUS ... 7 CHANNEL_LAST_MESSAGE, see
- *   doc/protocol.md); execnet_message_code_name() names it
+ * @code: the message code; execnet_message_code_name() names it
  * @channel: the channel id the message is about
  * @payload: the message's payload: a serialized value without version byte
  *   (execnet_loads() reads it after a version byte), or empty
@@ -92,7 +91,7 @@ const char     *execnet_gateway_get_remote_address (ExecnetGateway *self);
  */
 typedef void (*ExecnetWireObserver) (ExecnetGateway *gateway,
                                      gboolean        outgoing,
-                                     guint           code,
+                                     ExecnetMessageCode code,
                                      gint            channel,
                                      GBytes         *payload,
                                      gpointer        user_data);
@@ -102,8 +101,6 @@ void            execnet_gateway_set_wire_observer (ExecnetGateway      *self,
                                                    ExecnetWireObserver  observer,
                                                    gpointer             user_data,
                                                    GDestroyNotify       notify);
-EXECNET_AVAILABLE_IN_1_0
-const char     *execnet_message_code_name     (guint            code);
 EXECNET_AVAILABLE_IN_1_0
 gboolean        execnet_gateway_get_startup_times (ExecnetGateway *self,
                                                    gint64         *connect_us,

@@ -10,6 +10,7 @@
 
 #include <gio/gio.h>
 #include <execnet/execnet-version.h>
+#include <execnet/execnet-types.h>
 #include <execnet/execnet-xspec.h>
 #include <execnet/execnet-gateway.h>
 #include <execnet/execnet-multichannel.h>

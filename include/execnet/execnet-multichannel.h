@@ -10,6 +10,7 @@
 
 #include <gio/gio.h>
 #include <execnet/execnet-version.h>
+#include <execnet/execnet-types.h>
 #include <execnet/execnet-channel.h>
 #include <execnet/execnet-receive-queue.h>
 

@@ -10,6 +10,7 @@
 
 #include <gio/gio.h>
 #include <execnet/execnet-version.h>
+#include <execnet/execnet-types.h>
 #include <execnet/execnet-xspec.h>
 
 G_BEGIN_DECLS
@@ -45,10 +46,6 @@ typedef enum {
   EXECNET_BOOTSTRAP_STDIO,
   EXECNET_BOOTSTRAP_SOCKET,
 } ExecnetBootstrapMode;
-
-#define EXECNET_TYPE_BOOTSTRAP_MODE (execnet_bootstrap_mode_get_type ())
-EXECNET_AVAILABLE_IN_1_0
-GType execnet_bootstrap_mode_get_type (void) G_GNUC_CONST;
 
 #define EXECNET_TYPE_CONNECTION (execnet_connection_get_type ())
 EXECNET_AVAILABLE_IN_1_0

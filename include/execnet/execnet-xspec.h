@@ -10,12 +10,11 @@
 
 #include <glib-object.h>
 #include <execnet/execnet-version.h>
+#include <execnet/execnet-types.h>
 
 G_BEGIN_DECLS
 
 #define EXECNET_TYPE_XSPEC (execnet_xspec_get_type ())
-
-typedef struct _ExecnetXSpec ExecnetXSpec;
 
 EXECNET_AVAILABLE_IN_1_0
 GType         execnet_xspec_get_type   (void) G_GNUC_CONST;

@@ -7,8 +7,11 @@
 #define __EXECNET_INSIDE__
 
 #include <execnet/execnet-version.h>
+#include <execnet/execnet-types.h>
+#include <execnet/execnet-enum-types.h>
 #include <execnet/execnet-error.h>
 #include <execnet/execnet-xspec.h>
+#include <execnet/execnet-message.h>
 #include <execnet/execnet-serialize.h>
 #include <execnet/execnet-channel.h>
 #include <execnet/execnet-receive-queue.h>
