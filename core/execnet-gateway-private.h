@@ -47,5 +47,8 @@ gboolean        _execnet_load_source_file        (GFile               *file,
                                                   char               **out_source,
                                                   char               **out_file_name,
                                                   GError             **error);
+void            _execnet_gateway_set_via         (ExecnetGateway      *self,
+                                                  ExecnetGateway      *via);
+ExecnetGateway *_execnet_gateway_get_via         (ExecnetGateway      *self);
 
 G_END_DECLS

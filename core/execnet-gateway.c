@@ -16,6 +16,7 @@
 #include "execnet-gateway-private.h"
 #include "execnet-group-private.h"
 #include "execnet-source-private.h"
+#include "execnet-via-private.h"
 #include "execnet-io-worker-private.h"
 #include "execnet-util-private.h"
 #include "execnet-value-private.h"
@@ -74,6 +75,7 @@ struct _ExecnetGateway
 
   ExecnetXSpec *xspec;              /* (owned) */
   ExecnetXSpec *transport_xspec;    /* (owned) (nullable) what the transport opens, if not xspec */
+  ExecnetGateway *via;              /* (owned) (nullable) the gateway that starts this one's interpreter */
   char *id;                         /* (owned) */
   char *type_name;                  /* (owned) "PopenGateway" */
   GWeakRef group;                   /* ExecnetGroup, empty once removed */
@@ -268,6 +270,7 @@ execnet_gateway_finalize (GObject *object)
   g_weak_ref_clear (&self->group);
   g_clear_pointer (&self->xspec, execnet_xspec_unref);
   g_clear_pointer (&self->transport_xspec, execnet_xspec_unref);
+  g_clear_object (&self->via);
   g_free (self->id);
   g_free (self->type_name);
   g_free (self->description);
@@ -955,15 +958,16 @@ on_bootstrapped (GObject      *source,
   g_task_return_boolean (task, TRUE);
 }
 
+static void connected (GTask             *task,
+                       ExecnetConnection *connection);
+
 static void
 on_opened (GObject      *source,
            GAsyncResult *result,
            gpointer      user_data)
 {
-  g_autoptr(GTask) task = user_data;
-  ExecnetGateway *self = g_task_get_source_object (task);
+  GTask *task = user_data;
   ExecnetConnection *connection;
-  GCancellable *cancellable;
   GError *error = NULL;
 
   /* I/O thread */
@@ -971,8 +975,21 @@ on_opened (GObject      *source,
   if (connection == NULL)
     {
       g_task_return_error (task, error);
+      g_object_unref (task);
       return;
     }
+
+  connected (task, connection);
+}
+
+/* I/O thread: the interpreter is reachable through @connection (transfer
+ * full); bootstraps it. Takes @task. */
+static void
+connected (GTask             *task,
+           ExecnetConnection *connection)
+{
+  ExecnetGateway *self = g_task_get_source_object (task);
+  GCancellable *cancellable;
 
   g_mutex_lock (&self->lock);
   self->connection = connection;
@@ -991,7 +1008,7 @@ on_opened (GObject      *source,
   execnet_connection_wait_async (connection, NULL, on_process_ended, g_object_ref (self));
   cancellable = g_task_get_cancellable (task);
   _execnet_bootstrap_async (connection, self->xspec, self->id, cancellable,
-                            on_bootstrapped, g_steal_pointer (&task));
+                            on_bootstrapped, task);
 }
 
 /* The spec the transport opens: for installvia=, one that names the
@@ -1015,11 +1032,29 @@ start_in_io_thread (gpointer data)
 {
   GTask *task = data;
   ExecnetGateway *self = g_task_get_source_object (task);
-  ExecnetTransport *transport = g_task_get_task_data (task);
+  gpointer task_data = g_task_get_task_data (task);
 
-  execnet_transport_open_async (transport, get_transport_xspec (self), g_task_get_cancellable (task),
-                                on_opened, task);
+  if (EXECNET_IS_CONNECTION (task_data))
+    connected (task, g_object_ref (task_data));
+  else
+    execnet_transport_open_async (EXECNET_TRANSPORT (task_data), get_transport_xspec (self),
+                                  g_task_get_cancellable (task), on_opened, task);
   return G_SOURCE_REMOVE;
+}
+
+/* Before start: the interpreter is to be started by @via's agent. */
+void
+_execnet_gateway_set_via (ExecnetGateway *self,
+                          ExecnetGateway *via)
+{
+  g_set_object (&self->via, via);
+}
+
+/* The gateway that started this one's interpreter, or NULL. (transfer none) */
+ExecnetGateway *
+_execnet_gateway_get_via (ExecnetGateway *self)
+{
+  return self->via;
 }
 
 /* Any thread: connects and bootstraps; completes in the caller's
@@ -1037,6 +1072,22 @@ _execnet_gateway_start_async (ExecnetGateway      *self,
 
   g_task_set_source_tag (task, _execnet_gateway_start_async);
   self->start_time = g_get_monotonic_time ();
+
+  if (self->via != NULL)
+    {
+      /* Sends on the via gateway's channel, which may wait for room: done
+       * here, never in the I/O thread. */
+      ExecnetConnection *connection = _execnet_via_connect (self->via, self->xspec, &error);
+
+      if (connection == NULL)
+        {
+          g_task_return_error (task, error);
+          return;
+        }
+      g_task_set_task_data (task, connection, g_object_unref);
+      _execnet_io_worker_invoke (start_in_io_thread, g_steal_pointer (&task), NULL);
+      return;
+    }
 
   if (scheme == NULL)
     {

@@ -43,6 +43,25 @@
  * for all of them together up to a timeout, then kills and reaps whatever
  * is left, so it never hangs and never leaves a process behind.
  *
+ * ## Gateways through gateways
+ *
+ * A spec with `via=ID` has the interpreter started by the agent of the
+ * group's gateway `ID`, on that gateway's host, and its frames relayed
+ * through that gateway's connection: `popen//via=gw0` runs `python3`
+ * beside gw0, `ssh=node7//via=gw0` runs the ssh client there. The relay
+ * can itself be a `via=` gateway, to any depth:
+ *
+ * ```c
+ * execnet_group_make_gateway (group, "ssh=gateway.example.org//id=front", &error);
+ * execnet_group_make_gateway (group, "ssh=node7//via=front//id=node7", &error);
+ * execnet_group_make_gateway (group, "popen//python=python3.12//via=node7", &error);
+ * ```
+ *
+ * `via=` must name a gateway of the same group (anything else is
+ * %EXECNET_ERROR_INVALID_SPEC); terminate ends such gateways before the
+ * ones they are relayed through. It works with `agent=execnet` on the
+ * relay too: the relay is plain Python run with remote_exec.
+ *
  * All methods are thread-safe; several threads may make gateways at once,
  * and [ctor@Execnet.Group.new_with_specs] starts all its gateways
  * concurrently.
@@ -663,6 +682,24 @@ execnet_group_make_gateway_async (ExecnetGroup        *self,
   g_mutex_unlock (&self->lock);
 
   gateway = _execnet_gateway_new (xspec, self);
+  if (execnet_xspec_get (xspec, "via") != NULL)
+    {
+      const char *via_id = execnet_xspec_get (xspec, "via");
+      ExecnetGateway *via = execnet_group_lookup (self, via_id);
+
+      if (via == NULL)
+        {
+          g_mutex_lock (&self->lock);
+          g_hash_table_remove (self->reserved, id);
+          g_mutex_unlock (&self->lock);
+          g_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
+                                   "invalid spec “%s”: via=%s names no gateway of this group; "
+                                   "via= takes the id of a running gateway of the same group",
+                                   execnet_xspec_to_string (xspec), via_id);
+          return;
+        }
+      _execnet_gateway_set_via (gateway, via);
+    }
   if (execnet_xspec_get (xspec, "installvia") != NULL)
     install_via (self, gateway, g_steal_pointer (&task));
   else
@@ -1122,6 +1159,52 @@ dup_members (ExecnetGroup *self)
   return members;
 }
 
+/* How many relays stand between the master and @gateway's interpreter. */
+static guint
+via_depth (ExecnetGateway *gateway)
+{
+  guint depth = 0;
+
+  for (ExecnetGateway *via = _execnet_gateway_get_via (gateway); via != NULL;
+       via = _execnet_gateway_get_via (via))
+    depth++;
+  return depth;
+}
+
+/* Ends the via= members before the gateways they are relayed through,
+ * deepest first: a relay that went first would leave its proxied
+ * interpreters to notice a broken pipe instead of a goodbye. What has not
+ * ended by @deadline is killed; the main loop of terminate() reaps it. */
+static void
+end_proxied (ExecnetGroup *self,
+             gint64        deadline)
+{
+  g_autoptr(GPtrArray) members = dup_members (self);
+  guint max_depth = 0;
+
+  for (guint i = 0; i < members->len; i++)
+    max_depth = MAX (max_depth, via_depth (g_ptr_array_index (members, i)));
+
+  for (guint depth = max_depth; depth > 0; depth--)
+    {
+      g_autoptr(GPtrArray) level = g_ptr_array_new ();
+
+      for (guint i = 0; i < members->len; i++)
+        {
+          ExecnetGateway *gateway = g_ptr_array_index (members, i);
+
+          if (via_depth (gateway) == depth)
+            {
+              execnet_gateway_exit (gateway);
+              g_ptr_array_add (level, gateway);
+            }
+        }
+      for (guint i = 0; i < level->len; i++)
+        if (!_execnet_gateway_wait_ended (g_ptr_array_index (level, i), deadline))
+          _execnet_gateway_kill (g_ptr_array_index (level, i));
+    }
+}
+
 /**
  * execnet_group_terminate:
  * @self: a group
@@ -1130,8 +1213,10 @@ dup_members (ExecnetGroup *self)
  *   %G_IO_ERROR_INVALID_ARGUMENT
  * @error: return location for a #GError
  *
- * Makes every member exit, all at once, and waits for all of them together.
- * Whatever has not ended after @timeout is killed and reaped. Afterwards the
+ * Makes every member exit, all at once, and waits for all of them together;
+ * gateways started through another one (`via=`) are ended first, the
+ * deepest first, then those they were relayed through. Whatever has not
+ * ended after @timeout is killed and reaped. Afterwards the
  * group is empty and no process of its gateways is left.
  *
  * Returns: %TRUE; %FALSE with an error only if a killed process could not
@@ -1148,6 +1233,8 @@ execnet_group_terminate (ExecnetGroup  *self,
 
   if (!_execnet_check_timeout (timeout, error))
     return FALSE;
+
+  end_proxied (self, _execnet_deadline_from_timeout (timeout));
 
   for (;;)
     {

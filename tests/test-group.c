@@ -6,6 +6,9 @@
  */
 #include <math.h>
 
+#include <glib/gstdio.h>
+#include <string.h>
+
 #include <execnet/execnet.h>
 
 #include "test-helpers.h"
@@ -888,6 +891,126 @@ test_receive_queue_threads (void)
   test_assert_no_children (5.0);
 }
 
+/* Asserts that @gateway's interpreter is a child of @parent's. */
+static void
+assert_started_by (ExecnetGateway *gateway,
+                   ExecnetGateway *parent)
+{
+  g_autoptr(ExecnetChannel) channel = test_remote_exec (gateway, "import os\nchannel.send(os.getppid())\n");
+  g_autoptr(GVariant) ppid = test_receive (channel);
+
+  g_assert_cmpint (g_variant_get_int64 (ppid), ==, test_gateway_pid (parent));
+}
+
+/* via=ID: the interpreter is started by gateway ID's agent and its frames
+ * are relayed through ID's connection, at any depth; 4 MiB cross two
+ * relays intact; terminate ends the proxied gateways before their relays,
+ * and leaves nothing. */
+static void
+test_via (void)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  g_autoptr(ExecnetChannel) channel = NULL;
+  g_autoptr(ExecnetChannel) watch = NULL;
+  g_autoptr(GVariant) value = NULL;
+  g_autoptr(GBytes) payload = NULL;
+  g_autoptr(GByteArray) data = g_byte_array_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = NULL;
+  g_autofree char *report = NULL;
+  g_autofree char *report_path = NULL;
+  g_autofree char *source = NULL;
+  ExecnetGateway *relay, *first, *second;
+  gint64 pids[3];
+
+  relay = test_make_gateway (group, "id=relay");
+  first = test_make_gateway (group, "id=first//via=relay");
+  second = test_make_gateway (group, "id=second//via=first");
+  g_assert_cmpuint (execnet_group_get_size (group), ==, 3);
+  assert_started_by (first, relay);
+  assert_started_by (second, first);
+  pids[0] = test_gateway_pid (relay);
+  pids[1] = test_gateway_pid (first);
+  pids[2] = test_gateway_pid (second);
+
+  /* 4 MiB of every byte value, there and back through both relays. */
+  for (guint i = 0; i < 4 * 1024 * 1024; i++)
+    {
+      guint8 byte = (guint8) ((i * 7 + i / 4096) & 0xff);
+
+      g_byte_array_append (data, &byte, 1);
+    }
+  payload = g_byte_array_free_to_bytes (g_steal_pointer (&data));
+  channel = test_remote_exec (second, "channel.send(channel.receive())\n");
+  test_send (channel, g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, payload, TRUE));
+  value = test_receive (channel);
+  g_assert_cmpuint (g_variant_get_size (value), ==, g_bytes_get_size (payload));
+  g_assert_cmpmem (g_variant_get_data (value), g_variant_get_size (value),
+                   g_bytes_get_data (payload, NULL), g_bytes_get_size (payload));
+  test_wait_close (channel);
+
+  /* At its exit the relay notes whether its proxied interpreter is gone
+   * already: it must be, as terminate ends proxied gateways first. */
+  dir = g_dir_make_tmp ("execnet-via-XXXXXX", &error);
+  g_assert_no_error (error);
+  report_path = g_build_filename (dir, "report", NULL);
+  source = g_strdup_printf ("import atexit, os\n"
+                            "def note(pid=%" G_GINT64_FORMAT ", path=%s%s%s):\n"
+                            "    with open(path, 'w') as f:\n"
+                            "        f.write('alive' if os.path.exists('/proc/%%d' %% pid) else 'gone')\n"
+                            "atexit.register(note)\n",
+                            pids[1], "'", report_path, "'");
+  watch = test_remote_exec (relay, source);
+  test_wait_close (watch);
+
+  test_terminate (group);
+  for (guint i = 0; i < G_N_ELEMENTS (pids); i++)
+    test_assert_pid_gone (pids[i], 5.0);
+  test_assert_no_children (5.0);
+
+  if (test_agent () == NULL)
+    {
+      /* execnet's worker leaves by os._exit (no atexit handlers). */
+      g_file_get_contents (report_path, &report, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_cmpstr (report, ==, "gone");
+      g_assert_no_errno (g_unlink (report_path));
+    }
+  else
+    g_unlink (report_path);
+  g_assert_no_errno (g_rmdir (dir));
+}
+
+/* via= names a gateway of the same group, or it is an error that says so;
+ * nothing is started and nothing is left. */
+static void
+test_via_unknown (void)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  g_autoptr(ExecnetGroup) other = execnet_group_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *spec = test_spec ("via=elsewhere");
+  g_autofree char *unknown = test_spec ("via=gw9");
+
+  test_make_gateway (other, "id=elsewhere");
+  test_make_gateway (group, NULL);
+
+  g_assert_null (execnet_group_make_gateway (group, unknown, &error));
+  g_assert_error (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC);
+  g_assert_nonnull (strstr (error->message, "via=gw9"));
+  g_clear_error (&error);
+
+  g_assert_null (execnet_group_make_gateway (group, spec, &error));
+  g_assert_error (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC);
+  g_assert_nonnull (strstr (error->message, "same group"));
+  g_clear_error (&error);
+
+  g_assert_cmpuint (execnet_group_get_size (group), ==, 1);
+  test_terminate (group);
+  test_terminate (other);
+  test_assert_no_children (5.0);
+}
+
 /* One member raising: wait_close waits for all and reports the error. */
 static void
 test_remote_exec_multichannel_error (void)
@@ -1058,6 +1181,8 @@ main (int   argc,
   g_test_add_func ("/group/remote-exec/multichannel", test_remote_exec_multichannel);
   g_test_add_func ("/group/remote-exec/multichannel-error", test_remote_exec_multichannel_error);
   g_test_add_func ("/group/receive-queue/endmarkers", test_receive_queue);
+  g_test_add_func ("/group/via/nested", test_via);
+  g_test_add_func ("/group/via/unknown", test_via_unknown);
   g_test_add_func ("/group/receive-queue/threads", test_receive_queue_threads);
   g_test_add_func ("/group/list-model/items-changed", test_items_changed);
   g_test_add_func ("/group/make-gateway-async", test_make_gateway_async);
