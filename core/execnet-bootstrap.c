@@ -415,7 +415,8 @@ static char *
 newest_cached_magic_unlocked (void)
 {
   g_autofree char *dir_path = compiled_dir ();
-  g_autofree char *prefix = g_path_get_basename (compiled_path (NULL));
+  g_autofree char *all = compiled_path (NULL);
+  g_autofree char *prefix = g_path_get_basename (all);
   g_autoptr(GDir) dir = g_dir_open (dir_path, 0, NULL);
   g_autofree char *best = NULL;
   gint64 best_time = G_MININT64;
