@@ -132,11 +132,11 @@ observer_unref (gpointer data)
 }
 
 static void
-observe_frame (gpointer            data,
-               gboolean            outgoing,
-               ExecnetMessageCode  code,
-               gint32              channel,
-               GBytes             *payload)
+show_frame_to_observer (gpointer            data,
+                        gboolean            outgoing,
+                        ExecnetMessageCode  code,
+                        gint32              channel,
+                        GBytes             *payload)
 {
   Observer *observer = data;
 
@@ -935,7 +935,7 @@ on_bootstrapped (GObject      *source,
   self->acknowledged_time = g_get_monotonic_time ();
   self->wire = _execnet_wire_new (connection, self->id, self->description, &wire_handler, G_OBJECT (self));
   if (self->observer != NULL)
-    _execnet_wire_set_tap (self->wire, observe_frame, observer_ref (self->observer), observer_unref);
+    _execnet_wire_set_tap (self->wire, show_frame_to_observer, observer_ref (self->observer), observer_unref);
   g_mutex_unlock (&self->lock);
 
   setup = _execnet_bootstrap_setup_source (self->xspec);
@@ -1764,7 +1764,7 @@ execnet_gateway_set_wire_observer (ExecnetGateway      *self,
   if (self->wire != NULL)
     {
       if (observer != NULL)
-        _execnet_wire_set_tap (self->wire, observe_frame, observer_ref (observer), observer_unref);
+        _execnet_wire_set_tap (self->wire, show_frame_to_observer, observer_ref (observer), observer_unref);
       else
         _execnet_wire_set_tap (self->wire, NULL, NULL, NULL);
     }

@@ -100,7 +100,10 @@ struct _ExecnetGroup
   GPtrArray *to_join;          /* (element-type ExecnetGateway) (owned) exited, not yet joined */
   GHashTable *reserved;        /* (element-type utf8) (owned) ids of gateways being made */
   guint next_id;
-  char *default_spec;          /* (owned) */
+  /* Interned (g_intern_string) and so never freed: the pointer that
+   * execnet_group_get_default_spec() returned stays valid whatever another
+   * thread sets later. A program sets few distinct default specs. */
+  const char *default_spec;
 };
 
 enum {
@@ -278,7 +281,6 @@ execnet_group_finalize (GObject *object)
   g_ptr_array_unref (self->to_join);
   _execnet_emitter_free (self->emitter);
   g_hash_table_unref (self->reserved);
-  g_free (self->default_spec);
   g_mutex_clear (&self->lock);
 
   G_OBJECT_CLASS (execnet_group_parent_class)->finalize (object);
@@ -356,7 +358,7 @@ execnet_group_init (ExecnetGroup *self)
   self->model = g_ptr_array_new_with_free_func (g_object_unref);
   self->to_join = g_ptr_array_new_with_free_func (g_object_unref);
   self->reserved = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  self->default_spec = g_strdup ("popen");
+  self->default_spec = g_intern_static_string ("popen");
 }
 
 /**
@@ -795,17 +797,11 @@ execnet_group_make_gateway (ExecnetGroup  *self,
                             GError       **error)
 {
   g_autoptr(ExecnetXSpec) xspec = NULL;
-  g_autofree char *default_spec = NULL;
 
   g_return_val_if_fail (EXECNET_IS_GROUP (self), NULL);
 
   if (spec == NULL)
-    {
-      g_mutex_lock (&self->lock);
-      default_spec = g_strdup (self->default_spec);
-      g_mutex_unlock (&self->lock);
-      spec = default_spec;
-    }
+    spec = execnet_group_get_default_spec (self);
 
   xspec = execnet_xspec_new (spec, error);
   if (xspec == NULL)
@@ -1086,6 +1082,8 @@ execnet_group_get_gateway (ExecnetGroup *self,
  * @self: a group
  *
  * Gets the spec that execnet_group_make_gateway() uses when it is given none.
+ * Safe to call from any thread: the string stays valid for the life of the
+ * process, even after another default spec is set.
  *
  * Returns: the spec used when none is given; `popen` unless set
  *
@@ -1094,9 +1092,15 @@ execnet_group_get_gateway (ExecnetGroup *self,
 const char *
 execnet_group_get_default_spec (ExecnetGroup *self)
 {
+  const char *spec;
+
   g_return_val_if_fail (EXECNET_IS_GROUP (self), NULL);
 
-  return self->default_spec;
+  g_mutex_lock (&self->lock);
+  spec = self->default_spec;
+  g_mutex_unlock (&self->lock);
+
+  return spec;
 }
 
 /* The group's context: a property changed. */
@@ -1112,8 +1116,9 @@ emit_notify (GObject  *object,
  * @self: a group
  * @spec: (nullable): the spec used when none is given; %NULL for `popen`
  *
- * Sets [property@Execnet.Group:default-spec]. Not thread-safe with respect
- * to execnet_group_get_default_spec(), whose result it frees.
+ * Sets [property@Execnet.Group:default-spec]. Safe to call from any thread;
+ * strings that execnet_group_get_default_spec() returned earlier stay
+ * valid.
  *
  * Since: 1.0
  */
@@ -1132,8 +1137,7 @@ execnet_group_set_default_spec (ExecnetGroup *self,
   changed = g_strcmp0 (self->default_spec, spec) != 0;
   if (changed)
     {
-      g_free (self->default_spec);
-      self->default_spec = g_strdup (spec);
+      self->default_spec = g_intern_string (spec);
     }
   g_mutex_unlock (&self->lock);
 

@@ -633,12 +633,12 @@ debug_payload (ExecnetWire        *self,
  * joined into one buffer once, and only when someone looks: with no tap
  * and no debugging this costs one atomic read per frame. */
 static void
-observe_frame (ExecnetWire        *self,
-               gboolean            outgoing,
-               ExecnetMessageCode  code,
-               gint32              channel,
-               GPtrArray          *chunks,
-               GBytes             *payload)
+tap_and_debug_frame (ExecnetWire        *self,
+                     gboolean            outgoing,
+                     ExecnetMessageCode  code,
+                     gint32              channel,
+                     GPtrArray          *chunks,
+                     GBytes             *payload)
 {
   gboolean debug = EXECNET_DEBUG_ENABLED (EXECNET_DEBUG_PAYLOAD);
   g_autoptr(GBytes) flat = NULL;
@@ -687,7 +687,7 @@ _execnet_wire_send (ExecnetWire         *self,
       return FALSE;
     }
 
-  observe_frame (self, TRUE, code, channel, chunks, NULL);
+  tap_and_debug_frame (self, TRUE, code, channel, chunks, NULL);
 
   frame = g_new0 (QueuedFrame, 1);
   _execnet_frame_header_encode (frame->header, code, channel, (gint32) payload);
@@ -868,7 +868,7 @@ on_read (GObject      *source,
             EXECNET_NOTE (WIRE, self->gateway_id, "%s <- %s channel=%d length=%" G_GSIZE_FORMAT,
                                   self->description, execnet_message_code_name (code),
                                   channel, g_bytes_get_size (payload));
-          observe_frame (self, FALSE, code, channel, NULL, payload);
+          tap_and_debug_frame (self, FALSE, code, channel, NULL, payload);
           self->handler->frame (self->owner, code, channel, payload);
           g_bytes_unref (payload);
         }
