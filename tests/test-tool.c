@@ -1028,6 +1028,73 @@ test_debug_keys (void)
   g_assert_null (strstr (transport->err, "gateway gw0"));
 }
 
+/* -v shows one line per phase of the start, with its time, for every
+ * command that starts gateways; -vv every debug message of the library. */
+static void
+test_verbose (void)
+{
+  const char *phases[] = { "starting-python", "bootstrap", "ready", NULL };
+  g_autoptr(Run) quiet = NULL;
+  g_autoptr(Run) exec_run = NULL;
+  g_autoptr(Run) status_run = NULL;
+  g_autoptr(Run) very = NULL;
+  const char *at;
+
+  if (skip_without_tool ())
+    return;
+
+  quiet = run_tool ("exec", "popen", "-c", "channel.send(1)");
+  g_assert_cmpint (quiet->status, ==, 0);
+  g_assert_cmpstr (quiet->err, ==, "");
+
+  exec_run = run_tool ("-v", "exec", "popen", "-c", "channel.send(1)");
+  g_assert_cmpint (exec_run->status, ==, 0);
+  g_assert_cmpstr (exec_run->out, ==, "int64 1\n");
+  at = exec_run->err;
+  for (guint i = 0; phases[i] != NULL; i++)
+    {
+      g_autofree char *line = g_strdup_printf (" s  gw0: %s: ", phases[i]);
+
+      assert_contains (at, line);
+      at = strstr (at, line);
+    }
+  assert_matches (exec_run->err, "^execnet-tool: +[0-9]+\\.[0-9]{3} s  gw0: ready: ");
+  assert_contains (exec_run->err, "gw0: waiting for the code on channel 1 to send or end (no timeout");
+  g_assert_null (strstr (exec_run->err, "transport: "));
+
+  status_run = run_tool ("status", "-v", "popen");
+  g_assert_cmpint (status_run->status, ==, 0);
+  assert_contains (status_run->err, "gw0: bootstrap: ");
+
+  very = run_tool ("exec", "-vv", "popen", "-c", "channel.send(1)");
+  g_assert_cmpint (very->status, ==, 0);
+  assert_contains (very->err, "transport: popen: loading ");
+  assert_contains (very->err, "gateway: gateway gw0 ");
+}
+
+/* EXECNET_TOOL_TIMEOUT gives a waiting exec a default timeout. */
+static void
+test_exec_default_timeout (void)
+{
+  g_autoptr(Run) waiting = NULL;
+  g_autoptr(Run) bad = NULL;
+
+  if (skip_without_tool ())
+    return;
+
+  g_setenv ("EXECNET_TOOL_TIMEOUT", "1.5", TRUE);
+  waiting = run_tool ("exec", "-v", "popen", "-c", "channel.receive()");
+  g_setenv ("EXECNET_TOOL_TIMEOUT", "soon", TRUE);
+  bad = run_tool ("exec", "popen", "-c", "channel.receive()");
+  g_unsetenv ("EXECNET_TOOL_TIMEOUT");
+
+  g_assert_cmpint (waiting->status, ==, 5);
+  assert_contains (waiting->err, "waiting for the code on channel 1 to send or end (timeout 1.5 s in all)");
+  assert_contains (waiting->err, "timed out after 1.5 seconds");
+  g_assert_cmpint (bad->status, ==, 2);
+  assert_contains (bad->err, "EXECNET_TOOL_TIMEOUT=soon is not a number of seconds");
+}
+
 int
 main (int    argc,
       char **argv)
@@ -1037,6 +1104,8 @@ main (int    argc,
   g_test_add_func ("/tool/help/list", test_help);
   g_test_add_func ("/tool/help/command", test_help_command);
   g_test_add_func ("/tool/debug/keys", test_debug_keys);
+  g_test_add_func ("/tool/verbose", test_verbose);
+  g_test_add_func ("/tool/exec/default-timeout", test_exec_default_timeout);
   g_test_add_func ("/tool/exec/round-trip", test_exec_round_trip);
   g_test_add_func ("/tool/exec/json", test_exec_json);
   g_test_add_func ("/tool/exec/file", test_exec_file);

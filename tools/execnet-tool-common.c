@@ -262,6 +262,15 @@ execnet_tool_run_code (ExecnetGroup         *group,
     if (!execnet_channel_send (channel, g_ptr_array_index (values, i), error))
       return FALSE;
 
+  if (timeout >= 0)
+    execnet_tool_verbose_print (1, "%s: waiting for the code on channel %d to send or end "
+                                "(timeout %g s in all)", execnet_gateway_get_id (gateway),
+                                execnet_channel_get_id (channel), timeout);
+  else
+    execnet_tool_verbose_print (1, "%s: waiting for the code on channel %d to send or end "
+                                "(no timeout: give --timeout, or set EXECNET_TOOL_TIMEOUT)",
+                                execnet_gateway_get_id (gateway), execnet_channel_get_id (channel));
+
   for (;;)
     {
       g_autoptr(GError) local_error = NULL;
@@ -285,4 +294,27 @@ execnet_tool_run_code (ExecnetGroup         *group,
         g_propagate_error (error, g_steal_pointer (&local_error));
       return FALSE;
     }
+}
+
+gboolean
+execnet_tool_default_timeout (double   *timeout,
+                              GError  **error)
+{
+  const char *text = g_getenv ("EXECNET_TOOL_TIMEOUT");
+  char *end = NULL;
+  double value;
+
+  if (*timeout >= 0 || text == NULL || *text == '\0')
+    return TRUE;
+
+  value = g_ascii_strtod (text, &end);
+  if (end == text || *end != '\0' || !(value >= 0) || value > 1e9)
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "EXECNET_TOOL_TIMEOUT=%s is not a number of seconds; unset it or give "
+                   "one such as 60", text);
+      return FALSE;
+    }
+  *timeout = value;
+  return TRUE;
 }

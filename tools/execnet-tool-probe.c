@@ -245,6 +245,7 @@ execnet_tool_probe (int    argc,
     "Example:\n"
     "  execnet-tool probe -n 20 'ssh=node7//python=python3'");
   g_option_context_add_main_entries (context, entries, NULL);
+  g_option_context_add_main_entries (context, execnet_tool_verbose_entries, NULL);
 
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return execnet_tool_report_error (argv[0], error);

@@ -75,6 +75,7 @@ run (int          argc,
                                  "  execnet-tool %s 'popen//python=python3 -X dev'", argv[0]);
   g_option_context_set_description (context, description);
   g_option_context_add_main_entries (context, entries, NULL);
+  g_option_context_add_main_entries (context, execnet_tool_verbose_entries, NULL);
 
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return execnet_tool_report_error (argv[0], error);

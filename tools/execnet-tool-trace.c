@@ -196,8 +196,11 @@ execnet_tool_trace (int    argc,
     "Example:\n"
     "  execnet-tool trace popen -c 'channel.send(channel.receive() * 2)' --send 21");
   g_option_context_add_main_entries (context, entries, NULL);
+  g_option_context_add_main_entries (context, execnet_tool_verbose_entries, NULL);
 
   if (!g_option_context_parse (context, &argc, &argv, &error))
+    return execnet_tool_report_error (argv[0], error);
+  if (!execnet_tool_default_timeout (&timeout, &error))
     return execnet_tool_report_error (argv[0], error);
 
   source = execnet_tool_get_code (argc, argv, code, &exit_code);

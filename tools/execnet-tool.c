@@ -125,7 +125,7 @@ print_usage (FILE *out)
 
   g_string_append (text,
                    "Usage:\n"
-                   "  execnet-tool COMMAND [ARGS…]\n"
+                   "  execnet-tool [-v|-vv] COMMAND [ARGS…]\n"
                    "\n"
                    "A debugging tool for execnet gateways, transports, channels and the wire.\n"
                    "\n"
@@ -206,6 +206,23 @@ main (int    argc,
 
   setlocale (LC_ALL, "");
 
+  if (argc < 2)
+    {
+      print_usage (stderr);
+      return EXECNET_TOOL_EXIT_USAGE;
+    }
+
+  /* -v, -vv or --verbose before the command, as with ssh. */
+  while (argc >= 2 && (strcmp (argv[1], "--verbose") == 0 ||
+                       (argv[1][0] == '-' && argv[1][1] == 'v' &&
+                        strspn (argv[1] + 1, "v") == strlen (argv[1] + 1))))
+    {
+      execnet_tool_set_verbosity (execnet_tool_get_verbosity () +
+                                  (argv[1][1] == '-' ? 1 : (int) strlen (argv[1] + 1)));
+      argv[1] = argv[0];
+      argv++;
+      argc--;
+    }
   if (argc < 2)
     {
       print_usage (stderr);

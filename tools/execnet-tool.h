@@ -66,6 +66,20 @@ gboolean        execnet_tool_run_code       (ExecnetGroup         *group,
                                              ExecnetToolItemFunc   on_item,
                                              GError              **error);
 
+/* -v and -vv (execnet-tool-verbose.c): the option, for every command that
+ * starts gateways, and lines shown at a verbosity. */
+extern const GOptionEntry execnet_tool_verbose_entries[];
+void execnet_tool_set_verbosity (int         level);
+int  execnet_tool_get_verbosity (void);
+void execnet_tool_verbose_print (int         level,
+                                 const char *format,
+                                 ...) G_GNUC_PRINTF (2, 3);
+
+/* The timeout of exec and trace: --timeout, else EXECNET_TOOL_TIMEOUT,
+ * else none (-1); FALSE with an error for a bad value. */
+gboolean execnet_tool_default_timeout (double   *timeout,
+                                       GError  **error);
+
 /* One function per subcommand; argv[0] is the subcommand's name. */
 int execnet_tool_exec         (int argc, char **argv);
 int execnet_tool_spec         (int argc, char **argv);
