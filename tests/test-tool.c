@@ -320,7 +320,57 @@ test_exec_json (void)
   array = json_object_get_array_member (object, "k");
   g_assert_cmpint (json_array_get_int_element (array, 0), ==, 1);
   g_assert_true (json_array_get_null_element (array, 1));
-  g_assert_cmpuint (json_array_get_length (json_object_get_array_member (object, "b")), ==, 2);
+  g_assert_cmpstr (json_object_get_string_member (json_object_get_object_member (object, "b"), "$bytes"),
+                   ==, "eHk=");
+}
+
+/* --json is exact: integers beyond int64, floats that read back the same,
+ * NaN and infinities and bytes in their documented forms; errors are JSON
+ * on stderr; --json=pretty indents. */
+static void
+test_exec_json_exact (void)
+{
+  g_autofree char *spec = test_spec (NULL);
+  g_autoptr(Run) run = NULL;
+  g_autoptr(Run) pretty = NULL;
+  g_autoptr(Run) failed = NULL;
+  g_autoptr(Run) bad = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  g_autoptr(JsonNode) error_root = NULL;
+  JsonObject *error_object;
+
+  if (skip_without_tool ())
+    return;
+
+  run = run_tool ("exec", spec, "--json", "-c",
+                  "channel.send([2**63, 2**64 - 1, -2**63, 0.1, 3.0, 1e300,\n"
+                  "              float('nan'), float('inf'), -float('inf'),\n"
+                  "              b'\\x00\\xff', 'a\"\\n\\x01', {1: 2}, (True, None)])");
+  g_assert_cmpint (run->status, ==, TOOL_EXIT_OK);
+  g_assert_cmpstr (run->out, ==,
+                   "[9223372036854775808,18446744073709551615,-9223372036854775808,"
+                   "0.10000000000000001,3.0,1.0000000000000001e+300,"
+                   "{\"$float\":\"nan\"},{\"$float\":\"inf\"},{\"$float\":\"-inf\"},"
+                   "{\"$bytes\":\"AP8=\"},\"a\\\"\\n\\u0001\",[[1,2]],[true,null]]\n");
+  root = parse_json (run->out);
+  g_assert_true (JSON_NODE_HOLDS_ARRAY (root));
+
+  pretty = run_tool ("exec", spec, "--json=pretty", "-c", "channel.send({'a': [1]})");
+  g_assert_cmpint (pretty->status, ==, TOOL_EXIT_OK);
+  g_assert_cmpstr (pretty->out, ==, "{\n  \"a\": [\n    1\n  ]\n}\n");
+
+  failed = run_tool ("exec", spec, "--json", "-c", "raise ValueError('no')");
+  g_assert_cmpint (failed->status, ==, TOOL_EXIT_REMOTE_ERROR);
+  g_assert_cmpstr (failed->out, ==, "");
+  error_root = parse_json (failed->err);
+  error_object = json_object_get_object_member (json_node_get_object (error_root), "error");
+  g_assert_nonnull (error_object);
+  g_assert_cmpint (json_object_get_int_member (error_object, "exit_status"), ==, TOOL_EXIT_REMOTE_ERROR);
+  assert_contains (json_object_get_string_member (error_object, "message"), "ValueError: no");
+  g_assert_cmpstr (json_object_get_string_member (error_object, "command"), ==, "exec");
+
+  bad = run_tool ("exec", spec, "--json=ugly", "-c", "pass");
+  g_assert_cmpint (bad->status, ==, TOOL_EXIT_USAGE);
 }
 
 static void
@@ -1108,6 +1158,7 @@ main (int    argc,
   g_test_add_func ("/tool/exec/default-timeout", test_exec_default_timeout);
   g_test_add_func ("/tool/exec/round-trip", test_exec_round_trip);
   g_test_add_func ("/tool/exec/json", test_exec_json);
+  g_test_add_func ("/tool/exec/json-exact", test_exec_json_exact);
   g_test_add_func ("/tool/exec/file", test_exec_file);
   g_test_add_func ("/tool/exec/remote-error", test_exec_remote_error);
   g_test_add_func ("/tool/exec/timeout", test_exec_timeout);

@@ -97,17 +97,12 @@ execnet_tool_write_line (const char  *text,
   return FALSE;
 }
 
-/* GVariant text, or one line of JSON. */
+/* GVariant text, or JSON (execnet-tool-json.c) with --json. */
 char *
-execnet_tool_format_value (GVariant *value,
-                           gboolean  json)
+execnet_tool_format_value (GVariant *value)
 {
-  if (json)
-    {
-      g_autoptr(JsonNode) node = json_gvariant_serialize (value);
-
-      return json_to_string (node, FALSE);
-    }
+  if (execnet_tool_json ())
+    return execnet_tool_value_to_json (value);
   return g_variant_print (value, TRUE);
 }
 

@@ -10,7 +10,6 @@
 static char *code = NULL;
 static char **send_texts = NULL;
 static double timeout = -1;
-static gboolean json = FALSE;
 
 static const GOptionEntry entries[] = {
   { "code", 'c', 0, G_OPTION_ARG_STRING, &code, "Run CODE instead of a file", "CODE" },
@@ -18,7 +17,7 @@ static const GOptionEntry entries[] = {
     "Send VALUE (GVariant text) to the code's channel; repeat for more", "VALUE" },
   { "timeout", 't', 0, G_OPTION_ARG_DOUBLE, &timeout,
     "Give up after S seconds, counting from the start of the gateway", "S" },
-  { "json", 'j', 0, G_OPTION_ARG_NONE, &json, "Print each item as one line of JSON", NULL },
+  EXECNET_TOOL_JSON_OPTION ("Print each item as one line of JSON"),
   G_OPTION_ENTRY_NULL
 };
 
@@ -26,7 +25,7 @@ static gboolean
 print_value (GVariant  *value,
              GError   **error)
 {
-  g_autofree char *text = execnet_tool_format_value (value, json);
+  g_autofree char *text = execnet_tool_format_value (value);
 
   return execnet_tool_write_line (text, error);
 }

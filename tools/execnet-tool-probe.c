@@ -37,12 +37,10 @@ static const struct {
 };
 
 static int count = 5;
-static gboolean json = FALSE;
 
 static const GOptionEntry entries[] = {
   { "count", 'n', 0, G_OPTION_ARG_INT, &count, "Start N gateways, one after the other (default 5)", "N" },
-  { "json", 'j', 0, G_OPTION_ARG_NONE, &json,
-    "Print one line of JSON per run, then the summary (times in microseconds)", NULL },
+  EXECNET_TOOL_JSON_OPTION ("Print one line of JSON per run, then the summary (times in microseconds)"),
   G_OPTION_ENTRY_NULL
 };
 
@@ -126,7 +124,7 @@ static void
 print_json_node (JsonBuilder *builder)
 {
   g_autoptr(JsonNode) root = json_builder_get_root (builder);
-  g_autofree char *text = json_to_string (root, FALSE);
+  g_autofree char *text = execnet_tool_json_node_to_string (root);
 
   fputs (text, stdout);
   fputc ('\n', stdout);
@@ -137,7 +135,7 @@ static void
 print_run (int           run,
            const gint64 *times)
 {
-  if (json)
+  if (execnet_tool_json ())
     {
       g_autoptr(JsonBuilder) builder = json_builder_new ();
 
@@ -170,7 +168,7 @@ print_summary (gint64 **samples,
 {
   g_autoptr(JsonBuilder) builder = json_builder_new ();
 
-  if (json)
+  if (execnet_tool_json ())
     {
       json_builder_begin_object (builder);
       json_builder_set_member_name (builder, "summary");
@@ -186,7 +184,7 @@ print_summary (gint64 **samples,
       gint64 min, median, max;
 
       summarize (samples[p], n, &min, &median, &max);
-      if (json)
+      if (execnet_tool_json ())
         {
           json_builder_set_member_name (builder, phases[p].key);
           json_builder_begin_object (builder);
@@ -205,7 +203,7 @@ print_summary (gint64 **samples,
         }
     }
 
-  if (json)
+  if (execnet_tool_json ())
     {
       json_builder_set_member_name (builder, "runs");
       json_builder_add_int_value (builder, n);

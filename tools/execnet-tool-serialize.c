@@ -14,7 +14,6 @@
 #include "execnet-tool.h"
 
 static char *output_path = NULL;
-static gboolean json = FALSE;
 
 static const GOptionEntry dumps_entries[] = {
   { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output_path,
@@ -23,7 +22,7 @@ static const GOptionEntry dumps_entries[] = {
 };
 
 static const GOptionEntry loads_entries[] = {
-  { "json", 'j', 0, G_OPTION_ARG_NONE, &json, "Print the value as one line of JSON", NULL },
+  EXECNET_TOOL_JSON_OPTION ("Print the value as one line of JSON"),
   G_OPTION_ENTRY_NULL
 };
 
@@ -201,11 +200,9 @@ execnet_tool_loads (int    argc,
 
   /* JSON and GVariant text are UTF-8 whatever the locale, and are data
    * to be read back: they are written as they are, not converted. */
-  if (json)
+  if (execnet_tool_json ())
     {
-      g_autoptr(JsonNode) node = json_gvariant_serialize (value);
-
-      text = json_to_string (node, FALSE);
+      text = execnet_tool_value_to_json (value);
     }
   else
     {

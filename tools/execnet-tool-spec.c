@@ -10,10 +10,9 @@
 
 #include "execnet-tool.h"
 
-static gboolean json = FALSE;
 
 static const GOptionEntry entries[] = {
-  { "json", 'j', 0, G_OPTION_ARG_NONE, &json, "Print the result as one line of JSON", NULL },
+  EXECNET_TOOL_JSON_OPTION ("Print the result as one line of JSON"),
   G_OPTION_ENTRY_NULL
 };
 
@@ -170,7 +169,7 @@ print_json (SpecReport *report)
   json_builder_end_object (builder);
 
   root = json_builder_get_root (builder);
-  text = json_to_string (root, FALSE);
+  text = execnet_tool_json_node_to_string (root);
   fputs (text, stdout);
   fputc ('\n', stdout);
 }
@@ -221,7 +220,7 @@ execnet_tool_spec (int    argc,
     report->module = execnet_transport_find_module (scheme);
   report->search_path = execnet_transport_get_search_path ();
 
-  if (json)
+  if (execnet_tool_json ())
     print_json (report);
   else
     print_text (report);

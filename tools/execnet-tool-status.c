@@ -13,10 +13,9 @@
 typedef GVariant *(*QueryFunc) (ExecnetGateway  *gateway,
                                 GError         **error);
 
-static gboolean json = FALSE;
 
 static const GOptionEntry entries[] = {
-  { "json", 'j', 0, G_OPTION_ARG_NONE, &json, "Print the result as one line of JSON", NULL },
+  EXECNET_TOOL_JSON_OPTION ("Print the result as one line of JSON"),
   G_OPTION_ENTRY_NULL
 };
 
@@ -45,8 +44,7 @@ print_dictionary_text (GVariant *dictionary)
 static void
 print_dictionary_json (GVariant *dictionary)
 {
-  g_autoptr(JsonNode) node = json_gvariant_serialize (dictionary);
-  g_autofree char *text = json_to_string (node, FALSE);
+  g_autofree char *text = execnet_tool_value_to_json (dictionary);
 
   fputs (text, stdout);
   fputc ('\n', stdout);
@@ -99,7 +97,7 @@ run (int          argc,
   if (result == NULL)
     return execnet_tool_report_error (argv[0], error);
 
-  if (json)
+  if (execnet_tool_json ())
     print_dictionary_json (result);
   else
     print_dictionary_text (result);

@@ -20,7 +20,6 @@
 static char *code = NULL;
 static char **send_texts = NULL;
 static double timeout = -1;
-static gboolean json = FALSE;
 
 static const GOptionEntry entries[] = {
   { "code", 'c', 0, G_OPTION_ARG_STRING, &code, "Run CODE instead of a file", "CODE" },
@@ -28,7 +27,7 @@ static const GOptionEntry entries[] = {
     "Send VALUE (GVariant text) to the code's channel; repeat for more", "VALUE" },
   { "timeout", 't', 0, G_OPTION_ARG_DOUBLE, &timeout,
     "Give up after S seconds, counting from the start of the gateway", "S" },
-  { "json", 'j', 0, G_OPTION_ARG_NONE, &json, "Print each record as one line of JSON", NULL },
+  EXECNET_TOOL_JSON_OPTION ("Print each record as one line of JSON"),
   G_OPTION_ENTRY_NULL
 };
 
@@ -113,32 +112,22 @@ on_frame (ExecnetGateway     *gateway,
   g_mutex_lock (&self->lock);
   time = g_get_monotonic_time () - self->start;
 
-  if (json)
+  if (execnet_tool_json ())
     {
-      g_autoptr(JsonBuilder) builder = json_builder_new ();
-      g_autoptr(JsonNode) root = NULL;
+      g_auto(GVariantBuilder) record = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE_VARDICT);
+      g_autoptr(GVariant) root = NULL;
 
-      json_builder_begin_object (builder);
-      json_builder_set_member_name (builder, "time_us");
-      json_builder_add_int_value (builder, time);
-      json_builder_set_member_name (builder, "gateway");
-      json_builder_add_string_value (builder, execnet_gateway_get_id (gateway));
-      json_builder_set_member_name (builder, "direction");
-      json_builder_add_string_value (builder, outgoing ? "out" : "in");
-      json_builder_set_member_name (builder, "message");
-      json_builder_add_string_value (builder, message);
-      json_builder_set_member_name (builder, "channel");
-      json_builder_add_int_value (builder, channel);
-      json_builder_set_member_name (builder, "length");
-      json_builder_add_int_value (builder, g_bytes_get_size (payload));
+      g_variant_builder_add (&record, "{sv}", "time_us", g_variant_new_int64 (time));
+      g_variant_builder_add (&record, "{sv}", "gateway",
+                             g_variant_new_string (execnet_gateway_get_id (gateway)));
+      g_variant_builder_add (&record, "{sv}", "direction", g_variant_new_string (outgoing ? "out" : "in"));
+      g_variant_builder_add (&record, "{sv}", "message", g_variant_new_string (message));
+      g_variant_builder_add (&record, "{sv}", "channel", g_variant_new_int32 (channel));
+      g_variant_builder_add (&record, "{sv}", "length", g_variant_new_uint64 (g_bytes_get_size (payload)));
       if (value != NULL)
-        {
-          json_builder_set_member_name (builder, "value");
-          json_builder_add_value (builder, json_gvariant_serialize (value));
-        }
-      json_builder_end_object (builder);
-      root = json_builder_get_root (builder);
-      line = json_to_string (root, FALSE);
+        g_variant_builder_add (&record, "{sv}", "value", value);
+      root = g_variant_ref_sink (g_variant_builder_end (&record));
+      line = execnet_tool_value_to_json (root);
     }
   else
     {

@@ -10,10 +10,9 @@
 
 #include "execnet-tool.h"
 
-static gboolean json = FALSE;
 
 static const GOptionEntry entries[] = {
-  { "json", 'j', 0, G_OPTION_ARG_NONE, &json, "Print the result as one line of JSON", NULL },
+  EXECNET_TOOL_JSON_OPTION ("Print the result as one line of JSON"),
   G_OPTION_ENTRY_NULL
 };
 
@@ -72,7 +71,7 @@ print_json (char **schemes,
   json_builder_end_object (builder);
 
   root = json_builder_get_root (builder);
-  text = json_to_string (root, FALSE);
+  text = execnet_tool_json_node_to_string (root);
   fputs (text, stdout);
   fputc ('\n', stdout);
 }
@@ -110,7 +109,7 @@ execnet_tool_transports (int    argc,
     g_ptr_array_add (modules, execnet_transport_find_module (schemes[i]));
   g_ptr_array_add (modules, NULL);
 
-  if (json)
+  if (execnet_tool_json ())
     print_json (schemes, (char **) modules->pdata, search_path);
   else
     print_text (schemes, (char **) modules->pdata, search_path);

@@ -47,6 +47,35 @@ static const struct {
   { EXECNET_TOOL_EXIT_FAILURE, "any other failure" },
 };
 
+/* With --json, an error is one JSON object on stderr:
+ * {"error": {"command": ..., "message": ..., "domain": ..., "code": ...,
+ * "exit_status": ...}}, the last three when known. */
+static void
+print_json_error (const char   *command,
+                  const char   *message,
+                  const GError *error,
+                  int           exit_status)
+{
+  g_auto(GVariantBuilder) members = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE_VARDICT);
+  g_autoptr(GVariant) root = NULL;
+  g_autofree char *text = NULL;
+
+  if (command != NULL)
+    g_variant_builder_add (&members, "{sv}", "command", g_variant_new_string (command));
+  g_variant_builder_add (&members, "{sv}", "message", g_variant_new_string (message));
+  if (error != NULL)
+    {
+      g_variant_builder_add (&members, "{sv}", "domain",
+                             g_variant_new_string (g_quark_to_string (error->domain)));
+      g_variant_builder_add (&members, "{sv}", "code", g_variant_new_int32 (error->code));
+    }
+  if (exit_status >= 0)
+    g_variant_builder_add (&members, "{sv}", "exit_status", g_variant_new_int32 (exit_status));
+  root = g_variant_ref_sink (g_variant_new_parsed ("{'error': %v}", g_variant_builder_end (&members)));
+  text = execnet_tool_value_to_json (root);
+  g_printerr ("%s\n", text);
+}
+
 void
 execnet_tool_print_error (const char *command,
                           const char *format,
@@ -61,7 +90,9 @@ execnet_tool_print_error (const char *command,
   /* Remote tracebacks end with a newline of their own. */
   g_strchomp (message);
 
-  if (command != NULL)
+  if (execnet_tool_json ())
+    print_json_error (command, message, NULL, -1);
+  else if (command != NULL)
     g_printerr ("execnet-tool %s: %s\n", command, message);
   else
     g_printerr ("execnet-tool: %s\n", message);
@@ -113,7 +144,14 @@ execnet_tool_report_error (const char   *command,
 {
   g_return_val_if_fail (error != NULL, EXECNET_TOOL_EXIT_FAILURE);
 
-  execnet_tool_print_error (command, "%s", error->message);
+  if (execnet_tool_json ())
+    {
+      g_autofree char *message = g_strchomp (g_strdup (error->message));
+
+      print_json_error (command, message, error, exit_code_for_error (error));
+    }
+  else
+    execnet_tool_print_error (command, "%s", error->message);
 
   return exit_code_for_error (error);
 }
@@ -250,6 +288,13 @@ main (int    argc,
       print_usage (stderr);
       return EXECNET_TOOL_EXIT_USAGE;
     }
+
+  {
+    g_autoptr(GError) error = NULL;
+
+    if (!execnet_tool_take_json_pretty (argc, argv, &error))
+      return execnet_tool_report_error (command->name, error);
+  }
 
   /* The subcommand sees itself as argv[0]. */
   set_prgname (command);

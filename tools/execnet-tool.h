@@ -5,6 +5,7 @@
 #pragma once
 
 #include <execnet/execnet.h>
+#include <json-glib/json-glib.h>
 
 G_BEGIN_DECLS
 
@@ -47,8 +48,7 @@ ExecnetGateway *execnet_tool_start_gateway  (ExecnetGroup  *group,
                                              double         timeout,
                                              GError       **error);
 double          execnet_tool_seconds_left   (gint64         deadline);
-char           *execnet_tool_format_value   (GVariant      *value,
-                                             gboolean       json);
+char           *execnet_tool_format_value   (GVariant      *value);
 gboolean        execnet_tool_write_line     (const char    *text,
                                              GError       **error);
 
@@ -79,6 +79,21 @@ void execnet_tool_verbose_print (int         level,
  * else none (-1); FALSE with an error for a bad value. */
 gboolean execnet_tool_default_timeout (double   *timeout,
                                        GError  **error);
+
+/* --json and --json=pretty (execnet-tool-json.c). */
+#define EXECNET_TOOL_JSON_OPTION(description) \
+  { "json", 'j', G_OPTION_FLAG_NO_ARG, G_OPTION_ARG_CALLBACK, \
+    execnet_tool_on_json_option, description " (--json=pretty: indented)", NULL }
+gboolean execnet_tool_on_json_option      (const char  *option_name,
+                                           const char  *value,
+                                           gpointer     data,
+                                           GError     **error);
+gboolean execnet_tool_take_json_pretty    (int          argc,
+                                           char       **argv,
+                                           GError     **error);
+gboolean execnet_tool_json                (void);
+char    *execnet_tool_value_to_json       (GVariant    *value);
+char    *execnet_tool_json_node_to_string (JsonNode    *node);
 
 /* One function per subcommand; argv[0] is the subcommand's name. */
 int execnet_tool_exec         (int argc, char **argv);
