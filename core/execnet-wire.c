@@ -114,6 +114,8 @@ tap_unref (Tap *tap)
 typedef struct
 {
   guint8 header[EXECNET_FRAME_HEADER_SIZE];
+  ExecnetMessageCode code;         /* as in header, kept for traces */
+  gint32 channel;
   GPtrArray *chunks;               /* (owned) (nullable) (element-type GBytes) */
   gsize size;                      /* header plus payload */
   gsize written;                   /* bytes the sender already wrote itself */
@@ -410,17 +412,12 @@ on_fd_writable (gint         fd,
 }
 
 static void
-trace_frame (ExecnetWire  *self,
-             const char   *direction,
-             const guint8 *header)
+trace_frame (ExecnetWire       *self,
+             const QueuedFrame *frame)
 {
-  ExecnetMessageCode code;
-  gint32 channel, length;
-
-  if (_execnet_frame_header_decode (header, G_MAXINT32, &code, &channel, &length, NULL))
-    EXECNET_NOTE (WIRE, self->gateway_id, "%s %s %s channel=%d length=%d",
-                          self->description, direction,
-                          execnet_message_code_name (code), channel, length);
+  EXECNET_NOTE (WIRE, self->gateway_id, "%s -> %s channel=%d length=%" G_GSIZE_FORMAT,
+                self->description, execnet_message_code_name (frame->code), frame->channel,
+                frame->size - EXECNET_FRAME_HEADER_SIZE);
 }
 
 /* Appends the parts of @frame after its first @skip bytes to @vectors. */
@@ -547,7 +544,7 @@ start_batch (ExecnetWire *self)
 
   if (EXECNET_DEBUG_ENABLED (EXECNET_DEBUG_WIRE))
     for (guint i = 0; i < self->in_flight->len; i++)
-      trace_frame (self, "->", ((QueuedFrame *) g_ptr_array_index (self->in_flight, i))->header);
+      trace_frame (self, g_ptr_array_index (self->in_flight, i));
 
   return TRUE;
 }
@@ -691,6 +688,8 @@ _execnet_wire_send (ExecnetWire         *self,
 
   frame = g_new0 (QueuedFrame, 1);
   _execnet_frame_header_encode (frame->header, code, channel, (gint32) payload);
+  frame->code = code;
+  frame->channel = channel;
   frame->chunks = chunks != NULL ? g_ptr_array_ref (chunks) : NULL;
   frame->size = EXECNET_FRAME_HEADER_SIZE + payload;
 
@@ -722,7 +721,7 @@ _execnet_wire_send (ExecnetWire         *self,
       g_mutex_unlock (&self->lock);
 
       if (EXECNET_DEBUG_ENABLED (EXECNET_DEBUG_WIRE))
-        trace_frame (self, "->", frame->header);
+        trace_frame (self, frame);
       frame->written = write_through (self, frame, &write_error);
 
       g_mutex_lock (&self->lock);
