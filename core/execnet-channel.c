@@ -7,6 +7,7 @@
 #include <execnet/execnet-error.h>
 #include <execnet/execnet-gateway.h>
 
+#include "execnet-async-private.h"
 #include "execnet-channel-private.h"
 #include "execnet-emitter-private.h"
 #include "execnet-gateway-private.h"
@@ -59,6 +60,9 @@ struct _ExecnetChannel
   GCond cond;                       /* signalled when an item arrives or the channel ends */
   GQueue items;                     /* (element-type Item) (owned) */
   GQueue waiters;                   /* (element-type Waiter) receive_async calls */
+  GQueue close_waiters;             /* (element-type Waiter) wait_close_async calls */
+  GQueue sends;                     /* (element-type GTask) send_async calls waiting their turn */
+  gboolean sender_running;          /* a thread is sending what is in sends */
   gboolean closed;                  /* nothing more may be sent */
   gboolean receive_closed;          /* nothing more will arrive */
   char *remote_error;               /* (owned) (nullable) the remote traceback */
@@ -77,7 +81,9 @@ struct _ExecnetChannel
 typedef struct
 {
   GTask *task;                      /* (owned) */
-  gulong cancelled_id;
+  GCancellable *cancellable;        /* (unowned) the task's or the deadline's */
+  GSource *cancel_source;           /* (owned) (nullable) */
+  ExecnetDeadline *deadline;        /* (owned) (nullable) wait_close_async's timeout */
 } Waiter;
 
 /* One arrival: a value, or the error of a value that arrived intact but
@@ -173,6 +179,8 @@ execnet_channel_init (ExecnetChannel *self)
   g_cond_init (&self->cond);
   g_queue_init (&self->items);
   g_queue_init (&self->waiters);
+  g_queue_init (&self->close_waiters);
+  g_queue_init (&self->sends);
 }
 
 static void
@@ -210,6 +218,8 @@ execnet_channel_finalize (GObject *object)
   ExecnetChannel *self = EXECNET_CHANNEL (object);
 
   g_assert (g_queue_is_empty (&self->waiters));
+  g_assert (g_queue_is_empty (&self->close_waiters));
+  g_assert (g_queue_is_empty (&self->sends));
   g_assert (self->dispatch_source == NULL);
 
   if (self->callback_notify != NULL)
@@ -399,19 +409,18 @@ dispatch_callback (gpointer data)
 static GList *
 take_waiters_unlocked (ExecnetChannel *self)
 {
-  GList *waiters = self->waiters.head;
+  GList *waiters = g_list_concat (self->waiters.head, self->close_waiters.head);
 
   g_queue_init (&self->waiters);
+  g_queue_init (&self->close_waiters);
   return waiters;
 }
 
 static void
 waiter_free (Waiter *waiter)
 {
-  GCancellable *cancellable = g_task_get_cancellable (waiter->task);
-
-  if (cancellable != NULL && waiter->cancelled_id != 0)
-    g_cancellable_disconnect (cancellable, waiter->cancelled_id);
+  g_clear_pointer (&waiter->cancel_source, _execnet_cancel_source_free);
+  g_clear_pointer (&waiter->deadline, _execnet_deadline_free);
   g_object_unref (waiter->task);
   g_free (waiter);
 }
@@ -423,12 +432,18 @@ fail_waiters (ExecnetChannel *self,
   for (GList *l = waiters; l != NULL; l = l->next)
     {
       Waiter *waiter = l->data;
-      GError *error;
+      GError *error = NULL;
 
       g_mutex_lock (&self->lock);
-      error = end_error_unlocked (self);
+      /* A receive fails at the end; a wait for the close fails only if
+       * the end was not clean. */
+      if (waiter->deadline == NULL || self->remote_error != NULL || self->end_error != NULL)
+        error = end_error_unlocked (self);
       g_mutex_unlock (&self->lock);
-      g_task_return_error (waiter->task, error);
+      if (error != NULL)
+        g_task_return_error (waiter->task, error);
+      else
+        g_task_return_boolean (waiter->task, TRUE);
       waiter_free (waiter);
     }
   g_list_free (waiters);
@@ -680,7 +695,12 @@ execnet_channel_receive (ExecnetChannel  *self,
   return value;
 }
 
-static void
+static void queue_waiter (ExecnetChannel *self,
+                          GQueue         *queue,
+                          Waiter         *waiter);
+
+/* The waiter's context: its cancellable fired. */
+static gboolean
 on_receive_cancelled (GCancellable *cancellable,
                       gpointer      user_data)
 {
@@ -688,28 +708,33 @@ on_receive_cancelled (GCancellable *cancellable,
   ExecnetChannel *self = g_task_get_source_object (task);
   Waiter *found = NULL;
 
-  /* Any thread */
   g_mutex_lock (&self->lock);
-  for (GList *l = self->waiters.head; l != NULL; l = l->next)
-    {
-      Waiter *waiter = l->data;
+  for (GQueue *queue = &self->waiters; queue != NULL && found == NULL;
+       queue = queue == &self->waiters ? &self->close_waiters : NULL)
+    for (GList *l = queue->head; l != NULL; l = l->next)
+      {
+        Waiter *waiter = l->data;
 
-      if (waiter->task == task)
-        {
-          found = waiter;
-          g_queue_delete_link (&self->waiters, l);
-          break;
-        }
-    }
+        if (waiter->task == task)
+          {
+            found = waiter;
+            g_queue_delete_link (queue, l);
+            break;
+          }
+      }
   g_mutex_unlock (&self->lock);
 
   if (found != NULL)
     {
-      /* Can't disconnect from inside the handler; it runs once anyway. */
-      found->cancelled_id = 0;
-      g_task_return_error_if_cancelled (found->task);
+      if (found->deadline != NULL && _execnet_deadline_timed_out (found->deadline))
+        g_task_return_new_error (found->task, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                                 "channel %d did not close in time", self->id);
+      else
+        g_task_return_new_error (found->task, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                 "the operation was cancelled");
       waiter_free (found);
     }
+  return G_SOURCE_REMOVE;
 }
 
 /**
@@ -765,22 +790,25 @@ execnet_channel_receive_async (ExecnetChannel      *self,
 
   waiter = g_new0 (Waiter, 1);
   waiter->task = g_object_ref (task);
+  waiter->cancellable = cancellable;
+  queue_waiter (self, &self->waiters, waiter);
+}
+
+/* Any thread: @waiter (transfer full) waits in @queue until the channel
+ * delivers or ends, or its cancellable fires. */
+static void
+queue_waiter (ExecnetChannel *self,
+              GQueue         *queue,
+              Waiter         *waiter)
+{
+  /* The source runs in this thread's context, so not before we return;
+   * it only looks the task up, so it needs no reference of its own. */
+  waiter->cancel_source = _execnet_cancel_source_new (waiter->cancellable,
+                                                      G_SOURCE_FUNC (on_receive_cancelled),
+                                                      waiter->task, NULL);
   g_mutex_lock (&self->lock);
-  g_queue_push_tail (&self->waiters, waiter);
+  g_queue_push_tail (queue, waiter);
   g_mutex_unlock (&self->lock);
-
-  /* Connected after queueing, without the lock: an already cancelled
-   * cancellable runs the handler right here. */
-  if (cancellable != NULL)
-    {
-      gulong id = g_cancellable_connect (cancellable, G_CALLBACK (on_receive_cancelled),
-                                         g_object_ref (task), g_object_unref);
-
-      g_mutex_lock (&self->lock);
-      if (g_queue_find (&self->waiters, waiter) != NULL)
-        waiter->cancelled_id = id;
-      g_mutex_unlock (&self->lock);
-    }
 }
 
 /**
@@ -950,6 +978,215 @@ execnet_channel_wait_close (ExecnetChannel  *self,
   g_mutex_unlock (&self->lock);
 
   return ok;
+}
+
+/**
+ * execnet_channel_wait_close_async:
+ * @self: a channel
+ * @timeout: seconds to wait at most; negative waits for ever
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called when the channel closed, the timeout
+ *   passed or @cancellable was cancelled
+ * @user_data: data for @callback
+ *
+ * Waits asynchronously until the channel is closed for receiving, as
+ * [method@Execnet.Channel.wait_close] does. @callback runs in the
+ * thread-default main context of the calling thread.
+ *
+ * Since: 1.0
+ */
+void
+execnet_channel_wait_close_async (ExecnetChannel      *self,
+                                  gdouble              timeout,
+                                  GCancellable        *cancellable,
+                                  GAsyncReadyCallback  callback,
+                                  gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  GError *error = NULL;
+  gboolean ended;
+  Waiter *waiter;
+
+  g_return_if_fail (EXECNET_IS_CHANNEL (self));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, execnet_channel_wait_close_async);
+
+  if (!_execnet_check_timeout (timeout, &error))
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  if (g_task_return_error_if_cancelled (task))
+    return;
+
+  g_mutex_lock (&self->lock);
+  ended = self->receive_closed;
+  if (ended && (self->remote_error != NULL || self->end_error != NULL))
+    error = end_error_unlocked (self);
+  g_mutex_unlock (&self->lock);
+
+  if (error != NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  if (ended)
+    {
+      g_task_return_boolean (task, TRUE);
+      return;
+    }
+
+  waiter = g_new0 (Waiter, 1);
+  waiter->task = g_object_ref (task);
+  waiter->deadline = _execnet_deadline_new (timeout, cancellable);
+  waiter->cancellable = _execnet_deadline_get_cancellable (waiter->deadline);
+  queue_waiter (self, &self->close_waiters, waiter);
+}
+
+/**
+ * execnet_channel_wait_close_finish:
+ * @self: a channel
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes execnet_channel_wait_close_async().
+ *
+ * Returns: %TRUE when the channel closed cleanly
+ *
+ * Since: 1.0
+ */
+gboolean
+execnet_channel_wait_close_finish (ExecnetChannel  *self,
+                                   GAsyncResult    *result,
+                                   GError         **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/* A worker thread: sends what send_async queued, in order, blocking while
+ * the gateway's write queue is full. */
+static void
+run_sends (GTask        *sender,
+           gpointer      source,
+           gpointer      data,
+           GCancellable *unused)
+{
+  ExecnetChannel *self = source;
+
+  for (;;)
+    {
+      g_autoptr(GTask) task = NULL;
+      GError *error = NULL;
+
+      g_mutex_lock (&self->lock);
+      task = g_queue_pop_head (&self->sends);
+      if (task == NULL)
+        self->sender_running = FALSE;
+      g_mutex_unlock (&self->lock);
+
+      if (task == NULL)
+        break;
+      if (g_task_return_error_if_cancelled (task))
+        continue;
+      if (execnet_channel_send (self, g_task_get_task_data (task), &error))
+        g_task_return_boolean (task, TRUE);
+      else
+        g_task_return_error (task, error);
+    }
+
+  g_task_return_boolean (sender, TRUE);
+}
+
+/**
+ * execnet_channel_send_async:
+ * @self: a channel
+ * @item: (nullable): the item; %NULL sends Python's `None`. A floating
+ *   reference is sunk.
+ * @cancellable: (nullable): a #GCancellable; cancelling it withdraws the
+ *   item if it is still waiting for room
+ * @callback: (scope async): called when the item was queued for sending
+ * @user_data: data for @callback
+ *
+ * Sends @item as [method@Execnet.Channel.send] does, without blocking:
+ * when the gateway's write queue has room, the item is queued at once;
+ * only under backpressure does it wait, in a worker thread. Items of
+ * successive send_async() calls keep their order. @callback runs in the
+ * thread-default main context of the calling thread.
+ *
+ * Since: 1.0
+ */
+void
+execnet_channel_send_async (ExecnetChannel      *self,
+                            GVariant            *item,
+                            GCancellable        *cancellable,
+                            GAsyncReadyCallback  callback,
+                            gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  GVariant *value;
+  gboolean queued = FALSE, start = FALSE;
+  GError *error = NULL;
+
+  g_return_if_fail (EXECNET_IS_CHANNEL (self));
+
+  value = item != NULL ? g_variant_ref_sink (item)
+                       : g_variant_ref_sink (g_variant_new_maybe (G_VARIANT_TYPE_VARIANT, NULL));
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, execnet_channel_send_async);
+  g_task_set_task_data (task, value, (GDestroyNotify) g_variant_unref);
+
+  if (g_task_return_error_if_cancelled (task))
+    return;
+
+  g_mutex_lock (&self->lock);
+  if (self->sender_running || _execnet_gateway_is_congested (self->gateway))
+    {
+      g_queue_push_tail (&self->sends, g_object_ref (task));
+      queued = TRUE;
+      start = !self->sender_running;
+      self->sender_running = TRUE;
+    }
+  g_mutex_unlock (&self->lock);
+
+  if (start)
+    {
+      g_autoptr(GTask) sender = g_task_new (self, NULL, NULL, NULL);
+
+      g_task_set_source_tag (sender, run_sends);
+      g_task_run_in_thread (sender, run_sends);
+    }
+  if (queued)
+    return;
+
+  if (execnet_channel_send (self, value, &error))
+    g_task_return_boolean (task, TRUE);
+  else
+    g_task_return_error (task, error);
+}
+
+/**
+ * execnet_channel_send_finish:
+ * @self: a channel
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes execnet_channel_send_async().
+ *
+ * Returns: %TRUE if the item was queued for sending
+ *
+ * Since: 1.0
+ */
+gboolean
+execnet_channel_send_finish (ExecnetChannel  *self,
+                             GAsyncResult    *result,
+                             GError         **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
 }
 
 /**

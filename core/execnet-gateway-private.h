@@ -40,6 +40,14 @@ void            _execnet_gateway_emit_remote_output (ExecnetGateway   *self,
 void            _execnet_gateway_account         (ExecnetGateway      *self,
                                                   gssize               delta);
 void            _execnet_gateway_kill            (ExecnetGateway      *self);
+void            _execnet_gateway_wait_ended_async (ExecnetGateway     *self,
+                                                   GCancellable       *cancellable,
+                                                   GAsyncReadyCallback callback,
+                                                   gpointer            user_data);
+gboolean        _execnet_gateway_wait_ended_finish (ExecnetGateway    *self,
+                                                    GAsyncResult      *result,
+                                                    GError           **error);
+gboolean        _execnet_gateway_is_congested    (ExecnetGateway      *self);
 gboolean        _execnet_gateway_wait_ended      (ExecnetGateway      *self,
                                                   gint64               deadline);
 gboolean        _execnet_load_source_file        (GFile               *file,

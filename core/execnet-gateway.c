@@ -9,6 +9,7 @@
 #include <execnet/execnet-error.h>
 #include <execnet/execnet-transport.h>
 
+#include "execnet-async-private.h"
 #include "execnet-bootstrap-private.h"
 #include "execnet-channel-private.h"
 #include "execnet-debug-private.h"
@@ -83,6 +84,7 @@ struct _ExecnetGateway
 
   GMutex lock;                      /* guards everything below */
   GCond cond;                       /* signalled when the gateway ends */
+  GList *end_waiters;               /* (element-type GTask) (owned) wait_ended_async calls */
   ExecnetConnection *connection;    /* (owned) (nullable) set when the transport connected */
   ExecnetWire *wire;                /* (owned) (nullable) set once bootstrapped */
   char *description;                /* (owned) "gateway gw0 (python3 pid 42)" */
@@ -260,6 +262,7 @@ execnet_gateway_finalize (GObject *object)
   ExecnetGateway *self = EXECNET_GATEWAY (object);
 
   g_assert (self->lost_timer == NULL);
+  g_assert (self->end_waiters == NULL);
 
   g_hash_table_unref (self->channels);
   g_clear_pointer (&self->wire, _execnet_wire_unref);
@@ -736,6 +739,110 @@ on_frame (GObject            *owner,
     }
 }
 
+/* Called with the lock held: whether the gateway has ended, or never
+ * started and so has nothing to wait for. */
+static gboolean
+ended_unlocked (ExecnetGateway *self)
+{
+  /* A start that failed after the transport connected never gets a
+   * wire: the process ending is the end then. */
+  return (self->process_ended && (self->reading_done || self->wire == NULL)) ||
+         (self->wire == NULL && self->connection == NULL);
+}
+
+/* Called with the lock held: the wait_ended_async calls to complete, once
+ * the gateway has ended. */
+static GList *
+take_end_waiters_unlocked (ExecnetGateway *self)
+{
+  if (!ended_unlocked (self))
+    return NULL;
+  return g_steal_pointer (&self->end_waiters);
+}
+
+static void
+complete_end_waiters (GList *waiters)  /* (transfer full) */
+{
+  for (GList *l = waiters; l != NULL; l = l->next)
+    {
+      g_task_return_boolean (l->data, TRUE);
+      g_object_unref (l->data);
+    }
+  g_list_free (waiters);
+}
+
+/* The waiter's context: its cancellable fired. */
+static gboolean
+on_wait_ended_cancelled (GCancellable *cancellable,
+                         gpointer      user_data)
+{
+  GTask *task = user_data;
+  ExecnetGateway *self = g_task_get_source_object (task);
+  GList *link;
+
+  g_mutex_lock (&self->lock);
+  link = g_list_find (self->end_waiters, task);
+  if (link != NULL)
+    self->end_waiters = g_list_delete_link (self->end_waiters, link);
+  g_mutex_unlock (&self->lock);
+
+  if (link != NULL)
+    {
+      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                               "the operation was cancelled");
+      g_object_unref (task);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+/* Any thread: completes in the caller's context once the remote process
+ * ended and reading stopped (at once if the gateway never started), or
+ * fails with G_IO_ERROR_CANCELLED. */
+void
+_execnet_gateway_wait_ended_async (ExecnetGateway      *self,
+                                   GCancellable        *cancellable,
+                                   GAsyncReadyCallback  callback,
+                                   gpointer             user_data)
+{
+  g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
+  gboolean ended;
+
+  g_task_set_source_tag (task, _execnet_gateway_wait_ended_async);
+  /* Holds the task only while it waits: completing destroys it. */
+  g_task_set_task_data (task, _execnet_cancel_source_new (cancellable,
+                                                          G_SOURCE_FUNC (on_wait_ended_cancelled),
+                                                          task, NULL),
+                        (GDestroyNotify) _execnet_cancel_source_free);
+
+  g_mutex_lock (&self->lock);
+  ended = ended_unlocked (self);
+  if (!ended)
+    self->end_waiters = g_list_prepend (self->end_waiters, g_object_ref (task));
+  g_mutex_unlock (&self->lock);
+
+  if (ended)
+    g_task_return_boolean (task, TRUE);
+}
+
+gboolean
+_execnet_gateway_wait_ended_finish (ExecnetGateway  *self,
+                                    GAsyncResult    *result,
+                                    GError         **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/* Any thread: whether a send would wait for room in the write queue. */
+gboolean
+_execnet_gateway_is_congested (ExecnetGateway *self)
+{
+  g_autoptr(ExecnetWire) wire = dup_wire (self);
+
+  return wire != NULL && _execnet_wire_is_congested (wire);
+}
+
 /* I/O thread: tells every open channel that the connection is over. */
 static void
 report_lost (ExecnetGateway *self)
@@ -831,6 +938,7 @@ on_read_closed (GObject      *owner,
 {
   ExecnetGateway *self = EXECNET_GATEWAY (owner);
   gboolean report_now;
+  GList *ended;
 
   /* Garbage on the wire: whatever sent it is beyond repair, and nothing
    * else will end it, so end it now. */
@@ -852,7 +960,10 @@ on_read_closed (GObject      *owner,
       g_source_attach (self->lost_timer, g_main_context_get_thread_default ());
     }
   g_cond_broadcast (&self->cond);
+  ended = take_end_waiters_unlocked (self);
   g_mutex_unlock (&self->lock);
+
+  complete_end_waiters (ended);
 
   if (report_now)
     report_lost (self);
@@ -871,6 +982,7 @@ on_process_ended (GObject      *source,
 {
   g_autoptr(ExecnetGateway) self = user_data;
   gboolean report;
+  GList *ended;
 
   execnet_connection_wait_finish (EXECNET_CONNECTION (source), result, NULL);
 
@@ -878,7 +990,10 @@ on_process_ended (GObject      *source,
   self->process_ended = TRUE;
   report = self->reading_done && !self->lost_reported;
   g_cond_broadcast (&self->cond);
+  ended = take_end_waiters_unlocked (self);
   g_mutex_unlock (&self->lock);
+
+  complete_end_waiters (ended);
 
   EXECNET_NOTE (GATEWAY, self->id, "%s: the remote process ended", self->description);
 
@@ -1132,17 +1247,14 @@ _execnet_gateway_wait_ended (ExecnetGateway *self,
   gboolean ended;
 
   g_mutex_lock (&self->lock);
-  while (!(self->process_ended && self->reading_done))
+  while (!ended_unlocked (self))
     {
-      if (self->wire == NULL && self->connection == NULL)
-        break;  /* never started */
       if (deadline < 0)
         g_cond_wait (&self->cond, &self->lock);
       else if (!g_cond_wait_until (&self->cond, &self->lock, deadline))
         break;
     }
-  ended = (self->process_ended && self->reading_done) ||
-          (self->wire == NULL && self->connection == NULL);
+  ended = ended_unlocked (self);
   g_mutex_unlock (&self->lock);
 
   return ended;
@@ -1690,6 +1802,266 @@ execnet_gateway_join (ExecnetGateway  *self,
   g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
                "%s did not end within %g seconds", self->description, timeout);
   return FALSE;
+}
+
+static void
+on_join_ended (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  ExecnetGateway *self = g_task_get_source_object (task);
+  ExecnetDeadline *deadline = g_task_get_task_data (task);
+  GError *error = NULL;
+
+  if (_execnet_gateway_wait_ended_finish (self, result, &error))
+    g_task_return_boolean (task, TRUE);
+  else if (_execnet_deadline_timed_out (deadline) &&
+           !g_cancellable_is_cancelled (g_task_get_cancellable (task)))
+    {
+      g_error_free (error);
+      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                               "%s did not end in time", self->description);
+    }
+  else
+    g_task_return_error (task, error);
+}
+
+/**
+ * execnet_gateway_join_async:
+ * @self: a gateway
+ * @timeout: seconds to wait at most; negative waits for ever
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called when the gateway ended, the timeout
+ *   passed or @cancellable was cancelled
+ * @user_data: data for @callback
+ *
+ * Waits asynchronously until the remote process has ended and its
+ * connection is closed, as [method@Execnet.Gateway.join] does. @callback
+ * runs in the thread-default main context of the calling thread.
+ *
+ * Since: 1.0
+ */
+void
+execnet_gateway_join_async (ExecnetGateway      *self,
+                            gdouble              timeout,
+                            GCancellable        *cancellable,
+                            GAsyncReadyCallback  callback,
+                            gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  ExecnetDeadline *deadline;
+  GError *error = NULL;
+
+  g_return_if_fail (EXECNET_IS_GATEWAY (self));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, execnet_gateway_join_async);
+  if (!_execnet_check_timeout (timeout, &error))
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+
+  deadline = _execnet_deadline_new (timeout, cancellable);
+  g_task_set_task_data (task, deadline, (GDestroyNotify) _execnet_deadline_free);
+  _execnet_gateway_wait_ended_async (self, _execnet_deadline_get_cancellable (deadline),
+                                     on_join_ended, g_steal_pointer (&task));
+}
+
+/**
+ * execnet_gateway_join_finish:
+ * @self: a gateway
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes execnet_gateway_join_async().
+ *
+ * Returns: %TRUE if it ended, %FALSE with %G_IO_ERROR_TIMED_OUT or
+ *   %G_IO_ERROR_CANCELLED otherwise
+ *
+ * Since: 1.0
+ */
+gboolean
+execnet_gateway_join_finish (ExecnetGateway  *self,
+                             GAsyncResult    *result,
+                             GError         **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/* remote_status_async and remote_info_async: one item on a channel, then
+ * its clean close. */
+static void
+on_reply_closed (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  GError *error = NULL;
+
+  if (!execnet_channel_wait_close_finish (EXECNET_CHANNEL (source), result, &error))
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, g_variant_ref (g_task_get_task_data (task)),
+                           (GDestroyNotify) g_variant_unref);
+}
+
+static void
+on_reply (GObject      *source,
+          GAsyncResult *result,
+          gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  ExecnetChannel *channel = EXECNET_CHANNEL (source);
+  GCancellable *cancellable;
+  GVariant *reply;
+  GError *error = NULL;
+
+  reply = execnet_channel_receive_finish (channel, result, &error);
+  if (reply == NULL)
+    {
+      execnet_channel_close (channel, NULL, NULL);
+      g_task_return_error (task, error);
+      return;
+    }
+  g_task_set_task_data (task, reply, (GDestroyNotify) g_variant_unref);
+  cancellable = g_task_get_cancellable (task);
+  execnet_channel_wait_close_async (channel, -1, cancellable, on_reply_closed, g_steal_pointer (&task));
+}
+
+/* Any thread: @task (transfer full) completes with the one item that
+ * arrives on @channel (transfer none, nullable: @error says why not). */
+static void
+receive_reply (GTask          *task,
+               ExecnetChannel *channel,
+               GError         *error)
+{
+  if (channel == NULL)
+    {
+      g_task_return_error (task, error);
+      g_object_unref (task);
+      return;
+    }
+  execnet_channel_receive_async (channel, g_task_get_cancellable (task), on_reply, task);
+}
+
+/**
+ * execnet_gateway_remote_status_async:
+ * @self: a gateway
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called when the status arrived or failed
+ * @user_data: data for @callback
+ *
+ * Asks the agent how it is doing, as
+ * [method@Execnet.Gateway.remote_status] does, without blocking.
+ * @callback runs in the thread-default main context of the calling thread.
+ *
+ * Since: 1.0
+ */
+void
+execnet_gateway_remote_status_async (ExecnetGateway      *self,
+                                     GCancellable        *cancellable,
+                                     GAsyncReadyCallback  callback,
+                                     gpointer             user_data)
+{
+  g_autoptr(ExecnetChannel) channel = NULL;
+  GTask *task;
+  GError *error = NULL;
+
+  g_return_if_fail (EXECNET_IS_GATEWAY (self));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, execnet_gateway_remote_status_async);
+
+  channel = execnet_gateway_new_channel (self);
+  if (!_execnet_gateway_send_value (self, EXECNET_MESSAGE_STATUS,
+                                    execnet_channel_get_id (channel), NULL, &error))
+    {
+      execnet_channel_close (channel, NULL, NULL);
+      g_clear_object (&channel);
+    }
+  receive_reply (task, channel, error);
+}
+
+/**
+ * execnet_gateway_remote_status_finish:
+ * @self: a gateway
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes execnet_gateway_remote_status_async().
+ *
+ * Returns: (transfer full): an `a{sv}` dictionary with `numchannels`,
+ *   `numexecuting` and `execmodel`, or %NULL on error
+ *
+ * Since: 1.0
+ */
+GVariant *
+execnet_gateway_remote_status_finish (ExecnetGateway  *self,
+                                      GAsyncResult    *result,
+                                      GError         **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/**
+ * execnet_gateway_remote_info_async:
+ * @self: a gateway
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called when the description arrived or failed
+ * @user_data: data for @callback
+ *
+ * Describes the remote interpreter, as [method@Execnet.Gateway.remote_info]
+ * does, without blocking. @callback runs in the thread-default main
+ * context of the calling thread.
+ *
+ * Since: 1.0
+ */
+void
+execnet_gateway_remote_info_async (ExecnetGateway      *self,
+                                   GCancellable        *cancellable,
+                                   GAsyncReadyCallback  callback,
+                                   gpointer             user_data)
+{
+  g_autoptr(ExecnetChannel) channel = NULL;
+  GTask *task;
+  GError *error = NULL;
+
+  g_return_if_fail (EXECNET_IS_GATEWAY (self));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, execnet_gateway_remote_info_async);
+
+  channel = execnet_gateway_remote_exec (self, info_source, &error);
+  receive_reply (task, channel, error);
+}
+
+/**
+ * execnet_gateway_remote_info_finish:
+ * @self: a gateway
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes execnet_gateway_remote_info_async().
+ *
+ * Returns: (transfer full): an `a{sv}` dictionary with `executable`,
+ *   `version_info`, `platform`, `cwd` and `pid`, or %NULL on error
+ *
+ * Since: 1.0
+ */
+GVariant *
+execnet_gateway_remote_info_finish (ExecnetGateway  *self,
+                                    GAsyncResult    *result,
+                                    GError         **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
 }
 
 /**

@@ -12,6 +12,7 @@
 
 #include <execnet/execnet-error.h>
 
+#include "execnet-async-private.h"
 #include "execnet-emitter-private.h"
 #include "execnet-gateway-private.h"
 #include "execnet-group-private.h"
@@ -431,19 +432,61 @@ execnet_group_allocate_id (ExecnetGroup *self,
   g_mutex_unlock (&self->lock);
 }
 
+typedef struct
+{
+  GTask *task;                 /* (owned) */
+  GError *error;               /* (owned) why the start failed */
+  ExecnetDeadline *deadline;   /* (owned) for the reaping */
+} FailedStart;
+
+static void
+on_failed_start_reaped (GObject      *source,
+                        GAsyncResult *result,
+                        gpointer      user_data)
+{
+  FailedStart *failed = user_data;
+
+  _execnet_gateway_wait_ended_finish (EXECNET_GATEWAY (source), result, NULL);
+  g_task_return_error (failed->task, failed->error);
+  g_object_unref (failed->task);
+  _execnet_deadline_free (failed->deadline);
+  g_free (failed);
+}
+
+/* A start failed, or was cancelled, possibly after the transport had
+ * started a process: kill it and wait until it is reaped before @task
+ * (transfer full) fails with @error (transfer full), so that nothing is
+ * left behind. */
+static void
+fail_start (GTask          *task,
+            ExecnetGateway *gateway,
+            GError         *error)
+{
+  FailedStart *failed = g_new0 (FailedStart, 1);
+
+  failed->task = task;
+  failed->error = error;
+  failed->deadline = _execnet_deadline_new (REAP_TIMEOUT, NULL);
+  _execnet_gateway_kill (gateway);
+  _execnet_gateway_wait_ended_async (gateway, _execnet_deadline_get_cancellable (failed->deadline),
+                                     on_failed_start_reaped, failed);
+}
+
 static void
 on_gateway_started (GObject      *source,
                     GAsyncResult *result,
                     gpointer      user_data)
 {
-  g_autoptr(GTask) task = user_data;
-  ExecnetGroup *self = g_task_get_source_object (task);
+  g_autoptr(GTask) owned = user_data;
+  GTask *task;
+  ExecnetGroup *self = g_task_get_source_object (owned);
   ExecnetGateway *gateway = EXECNET_GATEWAY (source);
   GError *error = NULL;
   gboolean ok;
   guint position = 0;
 
   ok = _execnet_gateway_start_finish (gateway, result, &error);
+  task = g_steal_pointer (&owned);
 
   g_mutex_lock (&self->lock);
   g_hash_table_remove (self->reserved, execnet_gateway_get_id (gateway));
@@ -457,12 +500,13 @@ on_gateway_started (GObject      *source,
 
   if (!ok)
     {
-      g_task_return_error (task, error);
+      fail_start (task, gateway, error);
       return;
     }
 
   flush_if_home (self);
   g_task_return_pointer (task, g_object_ref (gateway), g_object_unref);
+  g_object_unref (task);
 }
 
 /* installvia=ID, as in execnet: the gateway ID starts a one-shot socket
@@ -640,24 +684,27 @@ install_via (ExecnetGroup   *self,
 }
 
 /**
- * execnet_group_make_gateway_async:
+ * execnet_group_make_gateway_for_xspec_async:
  * @self: a group
- * @xspec: the spec of the gateway
- * @cancellable: (nullable): a #GCancellable
+ * @xspec: the spec of the gateway; it gets the gateway's id if it had none
+ * @cancellable: (nullable): a #GCancellable; cancelling it kills and reaps
+ *   whatever the start had started
  * @callback: (scope async): called when the gateway is ready or failed
  * @user_data: data for @callback
  *
- * Makes a gateway asynchronously; @callback runs in the thread-default main
- * context of the calling thread. Many gateways can start at once this way.
+ * Makes a gateway asynchronously, as
+ * [method@Execnet.Group.make_gateway_for_xspec] does. @callback runs in
+ * the thread-default main context of the calling thread. Many gateways can
+ * start at once this way.
  *
  * Since: 1.0
  */
 void
-execnet_group_make_gateway_async (ExecnetGroup        *self,
-                                  ExecnetXSpec        *xspec,
-                                  GCancellable        *cancellable,
-                                  GAsyncReadyCallback  callback,
-                                  gpointer             user_data)
+execnet_group_make_gateway_for_xspec_async (ExecnetGroup        *self,
+                                            ExecnetXSpec        *xspec,
+                                            GCancellable        *cancellable,
+                                            GAsyncReadyCallback  callback,
+                                            gpointer             user_data)
 {
   g_autoptr(GTask) task = NULL;
   g_autoptr(ExecnetGateway) gateway = NULL;
@@ -667,7 +714,7 @@ execnet_group_make_gateway_async (ExecnetGroup        *self,
   g_return_if_fail (xspec != NULL);
 
   task = g_task_new (self, cancellable, callback, user_data);
-  g_task_set_source_tag (task, execnet_group_make_gateway_async);
+  g_task_set_source_tag (task, execnet_group_make_gateway_for_xspec_async);
 
   g_mutex_lock (&self->lock);
   allocate_id_unlocked (self, xspec);
@@ -709,6 +756,99 @@ execnet_group_make_gateway_async (ExecnetGroup        *self,
 }
 
 /**
+ * execnet_group_make_gateway_for_xspec_finish:
+ * @self: a group
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes execnet_group_make_gateway_for_xspec_async().
+ *
+ * Returns: (transfer none): the gateway, owned by the group, or %NULL on
+ *   error
+ *
+ * Since: 1.0
+ */
+ExecnetGateway *
+execnet_group_make_gateway_for_xspec_finish (ExecnetGroup  *self,
+                                             GAsyncResult  *result,
+                                             GError       **error)
+{
+  g_autoptr(ExecnetGateway) gateway = NULL;
+
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+
+  /* The group holds it for as long as it is a member. */
+  gateway = g_task_propagate_pointer (G_TASK (result), error);
+  return gateway;
+}
+
+/* Any thread: @spec, or the default spec, parsed. */
+static ExecnetXSpec *
+parse_spec (ExecnetGroup  *self,
+            const char    *spec,
+            GError       **error)
+{
+  return execnet_xspec_new (spec != NULL ? spec : execnet_group_get_default_spec (self), error);
+}
+
+static void
+on_made_from_spec (GObject      *source,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  GError *error = NULL;
+  ExecnetGateway *gateway;
+
+  gateway = execnet_group_make_gateway_for_xspec_finish (EXECNET_GROUP (source), result, &error);
+  if (gateway == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, g_object_ref (gateway), g_object_unref);
+}
+
+/**
+ * execnet_group_make_gateway_async:
+ * @self: a group
+ * @spec: (nullable): the spec text, or %NULL for the group's default spec
+ * @cancellable: (nullable): a #GCancellable; cancelling it kills and reaps
+ *   whatever the start had started
+ * @callback: (scope async): called when the gateway is ready or failed
+ * @user_data: data for @callback
+ *
+ * Makes a gateway asynchronously, as [method@Execnet.Group.make_gateway]
+ * does. @callback runs in the thread-default main context of the calling
+ * thread.
+ *
+ * Since: 1.0
+ */
+void
+execnet_group_make_gateway_async (ExecnetGroup        *self,
+                                  const char          *spec,
+                                  GCancellable        *cancellable,
+                                  GAsyncReadyCallback  callback,
+                                  gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  g_autoptr(ExecnetXSpec) xspec = NULL;
+  GError *error = NULL;
+
+  g_return_if_fail (EXECNET_IS_GROUP (self));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, execnet_group_make_gateway_async);
+
+  xspec = parse_spec (self, spec, &error);
+  if (xspec == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  execnet_group_make_gateway_for_xspec_async (self, xspec, cancellable, on_made_from_spec,
+                                              g_steal_pointer (&task));
+}
+
+/**
  * execnet_group_make_gateway_finish:
  * @self: a group
  * @result: the result passed to the callback
@@ -716,7 +856,8 @@ execnet_group_make_gateway_async (ExecnetGroup        *self,
  *
  * Finishes execnet_group_make_gateway_async().
  *
- * Returns: (transfer full): the gateway, or %NULL on error
+ * Returns: (transfer none): the gateway, owned by the group, or %NULL on
+ *   error
  *
  * Since: 1.0
  */
@@ -725,9 +866,12 @@ execnet_group_make_gateway_finish (ExecnetGroup  *self,
                                    GAsyncResult  *result,
                                    GError       **error)
 {
+  g_autoptr(ExecnetGateway) gateway = NULL;
+
   g_return_val_if_fail (g_task_is_valid (result, self), NULL);
 
-  return g_task_propagate_pointer (G_TASK (result), error);
+  gateway = g_task_propagate_pointer (G_TASK (result), error);
+  return gateway;
 }
 
 typedef struct
@@ -743,7 +887,7 @@ start_make (gpointer            data,
 {
   MakeData *make = data;
 
-  execnet_group_make_gateway_async (make->group, make->xspec, NULL, callback, user_data);
+  execnet_group_make_gateway_for_xspec_async (make->group, make->xspec, NULL, callback, user_data);
 }
 
 /**
@@ -766,16 +910,12 @@ execnet_group_make_gateway_for_xspec (ExecnetGroup  *self,
 {
   MakeData make = { self, xspec };
   g_autoptr(GAsyncResult) result = NULL;
-  g_autoptr(ExecnetGateway) gateway = NULL;
 
   g_return_val_if_fail (EXECNET_IS_GROUP (self), NULL);
   g_return_val_if_fail (xspec != NULL, NULL);
 
   result = _execnet_run_sync (start_make, &make);
-  gateway = execnet_group_make_gateway_finish (self, result, error);
-
-  /* The group holds it for as long as it is a member. */
-  return gateway;
+  return execnet_group_make_gateway_for_xspec_finish (self, result, error);
 }
 
 /**
@@ -800,53 +940,76 @@ execnet_group_make_gateway (ExecnetGroup  *self,
 
   g_return_val_if_fail (EXECNET_IS_GROUP (self), NULL);
 
-  if (spec == NULL)
-    spec = execnet_group_get_default_spec (self);
-
-  xspec = execnet_xspec_new (spec, error);
+  xspec = parse_spec (self, spec, error);
   if (xspec == NULL)
     return NULL;
 
   return execnet_group_make_gateway_for_xspec (self, xspec, error);
 }
 
-/* Making several gateways at once, as one operation for _execnet_run_sync:
- * the task completes when the last of them is ready or has failed. */
+static void terminate_gateways_async (ExecnetGroup        *self,
+                                      GPtrArray           *gateways,
+                                      gdouble              timeout,
+                                      GAsyncReadyCallback  callback,
+                                      gpointer             user_data);
+
+/* make_gateways_async: all start at once; the result lists them in the
+ * order of the specs. If one fails, the others are stopped: those that
+ * started exit (and are killed if they do not end in time), those still
+ * starting are cancelled, and the first error is returned once all of
+ * them have ended. */
 typedef struct
 {
+  GPtrArray *xspecs;           /* (element-type ExecnetXSpec) (owned) */
+  GPtrArray *gateways;         /* (element-type ExecnetGateway) (owned) (nullable items) by spec */
+  GCancellable *cancellable;   /* (owned) cancelled at the first failure */
+  gulong cancelled_id;         /* links it to the caller's cancellable */
   guint pending;
   GError *error;               /* (owned) (nullable) the first failure */
-} ManyData;
+} Many;
 
 static void
-many_data_free (gpointer data)
+many_free (gpointer data)
 {
-  ManyData *many = data;
+  Many *many = data;
 
+  g_ptr_array_unref (many->xspecs);
+  for (guint i = 0; i < many->gateways->len; i++)
+    g_clear_object (&g_ptr_array_index (many->gateways, i));
+  g_ptr_array_unref (many->gateways);
+  g_clear_object (&many->cancellable);
   g_clear_error (&many->error);
   g_free (many);
 }
 
-/* One of the starts ended, with @error (owned) (nullable); drops the
- * reference on @task (owned) that the start held. */
-static void
-many_step_done (GTask  *task,
-                GError *error)
+/* (element-type ExecnetGateway) (transfer full) */
+static GPtrArray *
+copy_gateways (GPtrArray *gateways)
 {
-  ManyData *many = g_task_get_task_data (task);
+  GPtrArray *copy = g_ptr_array_new_full (gateways->len, g_object_unref);
 
-  if (error != NULL && many->error == NULL)
-    many->error = error;
-  else if (error != NULL)
-    g_error_free (error);
-  if (--many->pending == 0)
-    {
-      if (many->error != NULL)
-        g_task_return_error (task, g_steal_pointer (&many->error));
-      else
-        g_task_return_boolean (task, TRUE);
-    }
-  g_object_unref (task);
+  for (guint i = 0; i < gateways->len; i++)
+    g_ptr_array_add (copy, g_object_ref (g_ptr_array_index (gateways, i)));
+  return copy;
+}
+
+static void
+on_many_cancelled (GCancellable *cancellable,
+                   gpointer      data)
+{
+  /* Any thread */
+  g_cancellable_cancel (data);
+}
+
+static void
+on_many_terminated (GObject      *source,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  Many *many = g_task_get_task_data (task);
+
+  g_task_return_error (task, g_steal_pointer (&many->error));
 }
 
 static void
@@ -854,17 +1017,158 @@ on_one_made (GObject      *source,
              GAsyncResult *result,
              gpointer      user_data)
 {
-  g_autoptr(ExecnetGateway) gateway = NULL;
+  g_autoptr(GTask) task = user_data;
+  ExecnetGroup *self = g_task_get_source_object (task);
+  Many *many = g_task_get_task_data (task);
+  ExecnetGateway *gateway;
   GError *error = NULL;
 
-  gateway = execnet_group_make_gateway_finish (EXECNET_GROUP (source), result, &error);
-  many_step_done (user_data, error);
+  gateway = execnet_group_make_gateway_for_xspec_finish (self, result, &error);
+  if (gateway != NULL)
+    {
+      for (guint i = 0; i < many->xspecs->len; i++)
+        if (execnet_gateway_get_xspec (gateway) == g_ptr_array_index (many->xspecs, i))
+          g_ptr_array_index (many->gateways, i) = g_object_ref (gateway);
+    }
+  else if (many->error == NULL)
+    {
+      many->error = error;
+      g_cancellable_cancel (many->cancellable);
+    }
+  else
+    g_error_free (error);
+
+  if (--many->pending > 0)
+    return;
+
+  GCancellable *parent = g_task_get_cancellable (task);
+
+  if (parent != NULL)
+    g_cancellable_disconnect (parent, many->cancelled_id);
+
+  if (many->error == NULL)
+    {
+      g_task_return_pointer (task, copy_gateways (many->gateways), (GDestroyNotify) g_ptr_array_unref);
+      return;
+    }
+
+  /* Stop the ones that started. */
+  {
+    g_autoptr(GPtrArray) started = g_ptr_array_new_with_free_func (g_object_unref);
+
+    for (guint i = 0; i < many->gateways->len; i++)
+      if (g_ptr_array_index (many->gateways, i) != NULL)
+        g_ptr_array_add (started, g_object_ref (g_ptr_array_index (many->gateways, i)));
+    terminate_gateways_async (self, started, REAP_TIMEOUT, on_many_terminated, g_steal_pointer (&task));
+  }
+}
+
+/**
+ * execnet_group_make_gateways_async:
+ * @self: a group
+ * @specs: (array zero-terminated=1): spec texts
+ * @cancellable: (nullable): a #GCancellable; cancelling it stops every
+ *   start, and kills and reaps what they had started
+ * @callback: (scope async): called when all gateways are ready, or one
+ *   failed and the others were stopped
+ * @user_data: data for @callback
+ *
+ * Makes one gateway per spec, all started at once. They join the group as
+ * each becomes ready. If one fails, those that started are terminated and
+ * the first error is returned. @callback runs in the thread-default main
+ * context of the calling thread.
+ *
+ * Since: 1.0
+ */
+void
+execnet_group_make_gateways_async (ExecnetGroup        *self,
+                                   const char * const  *specs,
+                                   GCancellable        *cancellable,
+                                   GAsyncReadyCallback  callback,
+                                   gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  Many *many;
+
+  g_return_if_fail (EXECNET_IS_GROUP (self));
+  g_return_if_fail (specs != NULL);
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, execnet_group_make_gateways_async);
+  many = g_new0 (Many, 1);
+  many->xspecs = g_ptr_array_new_with_free_func ((GDestroyNotify) execnet_xspec_unref);
+  many->gateways = g_ptr_array_new ();
+  many->cancellable = g_cancellable_new ();
+  g_task_set_task_data (task, many, many_free);
+
+  for (guint i = 0; specs[i] != NULL; i++)
+    {
+      GError *error = NULL;
+      ExecnetXSpec *xspec = execnet_xspec_new (specs[i], &error);
+
+      if (xspec == NULL)
+        {
+          g_task_return_error (task, error);
+          return;
+        }
+      g_ptr_array_add (many->xspecs, xspec);
+    }
+  g_ptr_array_set_size (many->gateways, many->xspecs->len);
+
+  if (many->xspecs->len == 0)
+    {
+      g_task_return_pointer (task, copy_gateways (many->gateways), (GDestroyNotify) g_ptr_array_unref);
+      return;
+    }
+
+  if (cancellable != NULL)
+    many->cancelled_id = g_cancellable_connect (cancellable, G_CALLBACK (on_many_cancelled),
+                                                many->cancellable, NULL);
+  many->pending = many->xspecs->len;
+  for (guint i = 0; i < many->xspecs->len; i++)
+    execnet_group_make_gateway_for_xspec_async (self, g_ptr_array_index (many->xspecs, i),
+                                                many->cancellable, on_one_made, g_object_ref (task));
+}
+
+/**
+ * execnet_group_make_gateways_finish:
+ * @self: a group
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes execnet_group_make_gateways_async().
+ *
+ * Returns: (transfer container) (element-type ExecnetGateway): the new
+ *   gateways, owned by the group, in the order of the specs; %NULL on
+ *   error
+ *
+ * Since: 1.0
+ */
+GPtrArray *
+execnet_group_make_gateways_finish (ExecnetGroup  *self,
+                                    GAsyncResult  *result,
+                                    GError       **error)
+{
+  g_autoptr(GPtrArray) gateways = NULL;
+  GPtrArray *container;
+
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+
+  gateways = g_task_propagate_pointer (G_TASK (result), error);
+  if (gateways == NULL)
+    return NULL;
+
+  /* Bindings free a container themselves: it must not free the items. */
+  container = g_ptr_array_new_full (gateways->len, NULL);
+  for (guint i = 0; i < gateways->len; i++)
+    g_ptr_array_add (container, g_ptr_array_index (gateways, i));
+  return container;
 }
 
 typedef struct
 {
   ExecnetGroup *group;
-  GPtrArray *xspecs;           /* (element-type ExecnetXSpec) */
+  const char * const *specs;
 } MakeManyData;
 
 static void
@@ -873,17 +1177,39 @@ start_make_many (gpointer            data,
                  gpointer            user_data)
 {
   MakeManyData *make = data;
-  GTask *task = g_task_new (make->group, NULL, callback, user_data);
-  ManyData *many = g_new0 (ManyData, 1);
 
-  g_task_set_source_tag (task, start_make_many);
-  g_task_set_task_data (task, many, many_data_free);
-  /* Each start holds a reference, and so do we until all have begun. */
-  many->pending = make->xspecs->len + 1;
-  for (guint i = 0; i < make->xspecs->len; i++)
-    execnet_group_make_gateway_async (make->group, g_ptr_array_index (make->xspecs, i), NULL,
-                                      on_one_made, g_object_ref (task));
-  many_step_done (task, NULL);
+  execnet_group_make_gateways_async (make->group, make->specs, NULL, callback, user_data);
+}
+
+/**
+ * execnet_group_make_gateways:
+ * @self: a group
+ * @specs: (array zero-terminated=1): spec texts
+ * @error: return location for a #GError
+ *
+ * Makes one gateway per spec, all started at once, and waits until all are
+ * ready. If one fails, those that started are terminated and the first
+ * error is returned.
+ *
+ * Returns: (transfer container) (element-type ExecnetGateway): the new
+ *   gateways, owned by the group, in the order of the specs; %NULL on
+ *   error
+ *
+ * Since: 1.0
+ */
+GPtrArray *
+execnet_group_make_gateways (ExecnetGroup        *self,
+                             const char * const  *specs,
+                             GError             **error)
+{
+  MakeManyData make = { self, specs };
+  g_autoptr(GAsyncResult) result = NULL;
+
+  g_return_val_if_fail (EXECNET_IS_GROUP (self), NULL);
+  g_return_val_if_fail (specs != NULL, NULL);
+
+  result = _execnet_run_sync (start_make_many, &make);
+  return execnet_group_make_gateways_finish (self, result, error);
 }
 
 /**
@@ -893,6 +1219,7 @@ start_make_many (gpointer            data,
  *
  * Makes a group with one gateway per spec, all started at once. If any
  * fails, those that started are terminated and the first error is returned.
+ * The members are listed in the order of the specs.
  *
  * Returns: (transfer full): the group, or %NULL on error
  *
@@ -903,46 +1230,24 @@ execnet_group_new_with_specs (const char * const  *specs,
                               GError             **error)
 {
   g_autoptr(ExecnetGroup) self = execnet_group_new ();
-  g_autoptr(GPtrArray) xspecs = g_ptr_array_new_with_free_func ((GDestroyNotify) execnet_xspec_unref);
-  MakeManyData make;
-  g_autoptr(GAsyncResult) result = NULL;
-  g_autoptr(GError) local_error = NULL;
+  g_autoptr(GPtrArray) gateways = NULL;
 
   g_return_val_if_fail (specs != NULL, NULL);
 
-  for (guint i = 0; specs[i] != NULL; i++)
-    {
-      ExecnetXSpec *xspec = execnet_xspec_new (specs[i], error);
+  gateways = execnet_group_make_gateways (self, specs, error);
+  if (gateways == NULL)
+    return NULL;
 
-      if (xspec == NULL)
-        return NULL;
-      g_ptr_array_add (xspecs, xspec);
-    }
-
-  make.group = self;
-  make.xspecs = xspecs;
-  result = _execnet_run_sync (start_make_many, &make);
-  if (!g_task_propagate_boolean (G_TASK (result), &local_error))
-    {
-      execnet_group_terminate (self, REAP_TIMEOUT, NULL);
-      g_propagate_error (error, g_steal_pointer (&local_error));
-      return NULL;
-    }
-
-  /* They became ready in any order; list them in the order of the specs. */
+  /* They became members in any order; list them in the order of the
+   * specs. Nobody can be listening to a group this new. */
   g_mutex_lock (&self->lock);
-  {
-    g_autoptr(GPtrArray) ordered = g_ptr_array_new_full (xspecs->len, g_object_unref);
-
-    for (guint i = 0; i < xspecs->len; i++)
-      for (guint j = 0; j < self->gateways->len; j++)
-        if (execnet_gateway_get_xspec (g_ptr_array_index (self->gateways, j)) == g_ptr_array_index (xspecs, i))
-          g_ptr_array_add (ordered, g_object_ref (g_ptr_array_index (self->gateways, j)));
-    g_ptr_array_unref (self->gateways);
-    self->gateways = g_steal_pointer (&ordered);
-    changed_unlocked (self, 0, self->gateways->len,
-                      g_ptr_array_copy (self->gateways, (GCopyFunc) (void (*) (void)) g_object_ref, NULL));
-  }
+  g_ptr_array_set_size (self->gateways, 0);
+  g_ptr_array_set_size (self->model, 0);
+  for (guint i = 0; i < gateways->len; i++)
+    {
+      g_ptr_array_add (self->gateways, g_object_ref (g_ptr_array_index (gateways, i)));
+      g_ptr_array_add (self->model, g_object_ref (g_ptr_array_index (gateways, i)));
+    }
   g_mutex_unlock (&self->lock);
 
   return g_steal_pointer (&self);
@@ -1288,6 +1593,274 @@ execnet_group_terminate (ExecnetGroup  *self,
     }
 
   return TRUE;
+}
+
+/* terminate_async: each round asks every member to exit and waits, in the
+ * caller's context, for all that left the group to end; when the timeout
+ * passes (or the caller cancels), what is left is killed and waited for
+ * again, up to REAP_TIMEOUT. Rounds repeat while gateways joined the group
+ * meanwhile. A fixed set of gateways (a failed make_gateways) gets one
+ * round. */
+typedef struct
+{
+  GPtrArray *fixed;            /* (element-type ExecnetGateway) (owned) (nullable) */
+  gdouble timeout;
+  GPtrArray *joining;          /* (element-type ExecnetGateway) (owned) this round's */
+  guint pending;
+  gboolean killed;
+  GSource *timer;              /* (owned) (nullable) */
+  GSource *cancel_source;      /* (owned) (nullable) */
+  GCancellable *waits;         /* (owned) cancelled when reaping times out */
+  gboolean returned;
+} Terminate;
+
+static void
+terminate_free (gpointer data)
+{
+  Terminate *term = data;
+
+  g_clear_pointer (&term->fixed, g_ptr_array_unref);
+  g_clear_pointer (&term->joining, g_ptr_array_unref);
+  g_clear_pointer (&term->timer, _execnet_cancel_source_free);
+  g_clear_pointer (&term->cancel_source, _execnet_cancel_source_free);
+  g_clear_object (&term->waits);
+  g_free (term);
+}
+
+static void terminate_round (GTask *task);
+
+/* The caller's context: stop waiting for @task; it fails or succeeds now. */
+static void
+terminate_return (GTask  *task,
+                  GError *error)  /* (transfer full) (nullable) */
+{
+  Terminate *term = g_task_get_task_data (task);
+
+  term->returned = TRUE;
+  g_clear_pointer (&term->timer, _execnet_cancel_source_free);
+  g_clear_pointer (&term->cancel_source, _execnet_cancel_source_free);
+  if (error != NULL)
+    g_task_return_error (task, error);
+  else if (g_cancellable_is_cancelled (g_task_get_cancellable (task)))
+    g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                             "terminate was cancelled; the gateways were killed and reaped");
+  else
+    g_task_return_boolean (task, TRUE);
+}
+
+static gboolean
+on_reap_timeout (gpointer data)
+{
+  GTask *task = data;
+  Terminate *term = g_task_get_task_data (task);
+  ExecnetGateway *stuck = NULL;
+
+  for (guint i = 0; i < term->joining->len && stuck == NULL; i++)
+    if (!_execnet_gateway_wait_ended (g_ptr_array_index (term->joining, i), 0))
+      stuck = g_ptr_array_index (term->joining, i);
+
+  g_cancellable_cancel (term->waits);
+  terminate_return (task, g_error_new (EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED,
+                                       "gateway %s did not end even after it was killed",
+                                       stuck != NULL ? execnet_gateway_get_id (stuck) : "?"));
+  return G_SOURCE_REMOVE;
+}
+
+/* The caller's context: the timeout passed or the caller cancelled: kill
+ * what is left, and give it REAP_TIMEOUT to be reaped. */
+static void
+terminate_kill (GTask *task)
+{
+  Terminate *term = g_task_get_task_data (task);
+
+  if (term->killed)
+    return;
+  term->killed = TRUE;
+  for (guint i = 0; i < term->joining->len; i++)
+    if (!_execnet_gateway_wait_ended (g_ptr_array_index (term->joining, i), 0))
+      _execnet_gateway_kill (g_ptr_array_index (term->joining, i));
+
+  g_clear_pointer (&term->timer, _execnet_cancel_source_free);
+  term->timer = g_timeout_source_new ((guint) (REAP_TIMEOUT * 1000));
+  g_source_set_static_name (term->timer, "[execnet] reap timeout");
+  g_source_set_callback (term->timer, on_reap_timeout, task, NULL);
+  g_source_attach (term->timer, g_task_get_context (task));
+}
+
+static gboolean
+on_terminate_timeout (gpointer data)
+{
+  terminate_kill (data);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+on_terminate_cancelled (GCancellable *cancellable,
+                        gpointer      data)
+{
+  terminate_kill (data);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_member_ended (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  Terminate *term = g_task_get_task_data (task);
+
+  _execnet_gateway_wait_ended_finish (EXECNET_GATEWAY (source), result, NULL);
+  if (--term->pending > 0 || term->returned)
+    return;
+
+  g_clear_pointer (&term->timer, _execnet_cancel_source_free);
+  if (term->fixed != NULL)
+    terminate_return (task, NULL);
+  else
+    terminate_round (task);
+}
+
+/* The caller's context. */
+static void
+terminate_round (GTask *task)
+{
+  ExecnetGroup *self = g_task_get_source_object (task);
+  Terminate *term = g_task_get_task_data (task);
+  g_autoptr(GPtrArray) members = NULL;
+
+  members = term->fixed != NULL ? g_ptr_array_ref (term->fixed) : dup_members (self);
+  for (guint i = 0; i < members->len; i++)
+    execnet_gateway_exit (g_ptr_array_index (members, i));
+
+  g_clear_pointer (&term->joining, g_ptr_array_unref);
+  if (term->fixed != NULL)
+    term->joining = g_ptr_array_ref (term->fixed);
+  else
+    {
+      g_mutex_lock (&self->lock);
+      term->joining = g_steal_pointer (&self->to_join);
+      self->to_join = g_ptr_array_new_with_free_func (g_object_unref);
+      g_mutex_unlock (&self->lock);
+    }
+
+  if (term->joining->len == 0)
+    {
+      terminate_return (task, NULL);
+      return;
+    }
+
+  term->killed = FALSE;
+  term->pending = term->joining->len;
+  for (guint i = 0; i < term->joining->len; i++)
+    _execnet_gateway_wait_ended_async (g_ptr_array_index (term->joining, i), term->waits,
+                                       on_member_ended, g_object_ref (task));
+
+  if (g_cancellable_is_cancelled (g_task_get_cancellable (task)))
+    terminate_kill (task);
+  else if (term->timeout >= 0)
+    {
+      term->timer = g_timeout_source_new ((guint) MIN (term->timeout * 1000.0, (gdouble) G_MAXUINT));
+      g_source_set_static_name (term->timer, "[execnet] terminate timeout");
+      g_source_set_callback (term->timer, on_terminate_timeout, task, NULL);
+      g_source_attach (term->timer, g_task_get_context (task));
+    }
+}
+
+static void
+terminate_start (ExecnetGroup        *self,
+                 GPtrArray           *fixed,
+                 gdouble              timeout,
+                 GCancellable        *cancellable,
+                 GAsyncReadyCallback  callback,
+                 gpointer             user_data)
+{
+  g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
+  Terminate *term = g_new0 (Terminate, 1);
+  GError *error = NULL;
+
+  g_task_set_source_tag (task, execnet_group_terminate_async);
+  term->fixed = fixed != NULL ? g_ptr_array_ref (fixed) : NULL;
+  term->timeout = timeout;
+  term->waits = g_cancellable_new ();
+  g_task_set_task_data (task, term, terminate_free);
+
+  if (!_execnet_check_timeout (timeout, &error))
+    {
+      term->returned = TRUE;
+      g_task_return_error (task, error);
+      return;
+    }
+
+  /* Only looks the task up through its data, which lives as long as it. */
+  term->cancel_source = _execnet_cancel_source_new (cancellable, G_SOURCE_FUNC (on_terminate_cancelled),
+                                                    task, NULL);
+  terminate_round (task);
+}
+
+/* @gateways: (element-type ExecnetGateway) (transfer none) */
+static void
+terminate_gateways_async (ExecnetGroup        *self,
+                          GPtrArray           *gateways,
+                          gdouble              timeout,
+                          GAsyncReadyCallback  callback,
+                          gpointer             user_data)
+{
+  terminate_start (self, gateways, timeout, NULL, callback, user_data);
+}
+
+/**
+ * execnet_group_terminate_async:
+ * @self: a group
+ * @timeout: seconds to wait for the members to end before killing them;
+ *   negative waits for ever and kills nothing
+ * @cancellable: (nullable): a #GCancellable; cancelling it does not leave
+ *   anything behind: what has not ended yet is killed and reaped at once,
+ *   then the call fails with %G_IO_ERROR_CANCELLED
+ * @callback: (scope async): called when every member has ended
+ * @user_data: data for @callback
+ *
+ * Terminates the group as [method@Execnet.Group.terminate] does, without
+ * blocking: every member exits at once, and what has not ended after
+ * @timeout is killed and reaped. @callback runs in the thread-default main
+ * context of the calling thread.
+ *
+ * Since: 1.0
+ */
+void
+execnet_group_terminate_async (ExecnetGroup        *self,
+                               gdouble              timeout,
+                               GCancellable        *cancellable,
+                               GAsyncReadyCallback  callback,
+                               gpointer             user_data)
+{
+  g_return_if_fail (EXECNET_IS_GROUP (self));
+
+  terminate_start (self, NULL, timeout, cancellable, callback, user_data);
+}
+
+/**
+ * execnet_group_terminate_finish:
+ * @self: a group
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes execnet_group_terminate_async().
+ *
+ * Returns: %TRUE; %FALSE with an error if it was cancelled (everything
+ *   was killed and reaped all the same) or a killed process could not be
+ *   reaped
+ *
+ * Since: 1.0
+ */
+gboolean
+execnet_group_terminate_finish (ExecnetGroup  *self,
+                                GAsyncResult  *result,
+                                GError       **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
 }
 
 /**

@@ -7,6 +7,7 @@
 #include <execnet/execnet-error.h>
 #include <execnet/execnet-multichannel.h>
 
+#include "execnet-async-private.h"
 #include "execnet-gateway-private.h"
 #include "execnet-receive-queue-private.h"
 #include "execnet-util-private.h"
@@ -225,6 +226,168 @@ execnet_multi_channel_make_receive_queue (ExecnetMultiChannel *self,
     owned = g_variant_ref_sink (endmarker);
 
   return _execnet_receive_queue_new (self->channels, owned);
+}
+
+/* receive_each_async: one receive_async per channel, all at once; the
+ * items are kept by position. */
+typedef struct
+{
+  GPtrArray *items;            /* (element-type GVariant) (owned) (nullable items) by channel */
+  guint pending;
+  GError *error;               /* (owned) (nullable) the first failure */
+  GCancellable *cancellable;   /* (owned) cancelled at the first failure or the timeout */
+  ExecnetDeadline *deadline;   /* (owned) */
+} Each;
+
+static void
+variant_unref_nullable (gpointer data)
+{
+  if (data != NULL)
+    g_variant_unref (data);
+}
+
+static void
+each_free (gpointer data)
+{
+  Each *each = data;
+
+  g_ptr_array_unref (each->items);
+  g_clear_error (&each->error);
+  _execnet_deadline_free (each->deadline);
+  g_free (each);
+}
+
+/* The items as receive_each gives them: one `av`. */
+static GVariant *
+items_to_variant (GPtrArray *items)
+{
+  g_auto(GVariantBuilder) builder = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE ("av"));
+
+  for (guint i = 0; i < items->len; i++)
+    g_variant_builder_add (&builder, "v", g_ptr_array_index (items, i));
+  return g_variant_ref_sink (g_variant_builder_end (&builder));
+}
+
+static void
+on_each_item (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  ExecnetMultiChannel *self = g_task_get_source_object (task);
+  Each *each = g_task_get_task_data (task);
+  GError *error = NULL;
+  GVariant *item;
+
+  item = execnet_channel_receive_finish (EXECNET_CHANNEL (source), result, &error);
+  if (item != NULL)
+    {
+      guint index;
+
+      if (g_ptr_array_find (self->channels, source, &index))
+        g_ptr_array_index (each->items, index) = item;
+    }
+  else if (each->error == NULL)
+    {
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED) &&
+          _execnet_deadline_timed_out (each->deadline) &&
+          !g_cancellable_is_cancelled (g_task_get_cancellable (task)))
+        {
+          g_clear_error (&error);
+          error = g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                               "not every channel delivered an item in time");
+        }
+      each->error = error;
+      g_cancellable_cancel (_execnet_deadline_get_cancellable (each->deadline));
+    }
+  else
+    g_error_free (error);
+
+  if (--each->pending > 0)
+    return;
+  if (each->error != NULL)
+    g_task_return_error (task, g_steal_pointer (&each->error));
+  else
+    g_task_return_pointer (task, items_to_variant (each->items), (GDestroyNotify) g_variant_unref);
+}
+
+/**
+ * execnet_multi_channel_receive_each_async:
+ * @self: a multi-channel
+ * @timeout: seconds to wait at most for all items; negative waits for ever
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called when every channel delivered an item,
+ *   or one failed
+ * @user_data: data for @callback
+ *
+ * Receives one item from every channel, as
+ * [method@Execnet.MultiChannel.receive_each] does, without blocking: all
+ * channels are waited for at once. @callback runs in the thread-default
+ * main context of the calling thread.
+ *
+ * Since: 1.0
+ */
+void
+execnet_multi_channel_receive_each_async (ExecnetMultiChannel *self,
+                                          gdouble              timeout,
+                                          GCancellable        *cancellable,
+                                          GAsyncReadyCallback  callback,
+                                          gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  GError *error = NULL;
+  Each *each;
+
+  g_return_if_fail (EXECNET_IS_MULTI_CHANNEL (self));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, execnet_multi_channel_receive_each_async);
+  if (!_execnet_check_timeout (timeout, &error))
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+
+  each = g_new0 (Each, 1);
+  each->items = g_ptr_array_new_with_free_func (variant_unref_nullable);
+  g_ptr_array_set_size (each->items, self->channels->len);
+  each->deadline = _execnet_deadline_new (timeout, cancellable);
+  each->pending = self->channels->len;
+  g_task_set_task_data (task, each, each_free);
+
+  if (self->channels->len == 0)
+    {
+      g_task_return_pointer (task, items_to_variant (each->items), (GDestroyNotify) g_variant_unref);
+      return;
+    }
+  for (guint i = 0; i < self->channels->len; i++)
+    execnet_channel_receive_async (g_ptr_array_index (self->channels, i),
+                                   _execnet_deadline_get_cancellable (each->deadline),
+                                   on_each_item, g_object_ref (task));
+}
+
+/**
+ * execnet_multi_channel_receive_each_finish:
+ * @self: a multi-channel
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes execnet_multi_channel_receive_each_async().
+ *
+ * Returns: (transfer full): an `av` with the items, one per channel in
+ *   order, as [method@Execnet.MultiChannel.receive_each] gives them, or
+ *   %NULL on error
+ *
+ * Since: 1.0
+ */
+GVariant *
+execnet_multi_channel_receive_each_finish (ExecnetMultiChannel  *self,
+                                           GAsyncResult         *result,
+                                           GError              **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
 }
 
 /**

@@ -47,6 +47,7 @@ void         _execnet_wire_finish_writing  (ExecnetWire              *self);
 void         _execnet_wire_abort           (ExecnetWire              *self,
                                             const GError             *error);
 gboolean     _execnet_wire_is_reading      (ExecnetWire              *self);
+gboolean     _execnet_wire_is_congested    (ExecnetWire              *self);
 void         _execnet_wire_set_reading_paused (ExecnetWire           *self,
                                                gboolean               paused);
 

@@ -787,6 +787,21 @@ _execnet_wire_is_reading (ExecnetWire *self)
   return reading;
 }
 
+/* Any thread: whether a sender would have to wait for room now; a frame
+ * up to a quarter of the limit would. */
+gboolean
+_execnet_wire_is_congested (ExecnetWire *self)
+{
+  gboolean congested;
+
+  g_mutex_lock (&self->lock);
+  congested = self->queued_bytes > 0 &&
+              self->queued_bytes + self->max_queued / 4 > self->max_queued;
+  g_mutex_unlock (&self->lock);
+
+  return congested;
+}
+
 /* I/O thread, once: reading is over. */
 static void
 reading_done (ExecnetWire  *self,

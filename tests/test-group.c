@@ -1102,7 +1102,7 @@ on_made (GObject      *source,
   AsyncData *data = user_data;
 
   g_assert_true (g_thread_self () == data->thread);
-  data->gateway = execnet_group_make_gateway_finish (EXECNET_GROUP (source), result, &data->error);
+  data->gateway = execnet_group_make_gateway_for_xspec_finish (EXECNET_GROUP (source), result, &data->error);
   data->done = TRUE;
 }
 
@@ -1127,20 +1127,20 @@ test_make_gateway_async (void)
   g_assert_no_error (error);
 
   g_main_context_push_thread_default (context);
-  execnet_group_make_gateway_async (group, xspec, NULL, on_made, &data);
+  execnet_group_make_gateway_for_xspec_async (group, xspec, NULL, on_made, &data);
   g_assert_false (data.done);
   test_iterate_until (context, async_done, &data, TEST_TIMEOUT);
   g_assert_no_error (data.error);
   g_assert_nonnull (data.gateway);
   g_assert_cmpstr (execnet_gateway_get_id (data.gateway), ==, "async");
   g_assert_true (execnet_group_contains (group, data.gateway));
-  g_clear_object (&data.gateway);
+  data.gateway = NULL;
 
   /* A failure completes the same way. */
   bad = execnet_xspec_new ("popen//python=/nonexistent/python3", &error);
   g_assert_no_error (error);
   data.done = FALSE;
-  execnet_group_make_gateway_async (group, bad, NULL, on_made, &data);
+  execnet_group_make_gateway_for_xspec_async (group, bad, NULL, on_made, &data);
   test_iterate_until (context, async_done, &data, TEST_TIMEOUT);
   g_assert_error (data.error, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP);
   g_assert_null (data.gateway);

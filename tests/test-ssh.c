@@ -733,7 +733,7 @@ on_gateway_made (GObject      *source,
   g_autoptr(GError) error = NULL;
   ExecnetGateway *gateway;
 
-  gateway = execnet_group_make_gateway_finish (EXECNET_GROUP (source), result, &error);
+  gateway = execnet_group_make_gateway_for_xspec_finish (EXECNET_GROUP (source), result, &error);
   g_assert_no_error (error);
   c->gateways[c->done++] = gateway;
 }
@@ -766,7 +766,7 @@ test_gateway_concurrent (Fixture       *f,
     {
       g_autoptr(ExecnetXSpec) xspec = execnet_xspec_new (spec, NULL);
 
-      execnet_group_make_gateway_async (f->group, xspec, NULL, on_gateway_made, &c);
+      execnet_group_make_gateway_for_xspec_async (f->group, xspec, NULL, on_gateway_made, &c);
     }
   test_iterate_until (context, all_made, &c, 2 * TEST_TIMEOUT);
   g_main_context_pop_thread_default (context);
@@ -778,7 +778,6 @@ test_gateway_concurrent (Fixture       *f,
     {
       pid_values[i] = remote_int (c.gateways[i], "import os\nchannel.send(os.getpid())");
       g_hash_table_add (pids, &pid_values[i]);
-      g_object_unref (c.gateways[i]);
     }
   g_assert_cmpuint (g_hash_table_size (pids), ==, N_CONCURRENT);
 }

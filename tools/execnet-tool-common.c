@@ -149,14 +149,14 @@ execnet_tool_start_gateway (ExecnetGroup  *group,
       g_source_set_callback (timer, on_deadline, cancellable, NULL);
       g_source_attach (timer, context);
     }
-  execnet_group_make_gateway_async (group, xspec, cancellable, on_started, &result);
+  execnet_group_make_gateway_for_xspec_async (group, xspec, cancellable, on_started, &result);
   while (result == NULL)
     g_main_context_iteration (context, TRUE);
   if (timer != NULL)
     g_source_destroy (timer);
   g_main_context_pop_thread_default (context);
 
-  gateway = execnet_group_make_gateway_finish (group, result, &local_error);
+  gateway = execnet_group_make_gateway_for_xspec_finish (group, result, &local_error);
   if (gateway == NULL)
     {
       if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
@@ -167,7 +167,7 @@ execnet_tool_start_gateway (ExecnetGroup  *group,
         g_propagate_error (error, g_steal_pointer (&local_error));
     }
 
-  return gateway;
+  return gateway != NULL ? g_object_ref (gateway) : NULL;
 }
 
 /* Seconds left until @deadline, for execnet_channel_receive(). */

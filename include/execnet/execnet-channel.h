@@ -61,6 +61,26 @@ gboolean        execnet_channel_wait_close    (ExecnetChannel          *self,
                                                gdouble                  timeout,
                                                GError                 **error);
 EXECNET_AVAILABLE_IN_1_0
+void            execnet_channel_wait_close_async (ExecnetChannel       *self,
+                                                  gdouble               timeout,
+                                                  GCancellable         *cancellable,
+                                                  GAsyncReadyCallback   callback,
+                                                  gpointer              user_data);
+EXECNET_AVAILABLE_IN_1_0
+gboolean        execnet_channel_wait_close_finish (ExecnetChannel      *self,
+                                                   GAsyncResult        *result,
+                                                   GError             **error);
+EXECNET_AVAILABLE_IN_1_0
+void            execnet_channel_send_async    (ExecnetChannel          *self,
+                                               GVariant                *item,
+                                               GCancellable            *cancellable,
+                                               GAsyncReadyCallback      callback,
+                                               gpointer                 user_data);
+EXECNET_AVAILABLE_IN_1_0
+gboolean        execnet_channel_send_finish   (ExecnetChannel          *self,
+                                               GAsyncResult            *result,
+                                               GError                 **error);
+EXECNET_AVAILABLE_IN_1_0
 gboolean        execnet_channel_is_closed     (ExecnetChannel          *self);
 EXECNET_AVAILABLE_IN_1_0
 gint            execnet_channel_get_id        (ExecnetChannel          *self);

@@ -69,6 +69,34 @@ gboolean        execnet_gateway_join          (ExecnetGateway  *self,
                                                gdouble          timeout,
                                                GError         **error);
 EXECNET_AVAILABLE_IN_1_0
+void            execnet_gateway_join_async    (ExecnetGateway      *self,
+                                               gdouble              timeout,
+                                               GCancellable        *cancellable,
+                                               GAsyncReadyCallback  callback,
+                                               gpointer             user_data);
+EXECNET_AVAILABLE_IN_1_0
+gboolean        execnet_gateway_join_finish   (ExecnetGateway      *self,
+                                               GAsyncResult        *result,
+                                               GError             **error);
+EXECNET_AVAILABLE_IN_1_0
+void            execnet_gateway_remote_status_async (ExecnetGateway      *self,
+                                                     GCancellable        *cancellable,
+                                                     GAsyncReadyCallback  callback,
+                                                     gpointer             user_data);
+EXECNET_AVAILABLE_IN_1_0
+GVariant       *execnet_gateway_remote_status_finish (ExecnetGateway  *self,
+                                                      GAsyncResult    *result,
+                                                      GError         **error);
+EXECNET_AVAILABLE_IN_1_0
+void            execnet_gateway_remote_info_async (ExecnetGateway      *self,
+                                                   GCancellable        *cancellable,
+                                                   GAsyncReadyCallback  callback,
+                                                   gpointer             user_data);
+EXECNET_AVAILABLE_IN_1_0
+GVariant       *execnet_gateway_remote_info_finish (ExecnetGateway  *self,
+                                                    GAsyncResult    *result,
+                                                    GError         **error);
+EXECNET_AVAILABLE_IN_1_0
 char           *execnet_gateway_to_string     (ExecnetGateway  *self);
 EXECNET_AVAILABLE_IN_1_0
 const char     *execnet_gateway_get_remote_address (ExecnetGateway *self);

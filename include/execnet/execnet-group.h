@@ -36,12 +36,36 @@ ExecnetGateway *execnet_group_make_gateway_for_xspec (ExecnetGroup        *self,
                                                       GError             **error);
 EXECNET_AVAILABLE_IN_1_0
 void            execnet_group_make_gateway_async     (ExecnetGroup        *self,
-                                                      ExecnetXSpec        *xspec,
+                                                      const char          *spec,
                                                       GCancellable        *cancellable,
                                                       GAsyncReadyCallback  callback,
                                                       gpointer             user_data);
 EXECNET_AVAILABLE_IN_1_0
 ExecnetGateway *execnet_group_make_gateway_finish    (ExecnetGroup        *self,
+                                                      GAsyncResult        *result,
+                                                      GError             **error);
+EXECNET_AVAILABLE_IN_1_0
+void            execnet_group_make_gateway_for_xspec_async  (ExecnetGroup        *self,
+                                                             ExecnetXSpec        *xspec,
+                                                             GCancellable        *cancellable,
+                                                             GAsyncReadyCallback  callback,
+                                                             gpointer             user_data);
+EXECNET_AVAILABLE_IN_1_0
+ExecnetGateway *execnet_group_make_gateway_for_xspec_finish (ExecnetGroup        *self,
+                                                             GAsyncResult        *result,
+                                                             GError             **error);
+EXECNET_AVAILABLE_IN_1_0
+GPtrArray      *execnet_group_make_gateways          (ExecnetGroup        *self,
+                                                      const char * const  *specs,
+                                                      GError             **error);
+EXECNET_AVAILABLE_IN_1_0
+void            execnet_group_make_gateways_async    (ExecnetGroup        *self,
+                                                      const char * const  *specs,
+                                                      GCancellable        *cancellable,
+                                                      GAsyncReadyCallback  callback,
+                                                      gpointer             user_data);
+EXECNET_AVAILABLE_IN_1_0
+GPtrArray      *execnet_group_make_gateways_finish   (ExecnetGroup        *self,
                                                       GAsyncResult        *result,
                                                       GError             **error);
 EXECNET_AVAILABLE_IN_1_0
@@ -66,6 +90,16 @@ void            execnet_group_set_default_spec       (ExecnetGroup        *self,
 EXECNET_AVAILABLE_IN_1_0
 gboolean        execnet_group_terminate              (ExecnetGroup        *self,
                                                       gdouble              timeout,
+                                                      GError             **error);
+EXECNET_AVAILABLE_IN_1_0
+void            execnet_group_terminate_async        (ExecnetGroup        *self,
+                                                      gdouble              timeout,
+                                                      GCancellable        *cancellable,
+                                                      GAsyncReadyCallback  callback,
+                                                      gpointer             user_data);
+EXECNET_AVAILABLE_IN_1_0
+gboolean        execnet_group_terminate_finish       (ExecnetGroup        *self,
+                                                      GAsyncResult        *result,
                                                       GError             **error);
 EXECNET_AVAILABLE_IN_1_0
 char           *execnet_group_to_string              (ExecnetGroup        *self);

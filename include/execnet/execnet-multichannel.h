@@ -40,6 +40,16 @@ EXECNET_AVAILABLE_IN_1_0
 ExecnetReceiveQueue *execnet_multi_channel_make_receive_queue (ExecnetMultiChannel *self,
                                                                GVariant            *endmarker);
 EXECNET_AVAILABLE_IN_1_0
+void                 execnet_multi_channel_receive_each_async  (ExecnetMultiChannel  *self,
+                                                                gdouble               timeout,
+                                                                GCancellable         *cancellable,
+                                                                GAsyncReadyCallback   callback,
+                                                                gpointer              user_data);
+EXECNET_AVAILABLE_IN_1_0
+GVariant            *execnet_multi_channel_receive_each_finish (ExecnetMultiChannel  *self,
+                                                                GAsyncResult         *result,
+                                                                GError              **error);
+EXECNET_AVAILABLE_IN_1_0
 gboolean             execnet_multi_channel_wait_close   (ExecnetMultiChannel    *self,
                                                          gdouble                 timeout,
                                                          GError                **error);

@@ -173,6 +173,9 @@ execnet_popen_transport_open_async (ExecnetTransport    *transport,
   GError *error = NULL;
 
   g_task_set_source_tag (task, execnet_popen_transport_open_async);
+  /* Once a process is started, the connection is returned even if the
+   * start was cancelled meanwhile: the gateway then kills and reaps it. */
+  g_task_set_check_cancellable (task, FALSE);
 
   argv = execnet_transport_build_python_argv (xspec, &error);
   if (argv == NULL)
