@@ -963,10 +963,10 @@ on_read_closed (GObject      *owner,
   ended = take_end_waiters_unlocked (self);
   g_mutex_unlock (&self->lock);
 
-  complete_end_waiters (ended);
-
+  /* ::closed is queued before anyone waiting for the end hears of it. */
   if (report_now)
     report_lost (self);
+  complete_end_waiters (ended);
 }
 
 static const ExecnetWireHandler wire_handler = {
@@ -993,12 +993,11 @@ on_process_ended (GObject      *source,
   ended = take_end_waiters_unlocked (self);
   g_mutex_unlock (&self->lock);
 
-  complete_end_waiters (ended);
-
   EXECNET_NOTE (GATEWAY, self->id, "%s: the remote process ended", self->description);
 
   if (report)
     report_lost (self);
+  complete_end_waiters (ended);
 }
 
 /* I/O thread: with agent=execnet, the remote setup finished. */

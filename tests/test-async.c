@@ -476,12 +476,12 @@ test_send_async (void)
    * once the write queue had room again. */
   for (guint i = 0; i < G_N_ELEMENTS (results); i++)
     {
-      g_autofree char *big = g_malloc (1 << 20);
+      char *big = g_malloc (1 << 20);
 
       memset (big, 'x', 1 << 20);
       execnet_channel_send_async (channel,
-                                  g_variant_new_from_data (G_VARIANT_TYPE_BYTESTRING, g_steal_pointer (&big),
-                                                           1 << 20, TRUE, g_free, NULL),
+                                  g_variant_new_from_data (G_VARIANT_TYPE_BYTESTRING, big,
+                                                           1 << 20, TRUE, g_free, big),
                                   NULL, on_result, &results[i]);
     }
   for (guint i = 0; i < G_N_ELEMENTS (results); i++)

@@ -11,7 +11,7 @@ import sys
 
 import gi
 gi.require_version('Execnet', '1.0')
-from gi.repository import Execnet, GLib  # noqa: E402
+from gi.repository import Execnet  # noqa: E402
 
 remote_code = """
 import os, sys
@@ -23,15 +23,14 @@ spec = sys.argv[1] if len(sys.argv) > 1 else 'popen'  # popen//python=/usr/bin/p
 
 # Both gateways start at the same time.
 group = Execnet.Group.new_with_specs([spec, spec])
-print(group.to_string())                             # <Group ['gw0', 'gw1']>
+print(group)                                         # <Group ['gw0', 'gw1']>
 
-for i in range(group.get_size()):
-    gateway = group.get_gateway(i)
+for i, gateway in enumerate(group):
     channel = gateway.remote_exec(remote_code)
-    channel.send(GLib.Variant('ai', [1, 2, 3, i]))
-    total, pid, version = channel.receive(10.0).unpack()
-    print('%s: sum %d computed by Python %s, pid %d' % (gateway.to_string(), total, version, pid))
+    channel.send([1, 2, 3, i])
+    total, pid, version = channel.receive(timeout=10)
+    print('%r: sum %d computed by Python %s, pid %d' % (gateway, total, version, pid))
 
 # Every member exits; whatever has not ended after 2 seconds is killed.
-group.terminate(2.0)
-print(group.to_string())                             # <Group []>
+group.terminate(timeout=2)
+print(group)                                         # <Group []>
