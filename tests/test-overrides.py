@@ -118,8 +118,9 @@ class OverridesTest(unittest.TestCase):
         self.assertEqual([gw.id for gw in self.group], ['gw0', 'two'])
         self.assertEqual(repr(self.group), "<Group ['gw0', 'two']>")
         self.assertEqual(repr(self.gw), "<PopenGateway id='gw0' receive-live, 0 active channels>")
-        ch = self.gw.remote_exec('pass')
+        ch = self.gw.remote_exec('channel.receive()')
         self.assertEqual(repr(ch), '<Channel id=%d open>' % ch.id)
+        ch.send(None)
 
     def test_with_group_terminates(self):
         with Execnet.Group() as group:
