@@ -313,7 +313,8 @@ build_serve_call (ExecnetXSpec          *xspec,
           _execnet_append_python_string (call, value, -1);
         }
     }
-  g_string_append_printf (call, "}%s)\n", extra_arguments);
+  /* Remote output comes back as items on channel -1 (doc/protocol.md). */
+  g_string_append_printf (call, "}, output=True%s)\n", extra_arguments);
 
   return g_steal_pointer (&call);
 }

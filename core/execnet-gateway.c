@@ -4,7 +4,9 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <math.h>
+#include <unistd.h>
 
 #include <execnet/execnet-error.h>
 #include <execnet/execnet-transport.h>
@@ -649,6 +651,108 @@ fail_protocol (ExecnetGateway *self,
   execnet_connection_terminate (self->connection, TRUE);
 }
 
+/* The channel on which our agent sends what the remote process writes to
+ * its stdout and stderr, and forwarded log records (doc/protocol.md). */
+#define EXECNET_OUTPUT_CHANNEL (-1)
+
+/* I/O thread: a log record that the remote's logging forwarded (see
+ * execnet_gateway_forward_logging()), into the structured log with the
+ * gateway's id as a field. */
+static void
+log_remote_record (ExecnetGateway *self,
+                   GVariant       *value)
+{
+  g_autoptr(GVariant) record = g_variant_get_child_value (value, 1);
+  const char *message = "", *logger = "", *level_name = "", *file = "", *func = "";
+  gint64 level = 0, line = 0;
+  g_autofree char *line_text = NULL;
+  GLogLevelFlags flags;
+
+  g_variant_lookup (record, "message", "&s", &message);
+  g_variant_lookup (record, "name", "&s", &logger);
+  g_variant_lookup (record, "levelname", "&s", &level_name);
+  g_variant_lookup (record, "levelno", "x", &level);
+  g_variant_lookup (record, "pathname", "&s", &file);
+  g_variant_lookup (record, "lineno", "x", &line);
+  g_variant_lookup (record, "funcName", "&s", &func);
+  line_text = g_strdup_printf ("%" G_GINT64_FORMAT, line);
+
+  /* Python's ERROR and CRITICAL are not GLib's (which abort): they come
+   * as warnings, with the Python level in PYTHON_LEVEL. */
+  if (level >= 30)
+    flags = G_LOG_LEVEL_WARNING;
+  else if (level >= 20)
+    flags = G_LOG_LEVEL_INFO;
+  else
+    flags = G_LOG_LEVEL_DEBUG;
+
+  {
+    const GLogField fields[] = {
+      { "GLIB_DOMAIN", "execnet-remote", -1 },
+      { "MESSAGE", message, -1 },
+      { "EXECNET_GATEWAY", self->id, -1 },
+      { "PYTHON_LOGGER", logger, -1 },
+      { "PYTHON_LEVEL", level_name, -1 },
+      { "CODE_FILE", file, -1 },
+      { "CODE_LINE", line_text, -1 },
+      { "CODE_FUNC", func, -1 },
+    };
+
+    g_log_structured_array (flags, fields, G_N_ELEMENTS (fields));
+  }
+}
+
+/* I/O thread: remote output. Goes to ::remote-output when something is
+ * connected, to the master's own stderr otherwise; a forwarded log record
+ * goes to the structured log. */
+static void
+on_remote_output (ExecnetGateway *self,
+                  GBytes         *payload)
+{
+  g_autoptr(GVariant) value = _execnet_value_decode (payload, NULL, NULL, NULL);
+  g_autoptr(GVariant) data = NULL;
+  const char *stream = NULL;
+
+  if (value != NULL && g_variant_is_of_type (value, G_VARIANT_TYPE ("(sa{sv})")))
+    {
+      log_remote_record (self, value);
+      return;
+    }
+  if (value == NULL || !g_variant_is_of_type (value, G_VARIANT_TYPE ("(say)")))
+    {
+      EXECNET_NOTE (GATEWAY, self->id, "%s: ignored output that is not (stream, bytes)", self->description);
+      return;
+    }
+
+  g_variant_get (value, "(&s@ay)", &stream, &data);
+  if (g_signal_has_handler_pending (self, signals[SIGNAL_REMOTE_OUTPUT], 0, TRUE))
+    {
+      g_autoptr(GBytes) bytes = g_variant_get_data_as_bytes (data);
+
+      _execnet_gateway_emit_remote_output (self, g_str_equal (stream, "stdout") ? "stdout" : "stderr",
+                                           bytes);
+    }
+  else
+    {
+      gsize size;
+      const char *bytes = g_variant_get_fixed_array (data, &size, 1);
+
+      /* As the remote's stderr always did; a short write loses output only. */
+      while (size > 0)
+        {
+          gssize n = write (STDERR_FILENO, bytes, size);
+
+          if (n <= 0 && errno != EINTR)
+            break;
+          if (n > 0)
+            {
+              bytes += n;
+              size -= n;
+            }
+        }
+    }
+}
+
 /* I/O thread: one frame arrived. */
 static void
 on_frame (GObject            *owner,
@@ -664,6 +768,11 @@ on_frame (GObject            *owner,
   switch (code)
     {
     case EXECNET_MESSAGE_CHANNEL_DATA:
+      if (channel_id == EXECNET_OUTPUT_CHANNEL)
+        {
+          on_remote_output (self, payload);
+          return;
+        }
       channel = lookup_channel (self, channel_id);
       if (channel == NULL)
         {
@@ -1642,6 +1751,77 @@ execnet_gateway_remote_exec_file (ExecnetGateway  *self,
     return NULL;
 
   return execnet_gateway_remote_call_full (self, source, file_name, NULL, NULL, error);
+}
+
+/* Installs a logging handler that sends records over the output channel. */
+static const char forward_logging_source[] =
+  "import logging\n"
+  "gateway = channel.gateway\n"
+  "name, level = channel.receive()\n"
+  "class ExecnetForward(logging.Handler):\n"
+  "    def emit(self, record):\n"
+  "        try:\n"
+  "            gateway._output(('log', {'message': self.format(record), 'name': record.name,\n"
+  "                                     'levelno': record.levelno, 'levelname': record.levelname,\n"
+  "                                     'pathname': record.pathname, 'lineno': record.lineno,\n"
+  "                                     'funcName': record.funcName or ''}))\n"
+  "        except Exception:\n"
+  "            self.handleError(record)\n"
+  "logger = logging.getLogger(name or None)\n"
+  "logger.addHandler(ExecnetForward(level))\n"
+  "if logger.level == logging.NOTSET or logger.level > level:\n"
+  "    logger.setLevel(level)\n";
+
+/**
+ * execnet_gateway_forward_logging:
+ * @self: a gateway
+ * @logger: (nullable): the remote logger whose records to forward, such
+ *   as `"myapp"`; %NULL for the root logger (all of them)
+ * @level: the least Python level forwarded (`logging.INFO` is 20)
+ * @timeout: seconds to wait for the remote side to install its handler;
+ *   negative waits for ever
+ * @error: return location for a #GError
+ *
+ * Forwards the remote interpreter's `logging` records into this process's
+ * structured GLib log (g_log_structured()), with the log domain
+ * `execnet-remote` and the fields `EXECNET_GATEWAY` (the gateway's id),
+ * `PYTHON_LOGGER`, `PYTHON_LEVEL`, `CODE_FILE`, `CODE_LINE` and
+ * `CODE_FUNC`. Python's DEBUG maps to %G_LOG_LEVEL_DEBUG, INFO to
+ * %G_LOG_LEVEL_INFO, WARNING and above to %G_LOG_LEVEL_WARNING.
+ * Records are forwarded from when this returns on.
+ *
+ * ```c
+ * execnet_gateway_forward_logging (gateway, NULL, 20, 10.0, &error);
+ * ```
+ *
+ * This needs our agent: with `agent=execnet` it fails with
+ * %EXECNET_ERROR_REMOTE.
+ *
+ * Returns: %TRUE when the handler is installed
+ *
+ * Since: 1.0
+ */
+gboolean
+execnet_gateway_forward_logging (ExecnetGateway  *self,
+                                 const char      *logger,
+                                 gint             level,
+                                 gdouble          timeout,
+                                 GError         **error)
+{
+  g_autoptr(ExecnetChannel) channel = NULL;
+
+  g_return_val_if_fail (EXECNET_IS_GATEWAY (self), FALSE);
+
+  if (!_execnet_check_timeout (timeout, error))
+    return FALSE;
+
+  channel = execnet_gateway_remote_exec (self, forward_logging_source, error);
+  if (channel == NULL)
+    return FALSE;
+  if (!execnet_channel_send (channel, g_variant_new ("(si)", logger != NULL ? logger : "", level), error))
+    return FALSE;
+
+  return execnet_channel_wait_close (channel, timeout, error);
 }
 
 /**

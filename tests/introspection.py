@@ -88,6 +88,19 @@ except GLib.Error as error:
 else:
     raise AssertionError('an empty queue popped something')
 
+# Remote output through the signal; logging forwarded on request.
+output = []
+gw.connect('remote-output', lambda gateway, stream, data: output.append((stream, data.get_data())))
+channel = gw.remote_exec('import sys\nsys.stderr.write("to stderr\\n")\nsys.stderr.flush()\n')
+assert channel.wait_close(10.0)
+context = GLib.MainContext.default()
+deadline = GLib.get_monotonic_time() + 10 * 1000000
+while b'\n' not in b''.join(data for _, data in output) and GLib.get_monotonic_time() < deadline:
+    context.iteration(True)
+assert {stream for stream, _ in output} == {'stderr'}, output
+assert b''.join(data for _, data in output) == b'to stderr\n', output
+assert gw.forward_logging(None, 20, 10.0)
+
 assert group.terminate(5.0)
 assert group.to_string() == '<Group []>'
 print('introspection: ok')

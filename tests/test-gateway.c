@@ -473,6 +473,113 @@ test_backpressure_incoming (Fixture       *f,
   test_wait_close (bulk);
 }
 
+static const char output_source[] = TEST_OUTPUT_SOURCE;
+
+/* What the remote process writes to fd 1 and 2, from Python or a child
+ * process, arrives as ::remote-output in the gateway's context. */
+static void
+test_remote_output_signal (void)
+{
+  g_autoptr(ExecnetGroup) group = NULL;
+
+  if (test_skip_unless_our_agent ("only our agent forwards remote output"))
+    return;
+
+  group = execnet_group_new ();
+  test_assert_remote_output (test_make_gateway (group, NULL));
+  test_terminate (group);
+}
+
+/* Without a handler, remote output goes to the master's stderr. */
+static void
+test_remote_output_stderr (void)
+{
+  if (test_skip_unless_our_agent ("execnet's worker sends stdout to /dev/null"))
+    return;
+
+  if (g_test_subprocess ())
+    {
+      g_autoptr(ExecnetGroup) group = execnet_group_new ();
+      ExecnetGateway *gateway = test_make_gateway (group, NULL);
+      g_autoptr(ExecnetChannel) channel = test_remote_exec (gateway, output_source);
+
+      test_wait_close (channel);
+      test_terminate (group);
+      return;
+    }
+
+  g_test_trap_subprocess (NULL, 120 * G_USEC_PER_SEC, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+  /* Each stream in order; the two streams are not ordered between them. */
+  g_test_trap_assert_stderr ("*print to stdout*fd 1 bytes*child stdout*");
+  g_test_trap_assert_stderr ("*sys.stderr text*fd 2 bytes*child stderr*");
+}
+
+static GLogWriterOutput
+capture_log (GLogLevelFlags   log_level,
+             const GLogField *fields,
+             gsize            n_fields,
+             gpointer         user_data)
+{
+  const char *domain = NULL, *gateway = NULL, *message = NULL, *logger = NULL, *level = NULL;
+
+  for (gsize i = 0; i < n_fields; i++)
+    {
+      if (g_str_equal (fields[i].key, "GLIB_DOMAIN"))
+        domain = fields[i].value;
+      else if (g_str_equal (fields[i].key, "EXECNET_GATEWAY"))
+        gateway = fields[i].value;
+      else if (g_str_equal (fields[i].key, "MESSAGE"))
+        message = fields[i].value;
+      else if (g_str_equal (fields[i].key, "PYTHON_LOGGER"))
+        logger = fields[i].value;
+      else if (g_str_equal (fields[i].key, "PYTHON_LEVEL"))
+        level = fields[i].value;
+    }
+  if (g_strcmp0 (domain, "execnet-remote") == 0)
+    g_print ("record gateway=%s logger=%s level=%s glib=%d message=%s\n",
+             gateway, logger, level, log_level & G_LOG_LEVEL_MASK, message);
+  return G_LOG_WRITER_HANDLED;
+}
+
+/* Forwarded logging records land in the structured log, with the
+ * gateway's id as a field; records below the level do not. */
+static void
+test_remote_logging (void)
+{
+  if (test_skip_unless_our_agent ("only our agent forwards logging"))
+    return;
+
+  if (g_test_subprocess ())
+    {
+      g_autoptr(ExecnetGroup) group = execnet_group_new ();
+      ExecnetGateway *gateway = test_make_gateway (group, "id=logged");
+      g_autoptr(ExecnetChannel) channel = NULL;
+      g_autoptr(GError) error = NULL;
+
+      g_log_set_writer_func (capture_log, NULL, NULL);
+      g_assert_true (execnet_gateway_forward_logging (gateway, "app", 20, TEST_TIMEOUT, &error));
+      g_assert_no_error (error);
+      channel = test_remote_exec (gateway,
+                                  "import logging\n"
+                                  "log = logging.getLogger('app.part')\n"
+                                  "log.debug('too detailed')\n"
+                                  "log.info('an info record %d', 42)\n"
+                                  "log.error('an error record')\n"
+                                  "logging.getLogger('other').warning('not forwarded')\n");
+      test_wait_close (channel);
+      test_terminate (group);
+      return;
+    }
+
+  g_test_trap_subprocess (NULL, 120 * G_USEC_PER_SEC, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+  g_test_trap_assert_stdout ("*record gateway=logged logger=app.part level=INFO glib=64 message=an info record 42*"
+                             "record gateway=logged logger=app.part level=ERROR glib=16 message=an error record*");
+  g_test_trap_assert_stdout_unmatched ("*too detailed*");
+  g_test_trap_assert_stdout_unmatched ("*not forwarded*");
+}
+
 /* EXECNET_DEBUG=payload prints every frame with its decoded value, for any
  * program. The debug keys are read once per process, hence the subprocess. */
 static void
@@ -2887,6 +2994,9 @@ main (int    argc,
   add_test ("/gateway/backpressure/incoming", test_backpressure_incoming);
   g_test_add_func ("/gateway/debug/payload", test_debug_payload);
   g_test_add_func ("/gateway/debug/structured", test_debug_structured);
+  g_test_add_func ("/gateway/remote-output/signal", test_remote_output_signal);
+  g_test_add_func ("/gateway/remote-output/stderr", test_remote_output_stderr);
+  g_test_add_func ("/gateway/remote-output/logging", test_remote_logging);
 
   add_test ("/gateway/channel/remote-error", test_remote_error);
   add_test ("/gateway/channel/syntax-error", test_syntax_error);

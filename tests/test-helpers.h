@@ -368,3 +368,75 @@ test_assert_killed_mid_frame (ExecnetGateway *gateway)
                              m__);                                          \
       }                                                                     \
   } G_STMT_END
+
+/* Remote code that writes to stdout and stderr every way there is. */
+#define TEST_OUTPUT_SOURCE \
+  "import os, subprocess, sys\n" \
+  "print('print to stdout')\n" \
+  "sys.stdout.flush()\n" \
+  "sys.stderr.write('sys.stderr text\\n')\n" \
+  "sys.stderr.flush()\n" \
+  "os.write(1, b'fd 1 bytes\\n')\n" \
+  "os.write(2, b'fd 2 bytes\\n')\n" \
+  "subprocess.run(['sh', '-c', 'echo child stdout; echo child stderr >&2'])\n"
+
+typedef struct {
+  GString *stdout_text;
+  GString *stderr_text;
+} TestOutput;
+
+static inline void
+test_on_remote_output (ExecnetGateway *gateway,
+                       const char     *stream,
+                       GBytes         *data,
+                       gpointer        user_data)
+{
+  TestOutput *output = user_data;
+  gsize size;
+  const char *bytes = g_bytes_get_data (data, &size);
+
+  g_assert_true (g_str_equal (stream, "stdout") || g_str_equal (stream, "stderr"));
+  g_string_append_len (g_str_equal (stream, "stdout") ? output->stdout_text : output->stderr_text,
+                       bytes, size);
+}
+
+/* Runs TEST_OUTPUT_SOURCE on @gateway, which must have been made in this
+ * thread's default context, and asserts that all of its output arrives as
+ * ::remote-output, each stream on its own, and that the gateway still works. */
+static inline void
+test_assert_remote_output (ExecnetGateway *gateway)
+{
+  g_autoptr(ExecnetChannel) channel = NULL;
+  g_autoptr(GVariant) value = NULL;
+  TestOutput output = { g_string_new (""), g_string_new ("") };
+  gint64 deadline;
+
+  g_signal_connect (gateway, "remote-output", G_CALLBACK (test_on_remote_output), &output);
+  channel = test_remote_exec (gateway, TEST_OUTPUT_SOURCE);
+  test_wait_close (channel);
+
+  deadline = g_get_monotonic_time () + TEST_TIMEOUT * G_USEC_PER_SEC;
+  while (!(strstr (output.stdout_text->str, "child stdout") &&
+           strstr (output.stderr_text->str, "child stderr")) &&
+         g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+
+  g_test_message ("stdout: %s\nstderr: %s", output.stdout_text->str, output.stderr_text->str);
+  g_assert_nonnull (strstr (output.stdout_text->str, "print to stdout\n"));
+  g_assert_nonnull (strstr (output.stdout_text->str, "fd 1 bytes\n"));
+  g_assert_nonnull (strstr (output.stdout_text->str, "child stdout\n"));
+  g_assert_nonnull (strstr (output.stderr_text->str, "sys.stderr text\n"));
+  g_assert_nonnull (strstr (output.stderr_text->str, "fd 2 bytes\n"));
+  g_assert_nonnull (strstr (output.stderr_text->str, "child stderr\n"));
+  g_assert_null (strstr (output.stderr_text->str, "stdout"));
+
+  /* The protocol never saw any of it. */
+  g_clear_object (&channel);
+  channel = test_remote_exec (gateway, "channel.send(1)");
+  value = test_receive (channel);
+  g_assert_cmpint (g_variant_get_int64 (value), ==, 1);
+
+  g_signal_handlers_disconnect_by_data (gateway, &output);
+  g_string_free (output.stdout_text, TRUE);
+  g_string_free (output.stderr_text, TRUE);
+}

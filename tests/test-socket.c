@@ -434,6 +434,8 @@ test_token_round_trip (Fixture       *fixture,
   g_assert_cmpstr (execnet_gateway_get_remote_address (gateway), ==, fixture->server->address);
 
   assert_round_trips (gateway);
+  /* What the served interpreter writes comes back as over popen. */
+  test_assert_remote_output (gateway);
 
   /* The interpreter is the server's child, the only one. */
   pid = remote_pid (gateway);

@@ -556,6 +556,19 @@ static const ValueCase value_cases[] = {
   { "[<{'nested': <[<int64 1>, <(int64 2, b'x')>]>}>]", NULL },
 };
 
+/* Remote output reaches ::remote-output over ssh as over popen. */
+static void
+test_remote_output (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autofree char *spec = NULL;
+
+  REQUIRE_SSHD (f);
+
+  spec = ssh_spec (f, NULL);
+  test_assert_remote_output (make_gateway (f, spec));
+}
+
 static void
 test_values_roundtrip (Fixture       *f,
                        gconstpointer  data)
@@ -1180,6 +1193,7 @@ main (int    argc,
   ADD ("/ssh/gateway/proxy", test_gateway_proxy);
   ADD ("/ssh/gateway/concurrent", test_gateway_concurrent);
   ADD ("/ssh/values/roundtrip", test_values_roundtrip);
+  ADD ("/ssh/remote-output", test_remote_output);
   ADD ("/ssh/transfer/64mib", test_transfer_64mib);
   ADD ("/ssh/transfer/rekey", test_transfer_rekey);
   ADD ("/ssh/errors/wrong-key", test_errors_wrong_key);

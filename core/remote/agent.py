@@ -73,6 +73,7 @@ _CHUNK = 262144    # the read buffer: many small frames per read(2)
 _NOEND = object()  # setcallback() without an endmarker
 _END = object()    # queued behind the last item of a closed channel
 _MAIN_WAIT = 1.0   # seconds a main_thread_only task waits for the main thread
+_OUTPUT_CHANNEL = -1  # CHANNEL_DATA to the master: ('stdout'|'stderr'|'log', data)
 _DEADLOCK = 'concurrent remote_exec would cause deadlock for main_thread_only execmodel'
 
 
@@ -832,6 +833,57 @@ class _Gateway(object):
         self._main_task = None
         self._main_wakeup.release()
 
+    # Remote output (output=True): fds 1 and 2 are pipes read by threads.
+
+    def _forward_output(self):
+        # What user code or its child processes write to fd 1 or 2 reaches
+        # the master as items on _OUTPUT_CHANNEL; while the master cannot
+        # take it, it goes to the original stderr, so writers never block.
+        self._orig_err = os.dup(2)
+        self._pumps = []
+        for fd, name in ((1, 'stdout'), (2, 'stderr')):
+            r, w = os.pipe()
+            os.dup2(w, fd)
+            os.close(w)
+            done = _lock()
+            done.acquire()
+            self._pumps.append(done)
+            _thread.start_new_thread(self._pump_output, (r, name, done))
+
+    def _pump_output(self, fd, name, done):
+        try:
+            while 1:
+                data = os.read(fd, 65536)
+                if not data:
+                    break
+                try:
+                    self._output((name, data))
+                except Exception:
+                    os.write(self._orig_err, data)
+        except Exception:
+            pass
+        finally:
+            os.close(fd)
+            done.release()
+
+    def _output(self, item):
+        self._send(_MSG_CHANNEL_DATA, _OUTPUT_CHANNEL, _dumps(item))
+
+    def _end_output(self):
+        # Flushes what was written before the end, for a second at most.
+        for f in (sys.stdout, sys.stderr):
+            try:
+                f.flush()
+            except Exception:
+                pass
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        os.close(null)
+        for done in self._pumps:
+            done.acquire(True, 0.5)
+        os.dup2(self._orig_err, 2)
+
     # Task execution.
 
     def _runw(self, ch, task):
@@ -897,7 +949,7 @@ def _compiled_answer(code):
 
 
 def execnet_agent_serve(mode='stdio', sock=None, gateway_id='gw', execmodel='thread',
-                        chdir=None, nice=0, env=None, code=None):
+                        chdir=None, nice=0, env=None, code=None, output=False):
     stdio = mode != 'socket'
     out = [1]
 
@@ -968,6 +1020,12 @@ def execnet_agent_serve(mode='stdio', sock=None, gateway_id='gw', execmodel='thr
     except OSError:
         return
     gw._main_ident = _thread.get_ident()
+    gw._pumps = None
+    if output:
+        try:
+            gw._forward_output()
+        except OSError:
+            pass
     _thread.start_new_thread(gw._readloop, ())
     if sys.version_info < (3, 13):
         # Before 3.13 the first thread that imports threading becomes its
@@ -987,6 +1045,8 @@ def execnet_agent_serve(mode='stdio', sock=None, gateway_id='gw', execmodel='thr
             gw._run(task[0], task[1], True)
         except KeyboardInterrupt:
             pass
+    if gw._pumps is not None:
+        gw._end_output()
     gw._output_closed = True  # finalizers must not write: the stream may be gone
     if not stdio:
         try:

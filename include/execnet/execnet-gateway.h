@@ -50,6 +50,12 @@ ExecnetChannel *execnet_gateway_remote_exec_file (ExecnetGateway  *self,
                                                   GCancellable    *cancellable,
                                                   GError         **error);
 EXECNET_AVAILABLE_IN_1_0
+gboolean        execnet_gateway_forward_logging (ExecnetGateway  *self,
+                                                 const char      *logger,
+                                                 gint             level,
+                                                 gdouble          timeout,
+                                                 GError         **error);
+EXECNET_AVAILABLE_IN_1_0
 ExecnetChannel *execnet_gateway_new_channel   (ExecnetGateway  *self);
 EXECNET_AVAILABLE_IN_1_0
 ExecnetChannel *execnet_gateway_channel_from_value (ExecnetGateway *self,
