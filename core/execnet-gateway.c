@@ -87,6 +87,11 @@ struct _ExecnetGateway
   GMutex lock;                      /* guards everything below */
   GCond cond;                       /* signalled when the gateway ends */
   GList *end_waiters;               /* (element-type GTask) (owned) wait_ended_async calls */
+  /* connection, wire and description are written only in the I/O thread
+   * during start-up (and description in _execnet_gateway_new, before the
+   * gateway is shared). The I/O thread reads them without the lock; any
+   * other thread takes it. connection and wire, once set, stay until
+   * finalize. */
   ExecnetConnection *connection;    /* (owned) (nullable) set when the transport connected */
   ExecnetWire *wire;                /* (owned) (nullable) set once bootstrapped */
   char *description;                /* (owned) "gateway gw0 (python3 pid 42)" */
@@ -1372,16 +1377,25 @@ _execnet_gateway_wait_ended (ExecnetGateway *self,
 void
 _execnet_gateway_kill (ExecnetGateway *self)
 {
-  g_autoptr(ExecnetWire) wire = dup_wire (self);
+  g_autoptr(ExecnetWire) wire = NULL;
+  g_autoptr(ExecnetConnection) connection = NULL;
+  g_autofree char *description = NULL;
   g_autoptr(GError) error = NULL;
 
-  EXECNET_NOTE (GATEWAY, self->id, "%s: killing it", self->description);
+  /* Possibly while the I/O thread still starts it: copy under the lock. */
+  g_mutex_lock (&self->lock);
+  wire = self->wire != NULL ? _execnet_wire_ref (self->wire) : NULL;
+  connection = self->connection != NULL ? g_object_ref (self->connection) : NULL;
+  description = g_strdup (self->description);
+  g_mutex_unlock (&self->lock);
+
+  EXECNET_NOTE (GATEWAY, self->id, "%s: killing it", description);
 
   error = g_error_new (EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED,
                        "%s was killed: it did not end within the termination timeout",
-                       self->description);
-  if (self->connection != NULL)
-    execnet_connection_terminate (self->connection, TRUE);
+                       description);
+  if (connection != NULL)
+    execnet_connection_terminate (connection, TRUE);
   if (wire != NULL)
     _execnet_wire_abort (wire, error);
 }
@@ -1466,9 +1480,17 @@ execnet_gateway_get_group (ExecnetGateway *self)
 const char *
 execnet_gateway_get_remote_address (ExecnetGateway *self)
 {
+  ExecnetConnection *connection;
+
   g_return_val_if_fail (EXECNET_IS_GATEWAY (self), NULL);
 
-  return self->connection != NULL ? execnet_connection_get_remote_address (self->connection) : NULL;
+  /* The connection, once set, lives as long as the gateway: so does the
+   * string. */
+  g_mutex_lock (&self->lock);
+  connection = self->connection;
+  g_mutex_unlock (&self->lock);
+
+  return connection != NULL ? execnet_connection_get_remote_address (connection) : NULL;
 }
 
 /**
