@@ -1145,6 +1145,27 @@ test_exec_default_timeout (void)
   assert_contains (bad->err, "EXECNET_TOOL_TIMEOUT=soon is not a number of seconds");
 }
 
+/* A mistyped command gets a suggestion. */
+static void
+test_did_you_mean (void)
+{
+  g_autoptr(Run) typo = NULL;
+  g_autoptr(Run) swapped = NULL;
+  g_autoptr(Run) far = NULL;
+
+  if (skip_without_tool ())
+    return;
+
+  typo = run_tool ("exce", "popen");
+  swapped = run_tool ("tarce", "popen");
+  far = run_tool ("frobnicate");
+  g_assert_cmpint (typo->status, ==, TOOL_EXIT_USAGE);
+  assert_contains (typo->err, "unknown command “exce”; did you mean “exec”?");
+  assert_contains (swapped->err, "did you mean “trace”?");
+  g_assert_cmpint (far->status, ==, TOOL_EXIT_USAGE);
+  g_assert_null (strstr (far->err, "did you mean"));
+}
+
 int
 main (int    argc,
       char **argv)
@@ -1153,6 +1174,7 @@ main (int    argc,
 
   g_test_add_func ("/tool/help/list", test_help);
   g_test_add_func ("/tool/help/command", test_help_command);
+  g_test_add_func ("/tool/help/did-you-mean", test_did_you_mean);
   g_test_add_func ("/tool/debug/keys", test_debug_keys);
   g_test_add_func ("/tool/verbose", test_verbose);
   g_test_add_func ("/tool/exec/default-timeout", test_exec_default_timeout);

@@ -198,6 +198,53 @@ find_command (const char *name)
   return NULL;
 }
 
+/* Edit distance (insertions, deletions, substitutions, transpositions),
+ * for "did you mean". */
+static guint
+edit_distance (const char *a,
+               const char *b)
+{
+  gsize la = strlen (a), lb = strlen (b);
+  g_autofree guint *d = g_new0 (guint, (la + 1) * (lb + 1));
+
+#define D(i, j) d[(i) * (lb + 1) + (j)]
+  for (gsize i = 0; i <= la; i++)
+    D (i, 0) = i;
+  for (gsize j = 0; j <= lb; j++)
+    D (0, j) = j;
+  for (gsize i = 1; i <= la; i++)
+    for (gsize j = 1; j <= lb; j++)
+      {
+        guint cost = a[i - 1] == b[j - 1] ? 0 : 1;
+
+        D (i, j) = MIN (MIN (D (i - 1, j) + 1, D (i, j - 1) + 1), D (i - 1, j - 1) + cost);
+        if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+          D (i, j) = MIN (D (i, j), D (i - 2, j - 2) + 1);
+      }
+  return D (la, lb);
+#undef D
+}
+
+/* The command closest to @name, if close enough to be a typo. */
+static const char *
+closest_command (const char *name)
+{
+  const char *best = NULL;
+  guint best_distance = G_MAXUINT;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)
+    {
+      guint distance = edit_distance (name, commands[i].name);
+
+      if (distance < best_distance)
+        {
+          best = commands[i].name;
+          best_distance = distance;
+        }
+    }
+  return best_distance <= MAX (1, strlen (name) / 3) ? best : NULL;
+}
+
 /* GOptionContext shows the program name in --help: make it the command's. */
 static void
 set_prgname (const Command *command)
@@ -283,6 +330,9 @@ main (int    argc,
     {
       if (name[0] == '-')
         execnet_tool_print_error (NULL, "unknown option “%s”; give a command first", name);
+      else if (closest_command (name) != NULL)
+        execnet_tool_print_error (NULL, "unknown command “%s”; did you mean “%s”?",
+                                  name, closest_command (name));
       else
         execnet_tool_print_error (NULL, "unknown command “%s”", name);
       print_usage (stderr);
