@@ -7,7 +7,7 @@
 #include <sys/wait.h>
 
 #include <execnet/execnet-enum-types.h>
-#include <execnet/execnet-transport.h>
+#include <execnet/execnet-connection.h>
 
 /**
  * ExecnetConnection:

@@ -1338,6 +1338,12 @@ _execnet_gateway_start_async (ExecnetGateway      *self,
     }
   g_task_set_task_data (task, transport, g_object_unref);
 
+  if (!execnet_transport_check_xspec (transport, self->xspec, &error))
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+
   _execnet_io_worker_invoke (start_in_io_thread, g_steal_pointer (&task), NULL);
 }
 

@@ -4,6 +4,8 @@
  */
 #include "config.h"
 
+#include <string.h>
+
 #include <gmodule.h>
 
 #include <execnet/execnet-error.h>
@@ -37,9 +39,29 @@ G_DEFINE_INTERFACE (ExecnetTransport, execnet_transport, G_TYPE_OBJECT)
  * string, execute that. */
 #define BOOTSTRAP_SNIPPET "import sys;exec(eval(sys.stdin.readline()))"
 
+static ExecnetConnection *
+execnet_transport_real_open_finish (ExecnetTransport  *self,
+                                    GAsyncResult      *result,
+                                    GError           **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+static const char * const *
+execnet_transport_real_get_keys (ExecnetTransport *self)
+{
+  static const char * const none[] = { NULL };
+
+  return none;
+}
+
 static void
 execnet_transport_default_init (ExecnetTransportInterface *iface)
 {
+  iface->open_finish = execnet_transport_real_open_finish;
+  iface->get_keys = execnet_transport_real_get_keys;
 }
 
 /**
@@ -87,6 +109,173 @@ execnet_transport_open_finish (ExecnetTransport  *self,
   g_return_val_if_fail (EXECNET_IS_TRANSPORT (self), NULL);
 
   return EXECNET_TRANSPORT_GET_IFACE (self)->open_finish (self, result, error);
+}
+
+/**
+ * execnet_transport_get_keys:
+ * @self: a transport
+ *
+ * Gets the spec keys that @self accepts besides its scheme and the general
+ * options of [func@Execnet.XSpec.get_general_keys]: `ssh_config` for `ssh`,
+ * `token_file` and `installvia` for `socket`.
+ *
+ * Returns: (transfer none) (array zero-terminated=1): the transport's own
+ *   keys, possibly none
+ *
+ * Since: 1.0
+ */
+const char * const *
+execnet_transport_get_keys (ExecnetTransport *self)
+{
+  const char * const *keys;
+
+  g_return_val_if_fail (EXECNET_IS_TRANSPORT (self), NULL);
+
+  keys = EXECNET_TRANSPORT_GET_IFACE (self)->get_keys (self);
+  g_return_val_if_fail (keys != NULL, NULL);
+
+  return keys;
+}
+
+/* The optimal string alignment distance: edits of one character, and
+ * swaps of two neighbours ("chdri" is one swap away from "chdir"). */
+static guint
+edit_distance (const char *a,
+               const char *b)
+{
+  gsize la = strlen (a), lb = strlen (b);
+  g_autofree guint *d = g_new (guint, (la + 1) * (lb + 1));
+
+#define D(i, j) d[(i) * (lb + 1) + (j)]
+  for (gsize i = 0; i <= la; i++)
+    D (i, 0) = i;
+  for (gsize j = 0; j <= lb; j++)
+    D (0, j) = j;
+  for (gsize i = 1; i <= la; i++)
+    for (gsize j = 1; j <= lb; j++)
+      {
+        guint cost = a[i - 1] == b[j - 1] ? 0 : 1;
+        guint best = MIN (D (i - 1, j) + 1, D (i, j - 1) + 1);
+
+        best = MIN (best, D (i - 1, j - 1) + cost);
+        if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+          best = MIN (best, D (i - 2, j - 2) + 1);
+        D (i, j) = best;
+      }
+
+  {
+    guint result = D (la, lb);
+#undef D
+    return result;
+  }
+}
+
+/* The candidate closest to @word, if it is close enough to be a typing
+ * mistake: at most a third of the word wrong, and at least one edit. */
+static const char *
+closest_word (const char  *word,
+              GPtrArray   *candidates)
+{
+  const char *best = NULL;
+  guint best_distance = G_MAXUINT;
+  guint limit = MAX (1, strlen (word) / 3);
+
+  for (guint i = 0; i < candidates->len; i++)
+    {
+      guint distance = edit_distance (word, g_ptr_array_index (candidates, i));
+
+      if (distance < best_distance)
+        {
+          best = g_ptr_array_index (candidates, i);
+          best_distance = distance;
+        }
+    }
+
+  return best_distance <= limit ? best : NULL;
+}
+
+/**
+ * execnet_transport_check_xspec:
+ * @self: the transport that serves @xspec's scheme
+ * @xspec: a gateway spec
+ * @error: return location for a #GError
+ *
+ * Checks that @self accepts every key of @xspec: its scheme, the general
+ * options ([func@Execnet.XSpec.get_general_keys] and `env:NAME`) and the
+ * transport's own keys ([method@Execnet.Transport.get_keys]); then lets the
+ * transport check the values. Making a gateway runs this first, so that no
+ * key is ever accepted and ignored.
+ *
+ * An unknown key is %EXECNET_ERROR_INVALID_SPEC, naming the closest known
+ * key when there is one: `popen//chdri=x` gives "did you mean chdir?".
+ *
+ * Returns: %TRUE if @self accepts @xspec
+ *
+ * Since: 1.0
+ */
+gboolean
+execnet_transport_check_xspec (ExecnetTransport  *self,
+                               ExecnetXSpec      *xspec,
+                               GError           **error)
+{
+  ExecnetTransportInterface *iface;
+  const char * const *own_keys;
+  const char * const *keys;
+  const char *scheme;
+
+  g_return_val_if_fail (EXECNET_IS_TRANSPORT (self), FALSE);
+  g_return_val_if_fail (xspec != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  iface = EXECNET_TRANSPORT_GET_IFACE (self);
+  own_keys = execnet_transport_get_keys (self);
+  scheme = execnet_xspec_get_scheme (xspec);
+  keys = execnet_xspec_get_keys (xspec);
+
+  for (guint i = 0; keys[i] != NULL; i++)
+    {
+      g_autoptr(GPtrArray) known = NULL;
+      g_autoptr(GString) message = NULL;
+      g_autofree char *valid_text = NULL;
+      const char *suggestion;
+
+      if (g_strcmp0 (keys[i], scheme) == 0 ||
+          execnet_xspec_is_general_key (keys[i]) ||
+          (own_keys != NULL && g_strv_contains (own_keys, keys[i])))
+        continue;
+
+      known = g_ptr_array_new ();
+      for (const char * const *k = execnet_xspec_get_general_keys (); *k != NULL; k++)
+        g_ptr_array_add (known, (gpointer) *k);
+      for (guint j = 0; own_keys != NULL && own_keys[j] != NULL; j++)
+        g_ptr_array_add (known, (gpointer) own_keys[j]);
+
+      valid_text = g_utf8_make_valid (execnet_xspec_to_string (xspec), -1);
+      message = g_string_new (NULL);
+      g_string_append_printf (message,
+                              "Invalid gateway spec “%s”: the %s transport does not know the key “%s”",
+                              valid_text, scheme != NULL ? scheme : "", keys[i]);
+      suggestion = closest_word (keys[i], known);
+      if (suggestion != NULL)
+        g_string_append_printf (message, "; did you mean %s?", suggestion);
+      else
+        {
+          g_string_append (message, "; it accepts ");
+          if (scheme != NULL)
+            g_string_append_printf (message, "%s, ", scheme);
+          for (guint j = 0; j < known->len; j++)
+            g_string_append_printf (message, "%s, ", (const char *) g_ptr_array_index (known, j));
+          g_string_append (message, "and env:NAME");
+        }
+
+      g_set_error_literal (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC, message->str);
+      return FALSE;
+    }
+
+  if (iface->check_xspec != NULL)
+    return iface->check_xspec (self, xspec, error);
+
+  return TRUE;
 }
 
 /**

@@ -52,15 +52,17 @@
  * | `execmodel=MODEL` | How the remote runs `remote_exec` tasks: `thread` (the first task in the main thread, concurrent ones in threads) or `main_thread_only` (all tasks, one after the other, in the main thread). |
  * | `env:NAME=VALUE` | Set the environment variable NAME on the remote side; may be repeated with different names (see [method@Execnet.XSpec.get_env]). A bare `env:NAME` sets it to the empty string. |
  * | `connect_timeout=SECONDS` | How long to wait for the transport to connect and the interpreter to acknowledge the bootstrap. |
- * | `ssh_config=FILE` | The ssh client configuration file to read instead of the default one. |
- * | `token_file=FILE` | The file holding the token that authenticates this client to a socket server. |
  * | `via=ID` | Start this gateway through the gateway ID of the same group, which relays the traffic. |
- * | `installvia=ID` | With `socket`: first start a socket server through the gateway ID, then connect to it. |
  * | `agent=NAME` | Which remote agent the bootstrap sends; the library's own agent by default. |
  *
+ * Each transport adds options of its own ([method@Execnet.Transport.get_keys]):
+ * `ssh_config=FILE` for `ssh`, `token_file=FILE` and `installvia=ID` for
+ * `socket`, and so on; write them after the scheme.
+ *
  * Parsing checks only the syntax. Whether the scheme has a transport and
- * whether the values make sense is checked when a gateway is made from the
- * spec, so a spec without a scheme, such as `python=python3`, parses.
+ * whether it accepts every key and value is checked when a gateway is made
+ * from the spec ([method@Execnet.Transport.check_xspec]), so a spec without
+ * a scheme, such as `python=python3`, parses.
  *
  * An XSpec is an immutable value, with one exception: its id, which a group
  * assigns to specs that have none ([method@Execnet.Group.allocate_id]).
@@ -93,8 +95,11 @@ struct _ExecnetXSpec
 G_DEFINE_BOXED_TYPE (ExecnetXSpec, execnet_xspec,
                      execnet_xspec_ref, execnet_xspec_unref)
 
-/* The options every transport understands; the first key not in this list
- * (nor an env:NAME key) is the scheme. */
+/* The options every transport understands, applied by the core; the first
+ * key not in this list (nor an env:NAME key) is the scheme. Options of one
+ * transport (ssh_config=, token_file=, ...) are declared by that transport
+ * (see ExecnetTransportInterface.get_keys) and checked when a gateway is
+ * made, not here. */
 static const char * const general_keys[] = {
   "id",
   "python",
@@ -103,27 +108,54 @@ static const char * const general_keys[] = {
   "dont_write_bytecode",
   "execmodel",
   "via",
-  "installvia",
   "connect_timeout",
-  "ssh_config",
-  "token_file",
   "agent",
+  NULL
 };
 
 #define ENV_PREFIX "env:"
 #define ENV_PREFIX_LEN (sizeof (ENV_PREFIX) - 1)
 
-static gboolean
-is_general_key (const char *key)
+/**
+ * execnet_xspec_is_general_key:
+ * @key: a spec key
+ *
+ * Checks whether @key is a general option, one that the core applies for
+ * every transport: one of [func@Execnet.XSpec.get_general_keys], or an
+ * `env:NAME` key.
+ *
+ * Returns: %TRUE if @key is a general option
+ *
+ * Since: 1.0
+ */
+gboolean
+execnet_xspec_is_general_key (const char *key)
 {
+  g_return_val_if_fail (key != NULL, FALSE);
+
   if (g_str_has_prefix (key, ENV_PREFIX))
     return TRUE;
 
-  for (gsize i = 0; i < G_N_ELEMENTS (general_keys); i++)
-    if (strcmp (key, general_keys[i]) == 0)
-      return TRUE;
+  return g_strv_contains (general_keys, key);
+}
 
-  return FALSE;
+/**
+ * execnet_xspec_get_general_keys:
+ *
+ * Gets the general options, which the core applies whatever the transport:
+ * `id`, `python`, `chdir`, `nice`, `dont_write_bytecode`, `execmodel`,
+ * `via`, `connect_timeout` and `agent`. `env:NAME` keys are general too.
+ * A transport accepts these, its scheme, and the keys it declares
+ * ([method@Execnet.Transport.get_keys]).
+ *
+ * Returns: (transfer none) (array zero-terminated=1): the general keys
+ *
+ * Since: 1.0
+ */
+const char * const *
+execnet_xspec_get_general_keys (void)
+{
+  return general_keys;
 }
 
 static gboolean
@@ -311,7 +343,7 @@ parse (ExecnetXSpec  *self,
       if (g_str_has_prefix (key, ENV_PREFIX))
         g_hash_table_insert (self->env, key + ENV_PREFIX_LEN,
                              values->pdata[values->len - 1]);
-      else if (self->scheme == NULL && !is_general_key (key))
+      else if (self->scheme == NULL && !execnet_xspec_is_general_key (key))
         self->scheme = key;
 
       if (strcmp (key, "id") == 0)
@@ -466,9 +498,7 @@ execnet_xspec_copy (ExecnetXSpec *self)
  * @self: a spec
  *
  * Gets the scheme of @self: its first key that is not a general option
- * (`id`, `python`, `chdir`, `nice`, `dont_write_bytecode`, `execmodel`,
- * `via`, `installvia`, `connect_timeout`, `ssh_config`, `token_file`,
- * `agent` or an `env:NAME` key). It names the transport that serves the
+ * (see [func@Execnet.XSpec.is_general_key]). It names the transport that serves the
  * spec: `popen` for `popen//nice=20`, `ssh` for `ssh=host//chdir=work`.
  *
  * Returns: (nullable): the scheme, or %NULL if the spec has none

@@ -76,14 +76,17 @@ static const ParseCase parse_cases[] = {
   { "scheme-after-python", "python=x//popen", "popen", NULL,
     { "python", "x", "popen", "", NULL } },
   { "scheme-after-general", "id=g//python=p//chdir=c//nice=1//dont_write_bytecode"
-    "//execmodel=thread//via=gw0//installvia=gw1//connect_timeout=5"
-    "//ssh_config=cfg//token_file=tok//agent=a//env:E=e//socket=h:1",
+    "//execmodel=thread//via=gw0//connect_timeout=5"
+    "//agent=a//env:E=e//socket=h:1//token_file=tok",
     "socket", "g",
     { "id", "g", "python", "p", "chdir", "c", "nice", "1",
       "dont_write_bytecode", "", "execmodel", "thread", "via", "gw0",
-      "installvia", "gw1", "connect_timeout", "5", "ssh_config", "cfg",
-      "token_file", "tok", "agent", "a", "env:E", "e", "socket", "h:1", NULL },
+      "connect_timeout", "5", "agent", "a", "env:E", "e", "socket", "h:1",
+      "token_file", "tok", NULL },
     { "E", "e", NULL } },
+  /* A transport's own keys are not general: they follow the scheme. */
+  { "transport-key-first", "token_file=tok//socket=h:1", "token_file", NULL,
+    { "token_file", "tok", "socket", "h:1", NULL } },
   { "first-scheme-wins", "ssh=h//popen", "ssh", NULL,
     { "ssh", "h", "popen", "", NULL } },
   { "third-party-scheme", "sudo//python=python3", "sudo", NULL,

@@ -11,6 +11,7 @@
 #include <gio/gio.h>
 #include <execnet/execnet-version.h>
 #include <execnet/execnet-types.h>
+#include <execnet/execnet-connection.h>
 #include <execnet/execnet-xspec.h>
 
 G_BEGIN_DECLS
@@ -26,101 +27,6 @@ G_BEGIN_DECLS
  */
 #define EXECNET_TRANSPORT_EXTENSION_POINT_NAME "execnet-transport"
 
-/**
- * ExecnetBootstrapMode:
- * @EXECNET_BOOTSTRAP_STDIO: the stream is the standard input and output of a
- *   Python interpreter started with the command line from
- *   [func@Execnet.Transport.build_python_argv]; the agent keeps talking over
- *   the same file descriptors.
- * @EXECNET_BOOTSTRAP_SOCKET: the stream is a socket accepted by a socket
- *   server that executes the first line it reads with the connected socket
- *   bound to the name `clientsock` (execnet's socket server contract); the
- *   agent talks over that socket.
- *
- * How the remote interpreter at the other end of an [class@Execnet.Connection]
- * reads the bootstrap line and where its agent then talks.
- *
- * Since: 1.0
- */
-typedef enum {
-  EXECNET_BOOTSTRAP_STDIO,
-  EXECNET_BOOTSTRAP_SOCKET,
-} ExecnetBootstrapMode;
-
-#define EXECNET_TYPE_CONNECTION (execnet_connection_get_type ())
-EXECNET_AVAILABLE_IN_1_0
-G_DECLARE_DERIVABLE_TYPE (ExecnetConnection, execnet_connection, EXECNET, CONNECTION, GObject)
-
-/**
- * ExecnetConnectionClass:
- * @parent_class: the parent class
- * @close_write: signal end-of-file to the remote side while still reading
- *   from it. The default closes the output half of the stream.
- * @terminate: end the remote interpreter: politely (for example SIGTERM)
- *   when @force is %FALSE, at once (SIGKILL) when %TRUE. Must not block.
- *   The default closes the stream.
- * @wait_async: complete when the remote interpreter has ended, after calling
- *   [method@Execnet.Connection.set_exit_status] if the status is known.
- *   The default completes at once.
- * @wait_finish: finish @wait_async.
- *
- * The virtual methods of a connection made by a transport.
- *
- * Since: 1.0
- */
-struct _ExecnetConnectionClass
-{
-  GObjectClass parent_class;
-
-  gboolean (*close_write) (ExecnetConnection    *self,
-                           GError              **error);
-  void     (*terminate)   (ExecnetConnection    *self,
-                           gboolean              force);
-  void     (*wait_async)  (ExecnetConnection    *self,
-                           GCancellable         *cancellable,
-                           GAsyncReadyCallback   callback,
-                           gpointer              user_data);
-  gboolean (*wait_finish) (ExecnetConnection    *self,
-                           GAsyncResult         *result,
-                           GError              **error);
-
-  /*< private >*/
-  gpointer padding[12];
-};
-
-EXECNET_AVAILABLE_IN_1_0
-GIOStream            *execnet_connection_get_stream         (ExecnetConnection    *self);
-EXECNET_AVAILABLE_IN_1_0
-const char           *execnet_connection_get_remote_address (ExecnetConnection    *self);
-EXECNET_AVAILABLE_IN_1_0
-ExecnetBootstrapMode  execnet_connection_get_bootstrap_mode (ExecnetConnection    *self);
-EXECNET_AVAILABLE_IN_1_0
-gboolean              execnet_connection_close_write        (ExecnetConnection    *self,
-                                                             GError              **error);
-EXECNET_AVAILABLE_IN_1_0
-void                  execnet_connection_terminate          (ExecnetConnection    *self,
-                                                             gboolean              force);
-EXECNET_AVAILABLE_IN_1_0
-void                  execnet_connection_wait_async         (ExecnetConnection    *self,
-                                                             GCancellable         *cancellable,
-                                                             GAsyncReadyCallback   callback,
-                                                             gpointer              user_data);
-EXECNET_AVAILABLE_IN_1_0
-gboolean              execnet_connection_wait_finish        (ExecnetConnection    *self,
-                                                             GAsyncResult         *result,
-                                                             GError              **error);
-EXECNET_AVAILABLE_IN_1_0
-void                  execnet_connection_set_exit_status    (ExecnetConnection    *self,
-                                                             int                   wait_status);
-EXECNET_AVAILABLE_IN_1_0
-int                   execnet_connection_get_exit_status    (ExecnetConnection    *self);
-EXECNET_AVAILABLE_IN_1_0
-void                  execnet_connection_append_error_output (ExecnetConnection   *self,
-                                                              const char          *data,
-                                                              gsize                length);
-EXECNET_AVAILABLE_IN_1_0
-char                 *execnet_connection_dup_error_output   (ExecnetConnection    *self);
-
 #define EXECNET_TYPE_TRANSPORT (execnet_transport_get_type ())
 EXECNET_AVAILABLE_IN_1_0
 G_DECLARE_INTERFACE (ExecnetTransport, execnet_transport, EXECNET, TRANSPORT, GObject)
@@ -133,7 +39,14 @@ G_DECLARE_INTERFACE (ExecnetTransport, execnet_transport, EXECNET, TRANSPORT, GO
  *   thread; it must not block that thread (run blocking work with
  *   g_task_run_in_thread()). The core writes the bootstrap line and does all
  *   the rest.
- * @open_finish: finish @open_async.
+ * @open_finish: finish @open_async. The default returns the connection that
+ *   @open_async passed to g_task_return_pointer() on a #GTask whose source
+ *   object is the transport.
+ * @get_keys: the spec keys the transport accepts besides its scheme and the
+ *   general ones of [func@Execnet.XSpec.get_general_keys], as a static
+ *   %NULL-terminated array. The default accepts none.
+ * @check_xspec: check the values of @xspec beyond its keys (called after
+ *   the keys were checked, before @open_async). The default accepts any.
  *
  * The interface a transport plugin implements. See doc/transports.md.
  *
@@ -143,17 +56,21 @@ struct _ExecnetTransportInterface
 {
   GTypeInterface g_iface;
 
-  void               (*open_async)  (ExecnetTransport     *self,
-                                     ExecnetXSpec         *xspec,
-                                     GCancellable         *cancellable,
-                                     GAsyncReadyCallback   callback,
-                                     gpointer              user_data);
-  ExecnetConnection *(*open_finish) (ExecnetTransport     *self,
-                                     GAsyncResult         *result,
-                                     GError              **error);
+  void                (*open_async)  (ExecnetTransport     *self,
+                                      ExecnetXSpec         *xspec,
+                                      GCancellable         *cancellable,
+                                      GAsyncReadyCallback   callback,
+                                      gpointer              user_data);
+  ExecnetConnection  *(*open_finish) (ExecnetTransport     *self,
+                                      GAsyncResult         *result,
+                                      GError              **error);
+  const char * const *(*get_keys)    (ExecnetTransport     *self);
+  gboolean            (*check_xspec) (ExecnetTransport     *self,
+                                      ExecnetXSpec         *xspec,
+                                      GError              **error);
 
   /*< private >*/
-  gpointer padding[12];
+  gpointer padding[10];
 };
 
 EXECNET_AVAILABLE_IN_1_0
@@ -165,6 +82,18 @@ void               execnet_transport_open_async  (ExecnetTransport     *self,
 EXECNET_AVAILABLE_IN_1_0
 ExecnetConnection *execnet_transport_open_finish (ExecnetTransport     *self,
                                                   GAsyncResult         *result,
+                                                  GError              **error);
+
+EXECNET_AVAILABLE_IN_1_0
+const char * const *execnet_transport_get_keys   (ExecnetTransport     *self);
+EXECNET_AVAILABLE_IN_1_0
+gboolean           execnet_transport_check_xspec (ExecnetTransport     *self,
+                                                  ExecnetXSpec         *xspec,
+                                                  GError              **error);
+EXECNET_AVAILABLE_IN_1_0
+ExecnetConnection *execnet_transport_spawn       (ExecnetXSpec         *xspec,
+                                                  const char * const   *launcher_argv,
+                                                  GCancellable         *cancellable,
                                                   GError              **error);
 
 EXECNET_AVAILABLE_IN_1_0
@@ -200,5 +129,49 @@ void     execnet_transport_log_phase     (ExecnetXSpec *xspec,
 EXECNET_AVAILABLE_IN_1_0
 void     execnet_transport_log_socket_client_phases (ExecnetXSpec  *xspec,
                                                      GSocketClient *client);
+
+/**
+ * EXECNET_DEFINE_TRANSPORT_MODULE:
+ * @scheme: the scheme the plugin serves, as a bare C identifier (`sudo`,
+ *   `vagrant_ssh`); the plugin file must be `libexecnet-SCHEME.so`
+ * @transport_type: the #GType of the plugin's [iface@Execnet.Transport]
+ *   implementation, such as `EXAMPLE_TYPE_SUDO_TRANSPORT`
+ *
+ * Defines the entry points of a transport plugin: the
+ * `g_io_execnet_SCHEME_load()`, `_unload()` and `_query()` functions that
+ * the library looks for, which pin the module and register @transport_type
+ * on %EXECNET_TRANSPORT_EXTENSION_POINT_NAME under @scheme. Write it once,
+ * at the end of the plugin's source file:
+ *
+ * ```c
+ * EXECNET_DEFINE_TRANSPORT_MODULE (sudo, EXAMPLE_TYPE_SUDO_TRANSPORT)
+ * ```
+ *
+ * The module is never unloaded, so the plugin's types may be defined with
+ * the plain G_DEFINE_TYPE() family.
+ *
+ * Since: 1.0
+ */
+#define EXECNET_DEFINE_TRANSPORT_MODULE(scheme, transport_type)                  \
+  G_MODULE_EXPORT void g_io_execnet_##scheme##_load (GIOModule *module);         \
+  G_MODULE_EXPORT void g_io_execnet_##scheme##_unload (GIOModule *module);       \
+  G_MODULE_EXPORT char **g_io_execnet_##scheme##_query (void);                   \
+  G_MODULE_EXPORT void                                                           \
+  g_io_execnet_##scheme##_load (GIOModule *module)                               \
+  {                                                                              \
+    g_type_module_use (G_TYPE_MODULE (module));                                  \
+    execnet_transport_register_extension_point ();                               \
+    g_io_extension_point_implement (EXECNET_TRANSPORT_EXTENSION_POINT_NAME,      \
+                                    (transport_type), #scheme, 0);               \
+  }                                                                              \
+  G_MODULE_EXPORT void                                                           \
+  g_io_execnet_##scheme##_unload (GIOModule *module)                             \
+  {                                                                              \
+  }                                                                              \
+  G_MODULE_EXPORT char **                                                        \
+  g_io_execnet_##scheme##_query (void)                                           \
+  {                                                                              \
+    return g_strsplit (EXECNET_TRANSPORT_EXTENSION_POINT_NAME, "!", 0);          \
+  }
 
 G_END_DECLS

@@ -46,6 +46,10 @@ EXECNET_AVAILABLE_IN_1_0
 GHashTable   *execnet_xspec_get_env    (ExecnetXSpec *self);
 EXECNET_AVAILABLE_IN_1_0
 const char   *execnet_xspec_to_string  (ExecnetXSpec *self);
+EXECNET_AVAILABLE_IN_1_0
+const char * const *execnet_xspec_get_general_keys (void);
+EXECNET_AVAILABLE_IN_1_0
+gboolean      execnet_xspec_is_general_key (const char *key);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ExecnetXSpec, execnet_xspec_unref)
 

@@ -18,6 +18,7 @@
 #include <execnet/execnet-multichannel.h>
 #include <execnet/execnet-gateway.h>
 #include <execnet/execnet-group.h>
+#include <execnet/execnet-connection.h>
 #include <execnet/execnet-transport.h>
 
 #undef __EXECNET_INSIDE__

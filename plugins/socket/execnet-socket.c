@@ -721,9 +721,22 @@ execnet_socket_transport_open_finish (ExecnetTransport  *transport,
   return g_task_propagate_pointer (G_TASK (result), error);
 }
 
+static const char * const *
+execnet_socket_transport_get_keys (ExecnetTransport *transport)
+{
+  static const char * const keys[] = {
+    "token_file",
+    "installvia",
+    NULL
+  };
+
+  return keys;
+}
+
 static void
 execnet_socket_transport_iface_init (ExecnetTransportInterface *iface)
 {
+  iface->get_keys = execnet_socket_transport_get_keys;
   iface->open_async = execnet_socket_transport_open_async;
   iface->open_finish = execnet_socket_transport_open_finish;
 }

@@ -244,9 +244,21 @@ execnet_ssh_transport_open_finish (ExecnetTransport  *transport,
   return g_task_propagate_pointer (G_TASK (result), error);
 }
 
+static const char * const *
+execnet_ssh_transport_get_keys (ExecnetTransport *transport)
+{
+  static const char * const keys[] = {
+    "ssh_config",
+    NULL
+  };
+
+  return keys;
+}
+
 static void
 execnet_ssh_transport_iface_init (ExecnetTransportInterface *iface)
 {
+  iface->get_keys = execnet_ssh_transport_get_keys;
   iface->open_async = execnet_ssh_transport_open_async;
   iface->open_finish = execnet_ssh_transport_open_finish;
 }
