@@ -40,8 +40,10 @@
  * subprocesses must not outlive it), then exits with the launcher's status,
  * so that waiting for the guard is waiting for the launcher.
  *
- * The master's terminate signals the whole group; the guard ignores the
- * polite SIGTERM (it ends with the launcher), SIGKILL ends everyone.
+ * The master's polite terminate sends SIGTERM to the whole group; the
+ * guard ignores it (it ends with the launcher). A forced one asks the
+ * guard (SIGUSR2) to kill the rest of the group with SIGKILL, so that the
+ * guard still reaps the launcher before it exits.
  *
  * The death signal is tied to the thread that forked, not to the process:
  * the fork therefore always happens in the library's I/O thread, which
@@ -70,8 +72,16 @@ execnet_spawn_connection_terminate (ExecnetConnection *connection,
 
   /* Once the guard is reaped it has emptied the group, and the number may
    * name someone else's group one day: signal only a live guard's. */
-  if (self->group > 0 && g_subprocess_get_identifier (self->subprocess) != NULL)
-    killpg (self->group, force ? SIGKILL : SIGTERM);
+  if (self->group <= 0 || g_subprocess_get_identifier (self->subprocess) == NULL)
+    return;
+
+  /* The guard kills the group for us, so that it can still reap the
+   * launcher: once the guard's end is seen, the interpreter is gone, not
+   * a zombie waiting for init. */
+  if (force)
+    kill (self->group, SIGUSR2);
+  else
+    killpg (self->group, SIGTERM);
 }
 
 static void pass_to_stderr (const char *data,
@@ -268,8 +278,9 @@ read_stderr (StderrReader *reader)
                              on_stderr_read, reader);
 }
 
-/* Set in the guard, read by its signal handler. */
+/* Set in the guard, read by its signal handlers. */
 static pid_t guard_group;
+static pid_t guard_parent_group;
 
 /* The guard: the master died. */
 static void
@@ -279,19 +290,28 @@ on_master_died (int signum)
   _exit (128 + SIGKILL);
 }
 
+/* The guard: the master's forced terminate. Leave the group, kill it,
+ * then go on to reap the launcher. */
+static void
+on_kill_requested (int signum)
+{
+  setpgid (0, guard_parent_group);
+  kill (-guard_group, SIGKILL);
+}
+
 /* Runs in the forked child before exec: it splits into the guard, which
  * never returns, and the launcher, which returns and is exec'd by GLib.
  * Only async-signal-safe calls from here on. */
 static void
 spawn_child_setup (gpointer user_data)
 {
-  pid_t parent_group = getpgrp ();
   pid_t master = getppid ();
   struct sigaction action;
   sigset_t unblock;
   pid_t launcher;
   int status;
 
+  guard_parent_group = getpgrp ();
   setpgid (0, 0);
   guard_group = getpid ();
 
@@ -318,6 +338,8 @@ spawn_child_setup (gpointer user_data)
   action.sa_handler = on_master_died;
   sigemptyset (&action.sa_mask);
   sigaction (SIGUSR1, &action, NULL);
+  action.sa_handler = on_kill_requested;
+  sigaction (SIGUSR2, &action, NULL);
   action.sa_handler = SIG_IGN;
   sigaction (SIGTERM, &action, NULL);
   sigaction (SIGINT, &action, NULL);
@@ -326,6 +348,7 @@ spawn_child_setup (gpointer user_data)
   sigaction (SIGPIPE, &action, NULL);
   sigemptyset (&unblock);
   sigaddset (&unblock, SIGUSR1);
+  sigaddset (&unblock, SIGUSR2);
   sigprocmask (SIG_UNBLOCK, &unblock, NULL);
 
   prctl (PR_SET_PDEATHSIG, SIGUSR1);
@@ -337,7 +360,7 @@ spawn_child_setup (gpointer user_data)
       _exit (127);
 
   /* Leave the group, then end what the launcher left in it. */
-  setpgid (0, parent_group);
+  setpgid (0, guard_parent_group);
   kill (-guard_group, SIGKILL);
 
   if (WIFEXITED (status))
