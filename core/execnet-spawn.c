@@ -49,162 +49,6 @@
  * the fork therefore always happens in the library's I/O thread, which
  * lives as long as the process, whichever thread calls spawn. */
 
-#define EXECNET_TYPE_SPAWN_CONNECTION (execnet_spawn_connection_get_type ())
-G_DECLARE_FINAL_TYPE (ExecnetSpawnConnection, execnet_spawn_connection, EXECNET, SPAWN_CONNECTION, ExecnetConnection)
-
-struct _ExecnetSpawnConnection
-{
-  ExecnetConnection parent_instance;
-
-  GSubprocess *subprocess;     /* (owned) the guard */
-  pid_t group;                 /* the process group: the guard's pid */
-  int stderr_fd;               /* (unowned) the stderr pipe, non-blocking */
-  GCancellable *stop_reading;  /* (owned) stops the stderr reader at finalize */
-};
-
-G_DEFINE_FINAL_TYPE (ExecnetSpawnConnection, execnet_spawn_connection, EXECNET_TYPE_CONNECTION)
-
-static void
-execnet_spawn_connection_terminate (ExecnetConnection *connection,
-                                    gboolean           force)
-{
-  ExecnetSpawnConnection *self = EXECNET_SPAWN_CONNECTION (connection);
-
-  /* Once the guard is reaped it has emptied the group, and the number may
-   * name someone else's group one day: signal only a live guard's. */
-  if (self->group <= 0 || g_subprocess_get_identifier (self->subprocess) == NULL)
-    return;
-
-  /* The guard kills the group for us, so that it can still reap the
-   * launcher: once the guard's end is seen, the interpreter is gone, not
-   * a zombie waiting for init. */
-  if (force)
-    kill (self->group, SIGUSR2);
-  else
-    killpg (self->group, SIGTERM);
-}
-
-static void pass_to_stderr (const char *data,
-                            gsize       length);
-
-/* Keeps a chunk of the remote's stderr and passes it on to ours. */
-static void
-keep_stderr (ExecnetConnection *connection,
-             const char        *data,
-             gsize              length)
-{
-  pass_to_stderr (data, length);
-  if (connection != NULL)
-    execnet_connection_append_error_output (connection, data, length);
-}
-
-/* Every process that could write the stderr pipe is gone: what they wrote
- * is in the pipe now. Take it before the wait completes, so that an error
- * about the remote's end can quote all of it, whatever the order in which
- * the I/O thread sees the exit and the data. */
-static void
-drain_stderr (ExecnetSpawnConnection *self)
-{
-  char buffer[4096];
-  gssize n;
-
-  while ((n = read (self->stderr_fd, buffer, sizeof buffer)) > 0 || (n < 0 && errno == EINTR))
-    if (n > 0)
-      keep_stderr (EXECNET_CONNECTION (self), buffer, n);
-}
-
-static void
-on_guard_waited (GObject      *source,
-                 GAsyncResult *result,
-                 gpointer      user_data)
-{
-  g_autoptr(GTask) task = user_data;
-  ExecnetSpawnConnection *self = g_task_get_source_object (task);
-  GError *error = NULL;
-
-  if (!g_subprocess_wait_finish (G_SUBPROCESS (source), result, &error))
-    {
-      g_task_return_error (task, error);
-      return;
-    }
-
-  drain_stderr (self);
-
-  execnet_connection_set_exit_status (EXECNET_CONNECTION (self),
-                                      g_subprocess_get_status (self->subprocess));
-  g_task_return_boolean (task, TRUE);
-}
-
-static void
-execnet_spawn_connection_wait_async (ExecnetConnection   *connection,
-                                     GCancellable        *cancellable,
-                                     GAsyncReadyCallback  callback,
-                                     gpointer             user_data)
-{
-  ExecnetSpawnConnection *self = EXECNET_SPAWN_CONNECTION (connection);
-  GTask *task = g_task_new (self, cancellable, callback, user_data);
-
-  g_task_set_source_tag (task, execnet_spawn_connection_wait_async);
-  g_subprocess_wait_async (self->subprocess, cancellable, on_guard_waited, task);
-}
-
-static gboolean
-execnet_spawn_connection_wait_finish (ExecnetConnection  *connection,
-                                      GAsyncResult       *result,
-                                      GError            **error)
-{
-  return g_task_propagate_boolean (G_TASK (result), error);
-}
-
-static void
-execnet_spawn_connection_finalize (GObject *object)
-{
-  ExecnetSpawnConnection *self = EXECNET_SPAWN_CONNECTION (object);
-
-  g_cancellable_cancel (self->stop_reading);
-  g_clear_object (&self->stop_reading);
-  g_clear_object (&self->subprocess);
-
-  G_OBJECT_CLASS (execnet_spawn_connection_parent_class)->finalize (object);
-}
-
-static void
-execnet_spawn_connection_class_init (ExecnetSpawnConnectionClass *klass)
-{
-  GObjectClass *object_class = G_OBJECT_CLASS (klass);
-  ExecnetConnectionClass *connection_class = EXECNET_CONNECTION_CLASS (klass);
-
-  object_class->finalize = execnet_spawn_connection_finalize;
-  connection_class->terminate = execnet_spawn_connection_terminate;
-  connection_class->wait_async = execnet_spawn_connection_wait_async;
-  connection_class->wait_finish = execnet_spawn_connection_wait_finish;
-}
-
-static void
-execnet_spawn_connection_init (ExecnetSpawnConnection *self)
-{
-  self->stop_reading = g_cancellable_new ();
-}
-
-/* The remote's stderr: every chunk is kept for error messages and passed on
- * to our own stderr, where a local child's would have gone. */
-typedef struct
-{
-  GInputStream *input;         /* (owned) */
-  GWeakRef connection;         /* ExecnetSpawnConnection */
-  GCancellable *cancellable;   /* (owned) */
-  char buffer[4096];
-} StderrReader;
-
-static void
-stderr_reader_free (StderrReader *reader)
-{
-  g_clear_object (&reader->input);
-  g_weak_ref_clear (&reader->connection);
-  g_clear_object (&reader->cancellable);
-  g_free (reader);
-}
-
 /* I/O thread. A failure to write our stderr (a closed pipe) must not
  * disturb the gateway, let alone raise SIGPIPE: the signal is blocked
  * around the write and one it raised is taken back. */
@@ -244,38 +88,197 @@ pass_to_stderr (const char *data,
   pthread_sigmask (SIG_SETMASK, &saved, NULL);
 }
 
-static void read_stderr (StderrReader *reader);
-
-/* I/O thread. */
-static void
-on_stderr_read (GObject      *source,
-                GAsyncResult *result,
-                gpointer      user_data)
+/* The remote's stderr pipe. Every chunk read is passed on to our own
+ * stderr, where a local child's would have gone, and kept for error
+ * messages. Reading and keeping happen together under the lock, so that
+ * once a drain returns, everything the remote wrote before it ended is in
+ * the connection's error output. */
+typedef struct
 {
-  StderrReader *reader = user_data;
-  g_autoptr(ExecnetConnection) connection = NULL;
-  gssize n;
+  gatomicrefcount ref_count;
+  GMutex lock;                 /* guards reading fd */
+  int fd;                      /* (owned) non-blocking */
+  GWeakRef connection;         /* ExecnetConnection */
+} StderrPipe;
 
-  n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, NULL);
-  if (n <= 0)
+static StderrPipe *
+stderr_pipe_new (int                fd,
+                 ExecnetConnection *connection)
+{
+  StderrPipe *self = g_new0 (StderrPipe, 1);
+
+  g_atomic_ref_count_init (&self->ref_count);
+  g_mutex_init (&self->lock);
+  self->fd = fd;
+  g_weak_ref_init (&self->connection, connection);
+
+  return self;
+}
+
+static StderrPipe *
+stderr_pipe_ref (StderrPipe *self)
+{
+  g_atomic_ref_count_inc (&self->ref_count);
+  return self;
+}
+
+static void
+stderr_pipe_unref (StderrPipe *self)
+{
+  if (!g_atomic_ref_count_dec (&self->ref_count))
+    return;
+  close (self->fd);
+  g_weak_ref_clear (&self->connection);
+  g_mutex_clear (&self->lock);
+  g_free (self);
+}
+
+/* Any thread: reads what is there; FALSE at end of file. */
+static gboolean
+stderr_pipe_drain (StderrPipe *self)
+{
+  g_autoptr(ExecnetConnection) connection = g_weak_ref_get (&self->connection);
+  gboolean open = TRUE;
+  char buffer[4096];
+
+  g_mutex_lock (&self->lock);
+  for (;;)
     {
-      stderr_reader_free (reader);
-      return;
+      gssize n = read (self->fd, buffer, sizeof buffer);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        {
+          open = n < 0 && errno == EAGAIN;
+          break;
+        }
+      pass_to_stderr (buffer, n);
+      if (connection != NULL)
+        execnet_connection_append_error_output (connection, buffer, n);
     }
+  g_mutex_unlock (&self->lock);
 
-  connection = g_weak_ref_get (&reader->connection);
-  keep_stderr (connection, reader->buffer, n);
-
-  read_stderr (reader);
+  return open;
 }
 
 /* I/O thread. */
-static void
-read_stderr (StderrReader *reader)
+static gboolean
+on_stderr_readable (int          fd,
+                    GIOCondition condition,
+                    gpointer     user_data)
 {
-  g_input_stream_read_async (reader->input, reader->buffer, sizeof reader->buffer,
-                             G_PRIORITY_DEFAULT, reader->cancellable,
-                             on_stderr_read, reader);
+  return stderr_pipe_drain (user_data) ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+}
+
+#define EXECNET_TYPE_SPAWN_CONNECTION (execnet_spawn_connection_get_type ())
+G_DECLARE_FINAL_TYPE (ExecnetSpawnConnection, execnet_spawn_connection, EXECNET, SPAWN_CONNECTION, ExecnetConnection)
+
+struct _ExecnetSpawnConnection
+{
+  ExecnetConnection parent_instance;
+
+  GSubprocess *subprocess;     /* (owned) the guard */
+  pid_t group;                 /* the process group: the guard's pid */
+  StderrPipe *stderr_pipe;     /* (owned) */
+  GSource *stderr_source;      /* (owned) reads it in the I/O thread */
+};
+
+G_DEFINE_FINAL_TYPE (ExecnetSpawnConnection, execnet_spawn_connection, EXECNET_TYPE_CONNECTION)
+
+static void
+execnet_spawn_connection_terminate (ExecnetConnection *connection,
+                                    gboolean           force)
+{
+  ExecnetSpawnConnection *self = EXECNET_SPAWN_CONNECTION (connection);
+
+  /* Once the guard is reaped it has emptied the group, and the number may
+   * name someone else's group one day: signal only a live guard's. */
+  if (self->group <= 0 || g_subprocess_get_identifier (self->subprocess) == NULL)
+    return;
+
+  /* The guard kills the group for us, so that it can still reap the
+   * launcher: once the guard's end is seen, the interpreter is gone, not
+   * a zombie waiting for init. */
+  if (force)
+    kill (self->group, SIGUSR2);
+  else
+    killpg (self->group, SIGTERM);
+}
+
+static void
+on_guard_waited (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  ExecnetSpawnConnection *self = g_task_get_source_object (task);
+  GError *error = NULL;
+
+  if (!g_subprocess_wait_finish (G_SUBPROCESS (source), result, &error))
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+
+  if (self->stderr_pipe != NULL)
+    stderr_pipe_drain (self->stderr_pipe);
+
+  execnet_connection_set_exit_status (EXECNET_CONNECTION (self),
+                                      g_subprocess_get_status (self->subprocess));
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+execnet_spawn_connection_wait_async (ExecnetConnection   *connection,
+                                     GCancellable        *cancellable,
+                                     GAsyncReadyCallback  callback,
+                                     gpointer             user_data)
+{
+  ExecnetSpawnConnection *self = EXECNET_SPAWN_CONNECTION (connection);
+  GTask *task = g_task_new (self, cancellable, callback, user_data);
+
+  g_task_set_source_tag (task, execnet_spawn_connection_wait_async);
+  g_subprocess_wait_async (self->subprocess, cancellable, on_guard_waited, task);
+}
+
+static gboolean
+execnet_spawn_connection_wait_finish (ExecnetConnection  *connection,
+                                      GAsyncResult       *result,
+                                      GError            **error)
+{
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+static void
+execnet_spawn_connection_finalize (GObject *object)
+{
+  ExecnetSpawnConnection *self = EXECNET_SPAWN_CONNECTION (object);
+
+  if (self->stderr_source != NULL)
+    g_source_destroy (self->stderr_source);
+  g_clear_pointer (&self->stderr_source, g_source_unref);
+  g_clear_pointer (&self->stderr_pipe, stderr_pipe_unref);
+  g_clear_object (&self->subprocess);
+
+  G_OBJECT_CLASS (execnet_spawn_connection_parent_class)->finalize (object);
+}
+
+static void
+execnet_spawn_connection_class_init (ExecnetSpawnConnectionClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  ExecnetConnectionClass *connection_class = EXECNET_CONNECTION_CLASS (klass);
+
+  object_class->finalize = execnet_spawn_connection_finalize;
+  connection_class->terminate = execnet_spawn_connection_terminate;
+  connection_class->wait_async = execnet_spawn_connection_wait_async;
+  connection_class->wait_finish = execnet_spawn_connection_wait_finish;
+}
+
+static void
+execnet_spawn_connection_init (ExecnetSpawnConnection *self)
+{
 }
 
 /* Set in the guard, read by its signal handlers. */
@@ -425,7 +428,6 @@ spawn_in_io_thread (ExecnetXSpec        *xspec,
   g_auto(GStrv) argv = NULL;
   const char *identifier;
   ExecnetSpawnConnection *connection;
-  StderrReader *reader;
   GInputStream *output;
   GOutputStream *input;
 
@@ -472,13 +474,22 @@ spawn_in_io_thread (ExecnetXSpec        *xspec,
   connection->group = identifier != NULL ? atoi (identifier) : 0;
   connection->subprocess = g_steal_pointer (&subprocess);
 
-  reader = g_new0 (StderrReader, 1);
-  reader->input = g_object_ref (g_subprocess_get_stderr_pipe (connection->subprocess));
-  connection->stderr_fd = g_unix_input_stream_get_fd (G_UNIX_INPUT_STREAM (reader->input));
-  g_unix_set_fd_nonblocking (connection->stderr_fd, TRUE, NULL);
-  g_weak_ref_init (&reader->connection, connection);
-  reader->cancellable = g_object_ref (connection->stop_reading);
-  read_stderr (reader);
+  {
+    int fd = fcntl (g_unix_input_stream_get_fd (G_UNIX_INPUT_STREAM (g_subprocess_get_stderr_pipe (connection->subprocess))),
+                    F_DUPFD_CLOEXEC, 3);
+
+    if (fd >= 0)
+      {
+        g_unix_set_fd_nonblocking (fd, TRUE, NULL);
+        connection->stderr_pipe = stderr_pipe_new (fd, EXECNET_CONNECTION (connection));
+        connection->stderr_source = g_unix_fd_source_new (fd, G_IO_IN | G_IO_HUP | G_IO_ERR);
+        g_source_set_static_name (connection->stderr_source, "[execnet] launcher stderr");
+        g_source_set_callback (connection->stderr_source, G_SOURCE_FUNC (on_stderr_readable),
+                               stderr_pipe_ref (connection->stderr_pipe),
+                               (GDestroyNotify) stderr_pipe_unref);
+        g_source_attach (connection->stderr_source, g_main_context_get_thread_default ());
+      }
+  }
 
   return EXECNET_CONNECTION (connection);
 }
