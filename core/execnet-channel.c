@@ -10,6 +10,7 @@
 #include "execnet-async-private.h"
 #include "execnet-channel-private.h"
 #include "execnet-emitter-private.h"
+#include "execnet-error-private.h"
 #include "execnet-gateway-private.h"
 #include "execnet-io-worker-private.h"
 #include "execnet-util-private.h"
@@ -541,7 +542,7 @@ _execnet_channel_remote_closed (ExecnetChannel *self,
       if (!send_only)
         self->closed = TRUE;
       if (error_text != NULL && self->remote_error == NULL)
-        self->remote_error = g_strdup (error_text);
+        self->remote_error = execnet_error_escape_text (error_text, -1, EXECNET_REMOTE_ERROR_MAX);
       waiters = end_unlocked (self);
     }
   g_mutex_unlock (&self->lock);

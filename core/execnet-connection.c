@@ -8,6 +8,7 @@
 
 #include <execnet/execnet-enum-types.h>
 #include <execnet/execnet-connection.h>
+#include <execnet/execnet-error.h>
 
 /**
  * ExecnetConnection:
@@ -449,7 +450,9 @@ execnet_connection_append_error_output (ExecnetConnection *self,
  * execnet_connection_dup_error_output:
  * @self: a connection
  *
- * Copies what the transport kept of the remote interpreter's error output.
+ * Copies what the transport kept of the remote interpreter's error output,
+ * escaped with execnet_error_escape_text() so that it can go into an error
+ * message as it is.
  *
  * Returns: (transfer full) (nullable): the tail of the remote's error output,
  *   or %NULL if nothing was captured
@@ -466,7 +469,8 @@ execnet_connection_dup_error_output (ExecnetConnection *self)
 
   g_mutex_lock (&priv->lock);
   if (priv->error_output->len > 0)
-    copy = g_strndup (priv->error_output->str, priv->error_output->len);
+    copy = execnet_error_escape_text (priv->error_output->str, priv->error_output->len,
+                                      ERROR_OUTPUT_KEEP);
   g_mutex_unlock (&priv->lock);
 
   return copy;

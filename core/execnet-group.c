@@ -14,6 +14,7 @@
 
 #include "execnet-async-private.h"
 #include "execnet-emitter-private.h"
+#include "execnet-error-private.h"
 #include "execnet-gateway-private.h"
 #include "execnet-group-private.h"
 #include "execnet-util-private.h"
@@ -867,10 +868,17 @@ execnet_group_make_gateway_finish (ExecnetGroup  *self,
                                    GError       **error)
 {
   g_autoptr(ExecnetGateway) gateway = NULL;
+  GError *local_error = NULL;
 
   g_return_val_if_fail (g_task_is_valid (result, self), NULL);
 
-  gateway = g_task_propagate_pointer (G_TASK (result), error);
+  gateway = g_task_propagate_pointer (G_TASK (result), &local_error);
+  /* Every error of making a gateway passes here, whichever transport made
+   * it; it may quote the remote's output or the spec, so it is escaped and
+   * bounded once, here. */
+  _execnet_error_escape_message (local_error, EXECNET_START_ERROR_MAX);
+  if (local_error != NULL)
+    g_propagate_error (error, local_error);
   return gateway;
 }
 

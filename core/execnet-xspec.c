@@ -175,9 +175,10 @@ find_bad_key_char (const char *key)
   return NULL;
 }
 
-/* Error messages quote the spec; it is UTF-8 by the time any other check
- * runs, but the message about invalid UTF-8 itself must not repeat the
- * invalid bytes. */
+/* Error messages quote the spec, escaped (it may hold control characters
+ * or invalid UTF-8) and cut to its start and end: a spec can be any size. */
+#define SPEC_TEXT_SHOWN_MAX 512
+
 G_GNUC_PRINTF (3, 4)
 static void
 set_spec_error (GError     **error,
@@ -185,16 +186,19 @@ set_spec_error (GError     **error,
                 const char  *format,
                 ...)
 {
-  g_autofree char *valid_text = g_utf8_make_valid (text, -1);
+  g_autofree char *shown = execnet_error_escape_text (text, -1, SPEC_TEXT_SHOWN_MAX);
   g_autofree char *reason = NULL;
+  g_autofree char *shown_reason = NULL;
   va_list args;
 
   va_start (args, format);
   reason = g_strdup_vprintf (format, args);
   va_end (args);
+  /* The reason may quote a key or a value of the spec. */
+  shown_reason = execnet_error_escape_text (reason, -1, SPEC_TEXT_SHOWN_MAX);
 
   g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
-               "Invalid gateway spec “%s”: %s", valid_text, reason);
+               "Invalid gateway spec “%s”: %s", shown, shown_reason);
 }
 
 static gboolean

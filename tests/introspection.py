@@ -34,6 +34,25 @@ except GLib.Error as error:
 else:
     raise AssertionError('the remote error did not arrive')
 
+# Remote bytes reach messages as valid UTF-8 with controls escaped: PyGObject
+# could not convert a message holding invalid UTF-8.
+channel = gw.remote_exec('raise ValueError("\\x1b[2J")')
+try:
+    channel.receive(10.0)
+except GLib.Error as error:
+    assert 'ValueError: \\x1b[2J' in error.message, error.message
+else:
+    raise AssertionError('the remote error did not arrive')
+noisy = ('popen//python=%s -c "import os; os.write(1, b\'E\' + bytes([0xff, 0x1b]) + b\'[2J\\n\')"'
+         % python)
+try:
+    group.make_gateway(noisy)
+except GLib.Error as error:
+    assert error.matches(Execnet.error_quark(), Execnet.Error.BOOTSTRAP), error
+    assert '\\xff\\x1b[2J' in error.message, error.message
+else:
+    raise AssertionError('a remote that exits at once made a gateway')
+
 info = gw.remote_info().unpack()
 assert info['executable'] and info['pid'] > 0
 

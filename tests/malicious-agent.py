@@ -20,6 +20,12 @@
 #   badvalue   CHANNEL_DATA on the exec channel holding a corrupt value
 #   truncated  half a frame, then exit
 #
+# Or, instead of acknowledging the bootstrap:
+#
+#   noisy      64 KiB of terminal escape sequences and bytes that are not
+#              UTF-8 on stderr, then a refusal ("E" and a reason) made of
+#              the same, and exit
+#
 # After that it keeps quiet until its input ends (the master closes it or
 # goes away), then exits. Only the standard library; Python 3.8+.
 #
@@ -130,6 +136,11 @@ def main():
 
     try:
         source.read_line()
+        if mode == "noisy":
+            noise = b"\x1b[2J\x1b]0;owned\x07\xff\xfe\xc3(\x9b31m"
+            os.write(2, noise * (65536 // len(noise)) + b"\n")
+            write(b"E" + noise * 8 + b"\n")
+            sys.exit(1)
         write(b"1")
 
         while True:

@@ -815,6 +815,58 @@ test_evil_protocol_error (EvilFixture   *f,
                         pid, test_process_state (pid));
 }
 
+/* Asserts that @text is fit for an error message: valid UTF-8, no control
+ * character but newline and tab, at most @max bytes. */
+static void
+assert_clean_text (const char *text,
+                   gsize       max)
+{
+  g_assert_true (g_utf8_validate (text, -1, NULL));
+  for (const char *p = text; *p != '\0'; p = g_utf8_next_char (p))
+    {
+      gunichar c = g_utf8_get_char (p);
+
+      if (c == '\n' || c == '\t')
+        continue;
+      if (g_unichar_iscntrl (c))
+        g_error ("control character U+%04X in “%s”", c, text);
+    }
+  g_assert_cmpuint (strlen (text), <=, max);
+}
+
+/* Escapes and bytes that are not UTF-8, from the remote's stderr and its
+ * refusal, reach the error escaped and bounded; a huge spec too. */
+static void
+test_evil_noisy (EvilFixture   *f,
+                 gconstpointer  data)
+{
+  g_autofree char *script = NULL;
+  g_autofree char *spec = NULL;
+  g_autoptr(GString) huge = g_string_new ("popen//python=");
+  g_autoptr(GError) error = NULL;
+
+  script = g_test_build_filename (G_TEST_DIST, "malicious-agent.py", NULL);
+  spec = g_strdup_printf ("popen//python=%s %s noisy", test_python (), script);
+  g_assert_null (execnet_group_make_gateway (f->group, spec, &error));
+  g_assert_error (error, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP);
+  g_test_message ("%" G_GSIZE_FORMAT " bytes: %.300s", strlen (error->message), error->message);
+  assert_clean_text (error->message, 16 * 1024);
+  g_assert_nonnull (strstr (error->message, "\\x1b[2J"));
+  g_assert_nonnull (strstr (error->message, "\\xff"));
+  g_clear_error (&error);
+
+  /* 500 KB of spec, with an escape in it. */
+  for (guint i = 0; i < 50000; i++)
+    g_string_append (huge, "\x1b[1mpython3");
+  g_string_append (huge, "//nosuchkey=1//");
+  g_assert_null (execnet_group_make_gateway (f->group, huge->str, &error));
+  g_assert_nonnull (error);
+  g_test_message ("%" G_GSIZE_FORMAT " bytes: %.300s", strlen (error->message), error->message);
+  assert_clean_text (error->message, 16 * 1024);
+
+  assert_good_gateway_works (f, 4);
+}
+
 /* A well-formed frame that claims nearly 1 GiB and never completes: no
  * error (it may yet arrive), but memory grows with what was received, not
  * with what was claimed, and terminate() still ends it all. */
@@ -884,6 +936,8 @@ main (int   argc,
     }
   g_test_add ("/torture/malicious/trickle", EvilFixture, NULL, evil_setup,
               test_evil_trickle, evil_teardown);
+  g_test_add ("/torture/malicious/noisy", EvilFixture, NULL, evil_setup,
+              test_evil_noisy, evil_teardown);
 
   return g_test_run ();
 }

@@ -453,6 +453,40 @@ test_long_spec (void)
   g_assert_cmpstr (keys[1000], ==, "env:V999");
 }
 
+/* execnet_error_escape_text(), which every error quoting foreign text
+ * (spec text among it) goes through. */
+static void
+test_escape_text (void)
+{
+  static const struct {
+    const char *in;
+    gssize      length;
+    gsize       max;
+    const char *out;
+  } cases[] = {
+    { "plain text", -1, 0, "plain text" },
+    { "two\nlines\tand a tab", -1, 0, "two\nlines\tand a tab" },
+    { "\x1b[2Jclear", -1, 0, "\\x1b[2Jclear" },
+    { "bell\a del\x7f", -1, 0, "bell\\x07 del\\x7f" },
+    { "bad \xff\xfe utf8", -1, 0, "bad \\xff\\xfe utf8" },
+    { "nul\0inside", 10, 0, "nul\\x00inside" },
+    { "c1 \xc2\x9b csi", -1, 0, "c1 \\u{009b} csi" },
+    { "bidi \xe2\x80\xae override", -1, 0, "bidi \\u{202e} override" },
+    { "caf\xc3\xa9 ok", -1, 0, "caf\xc3\xa9 ok" },
+    { "0123456789", -1, 4, "01 […6 bytes left out…] 89" },
+    /* A cut does not split a character. */
+    { "\xc3\xa9\xc3\xa9\xc3\xa9", -1, 4, "\xc3\xa9 […2 bytes left out…] \xc3\xa9" },
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *out = execnet_error_escape_text (cases[i].in, cases[i].length, cases[i].max);
+
+      g_assert_true (g_utf8_validate (out, -1, NULL));
+      g_assert_cmpstr (out, ==, cases[i].out);
+    }
+}
+
 int
 main (int    argc,
       char **argv)
@@ -478,6 +512,8 @@ main (int    argc,
   g_test_add_func ("/xspec/set-id/written", test_set_id_written);
   g_test_add_func ("/xspec/set-id/threads", test_set_id_threads);
   g_test_add_func ("/xspec/gvalue", test_gvalue);
+
+  g_test_add_func ("/error/escape-text", test_escape_text);
 
   return g_test_run ();
 }

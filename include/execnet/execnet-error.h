@@ -66,4 +66,19 @@ typedef enum {
 EXECNET_AVAILABLE_IN_1_0
 GQuark execnet_error_quark (void);
 
+/**
+ * EXECNET_ERROR_TEXT_MAX:
+ *
+ * The most bytes of foreign text (remote output, spec text) that
+ * execnet_error_escape_text() keeps by default: its start and its end.
+ *
+ * Since: 1.0
+ */
+#define EXECNET_ERROR_TEXT_MAX 4096
+
+EXECNET_AVAILABLE_IN_1_0
+char  *execnet_error_escape_text (const char *text,
+                                  gssize      length,
+                                  gsize       max_length);
+
 G_END_DECLS
