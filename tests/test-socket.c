@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -211,10 +212,22 @@ process_exists (GPid pid)
   return g_file_test (path, G_FILE_TEST_EXISTS);
 }
 
+static void
+limit_fds (gpointer data)
+{
+  struct rlimit limit = { GPOINTER_TO_UINT (data), GPOINTER_TO_UINT (data) };
+
+  setrlimit (RLIMIT_NOFILE, &limit);
+}
+
+/* Starts the server with @options and, unless it is 0, a limit of @fd_limit
+ * open files. */
 static Server *
-server_start (const char * const *options)
+server_start_limited (const char * const *options,
+                      guint               fd_limit)
 {
   Server *server = g_new0 (Server, 1);
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
   g_autoptr(GPtrArray) argv = g_ptr_array_new ();
   g_autoptr(GDataInputStream) out = NULL;
   g_autoptr(GError) error = NULL;
@@ -232,9 +245,10 @@ server_start (const char * const *options)
     g_ptr_array_add (argv, (char *) options[i]);
   g_ptr_array_add (argv, NULL);
 
-  server->process = g_subprocess_newv ((const char * const *) argv->pdata,
-                                       G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
-                                       &error);
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
+  if (fd_limit > 0)
+    g_subprocess_launcher_set_child_setup (launcher, limit_fds, GUINT_TO_POINTER (fd_limit), NULL);
+  server->process = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata, &error);
   g_assert_no_error (error);
   server->pid = atoi (g_subprocess_get_identifier (server->process));
   g_mutex_init (&server->lock);
@@ -259,6 +273,12 @@ server_start (const char * const *options)
   server->address = g_strdup_printf ("127.0.0.1:%u", server->port);
 
   return server;
+}
+
+static Server *
+server_start (const char * const *options)
+{
+  return server_start_limited (options, 0);
 }
 
 /* Stops the server with SIGTERM and checks that it exited with status 0
@@ -839,6 +859,94 @@ test_max_connections (Fixture       *fixture,
   wait_no_children (fixture->server->pid);
 }
 
+/* CPU seconds that process @pid has used, from /proc/PID/stat. */
+static gdouble
+cpu_seconds (GPid pid)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%d/stat", pid);
+  g_autofree char *stat = NULL;
+  unsigned long utime, stime;
+  const char *after_comm;
+
+  g_assert_true (g_file_get_contents (path, &stat, NULL, NULL));
+  after_comm = strrchr (stat, ')');
+  g_assert_nonnull (after_comm);
+  g_assert_cmpint (sscanf (after_comm + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+                           &utime, &stime), ==, 2);
+  return (utime + stime) / (gdouble) sysconf (_SC_CLK_TCK);
+}
+
+#define N_IDLE_PEERS 120
+
+/* A server limited to 64 open files, held by 120 idle peers from one
+ * address that never answer the challenge, neither spins nor floods its
+ * log, and still serves a real client from another address: it clamps
+ * its connection limit to what 64 files allow, lets one address hold only
+ * --max-per-peer unauthenticated connections, and drops those after the
+ * handshake deadline. */
+static void
+test_fd_limit_idle_peers (Fixture       *fixture,
+                          gconstpointer  user_data)
+{
+  const char *options[] = { "--token-file", fixture->token_path, "--max-connections", "0",
+                            "--max-per-peer", "8", NULL };
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  g_autoptr(GPtrArray) idle = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GInetAddress) loopback2 = g_inet_address_new_from_string ("127.0.0.2");
+  g_autoptr(GSocketAddress) from = g_inet_socket_address_new (loopback2, 0);
+  g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr(GSocketAddress) to = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *spec = NULL;
+  ExecnetGateway *gateway;
+  gdouble cpu_before, cpu_used;
+  gint64 start;
+  gsize log_size;
+
+  fixture->server = server_start_limited (options, 64);
+  to = g_inet_socket_address_new (loopback, fixture->server->port);
+
+  cpu_before = cpu_seconds (fixture->server->pid);
+  start = g_get_monotonic_time ();
+  for (guint i = 0; i < N_IDLE_PEERS; i++)
+    {
+      GSocket *socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+                                      G_SOCKET_PROTOCOL_TCP, &error);
+
+      g_assert_no_error (error);
+      g_socket_bind (socket, from, FALSE, &error);
+      g_assert_no_error (error);
+      g_socket_connect (socket, to, NULL, &error);
+      g_assert_no_error (error);
+      g_ptr_array_add (idle, socket);
+    }
+  server_wait_for_log (fixture->server, "(--max-per-peer)", 1);
+
+  /* A real client, from 127.0.0.1, is served while they wait. */
+  spec = token_spec (fixture, fixture->token_path);
+  gateway = execnet_group_make_gateway (group, spec, &error);
+  g_assert_no_error (error);
+  assert_round_trips (gateway);
+
+  /* The idle peers' handshakes time out (5 s); meanwhile the server is
+   * mostly idle. Spinning would use about a CPU second per second. */
+  server_wait_for_log (fixture->server, "no answer to the challenge", 8);
+  cpu_used = cpu_seconds (fixture->server->pid) - cpu_before;
+  g_test_message ("server CPU: %.2f s in %.2f s", cpu_used,
+                  (g_get_monotonic_time () - start) / 1e6);
+  g_assert_cmpfloat (cpu_used, <, 0.5 * (g_get_monotonic_time () - start) / 1e6);
+
+  g_mutex_lock (&fixture->server->lock);
+  log_size = fixture->server->log->len;
+  g_mutex_unlock (&fixture->server->lock);
+  g_test_message ("server log: %" G_GSIZE_FORMAT " bytes", log_size);
+  g_assert_cmpuint (log_size, <, 64 * 1024);
+
+  execnet_group_terminate (group, DEADLINE_SECONDS, &error);
+  g_assert_no_error (error);
+  wait_no_children (fixture->server->pid);
+}
+
 /* SIGTERM stops a server that still serves gateways: it ends their
  * interpreters, reaps them and exits 0; the gateways learn that their
  * connection is gone. */
@@ -1111,6 +1219,8 @@ main (int    argc,
               fixture_set_up, test_misbehaving_clients, fixture_tear_down);
   g_test_add ("/socket/server/max-connections", Fixture, NULL,
               fixture_set_up, test_max_connections, fixture_tear_down);
+  g_test_add ("/socket/server/fd-limit-idle-peers", Fixture, NULL,
+              fixture_set_up, test_fd_limit_idle_peers, fixture_tear_down);
   g_test_add ("/socket/server/sigterm-with-live-gateways", Fixture, NULL,
               fixture_set_up, test_sigterm_with_live_gateways, fixture_tear_down);
   g_test_add ("/socket/server/refuses-unsafe-options", Fixture, NULL,

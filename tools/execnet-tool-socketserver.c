@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -44,8 +45,9 @@
 
 #define COMMAND "socketserver"
 
-/* How long a peer has to answer the challenge. */
-#define HANDSHAKE_SECONDS 10
+/* How long a peer has to answer the challenge: a peer that holds a slot
+ * without authenticating holds it this long at most. */
+#define HANDSHAKE_SECONDS 5
 /* After refusing a peer we read (and discard) what it already sent, for a
  * while, before closing: closing with unread data would make the kernel
  * reset the connection, and the peer might then lose our answer. */
@@ -54,6 +56,25 @@
 /* How long the interpreters get to end after SIGTERM when we stop. */
 #define STOP_GRACE_SECONDS 5
 #define DEFAULT_MAX_CONNECTIONS 64
+#define DEFAULT_MAX_PER_PEER 32
+
+/* File descriptors: what the server needs whatever it serves (standard
+ * streams, the listener, GLib's wakeups and signal pipe, a spawn's
+ * transient pipes and copies), and what each connection holds. The
+ * connection limit is clamped so that accepting cannot run out of them. */
+#define FD_RESERVE 24
+#define FDS_PER_CONNECTION 2
+
+/* When accepting fails (out of file descriptors, most likely), accepting
+ * pauses, first for ACCEPT_BACKOFF_MIN_MS, doubling up to
+ * ACCEPT_BACKOFF_MAX_MS while it keeps failing, instead of retrying at
+ * once: retrying at once is a busy loop that fills the log. */
+#define ACCEPT_BACKOFF_MIN_MS 50
+#define ACCEPT_BACKOFF_MAX_MS 2000
+
+/* A line that a peer can make us repeat is logged at most once per
+ * LOG_INTERVAL_SECONDS, with a count of those left out. */
+#define LOG_INTERVAL_SECONDS 1
 
 /* The program each interpreter runs (`python3 -c SERVE_SCRIPT PEER`), with
  * the connection as file descriptor 3.
@@ -126,6 +147,7 @@ static char *token_path = NULL;
 static gboolean insecure = FALSE;
 static gboolean allow_remote_insecure = FALSE;
 static int max_connections = DEFAULT_MAX_CONNECTIONS;
+static int max_per_peer = DEFAULT_MAX_PER_PEER;
 static char *python_text = NULL;
 
 static const GOptionEntry entries[] = {
@@ -139,7 +161,11 @@ static const GOptionEntry entries[] = {
   { "allow-remote-insecure", 0, 0, G_OPTION_ARG_NONE, &allow_remote_insecure,
     "Allow --insecure on an address that is not loopback", NULL },
   { "max-connections", 'n', 0, G_OPTION_ARG_INT, &max_connections,
-    "Serve at most N connections at once, 0 for no limit (default 64)", "N" },
+    "Serve at most N connections at once, 0 for as many as the file descriptor "
+    "limit allows (default 64, and never more than that limit allows)", "N" },
+  { "max-per-peer", 0, 0, G_OPTION_ARG_INT, &max_per_peer,
+    "Let one address hold at most N connections that have not authenticated yet, "
+    "0 for no limit (default 32; with --token-file only)", "N" },
   { "python", 0, 0, G_OPTION_ARG_STRING, &python_text,
     "The Python interpreter to start for each connection (default python3)", "COMMAND" },
   G_OPTION_ENTRY_NULL
@@ -159,6 +185,8 @@ typedef struct
 {
   Server *server;                   /* (unowned) outlives its clients */
   char *peer;                       /* (owned) ADDR:PORT, for the log */
+  char *host;                       /* (owned) ADDR alone, for the per-peer limit */
+  gboolean counted;                 /* counts against its host's unauthenticated connections */
   ClientState state;
   GSocketConnection *connection;    /* (owned) (nullable) ours until the interpreter has it */
   GCancellable *cancellable;        /* (owned) cancelled by the deadline or by stopping */
@@ -175,17 +203,33 @@ typedef struct
   GSubprocess *child;               /* (owned) (nullable) in CLIENT_SERVED */
 } Client;
 
+/* Repeats of one kind of log line, see LOG_INTERVAL_SECONDS. */
+typedef struct
+{
+  gint64 last_time;                 /* monotonic; 0: never logged */
+  guint left_out;
+} LogLimit;
+
 struct _Server
 {
   GMainLoop *loop;                  /* (owned) */
-  GSocketService *service;          /* (owned) */
+  GSocketListener *listener;        /* (owned) */
+  GCancellable *accepting;          /* (owned) cancelled when we stop */
+  GSource *accept_retry;            /* (owned) (nullable) the pause after a failed accept */
+  guint accept_backoff_ms;          /* 0 after a successful accept */
   guchar *token;                    /* (owned) (nullable) wiped before it is freed */
   gsize token_length;
   char **python_argv;               /* (owned) */
-  guint max_connections;            /* 0: no limit */
+  guint max_connections;            /* never 0 once running */
+  guint max_per_peer;               /* 0: no limit */
   GHashTable *clients;              /* (owned) Client* set; the table owns them */
+  GHashTable *unauthenticated;      /* (owned) host -> GUINT_TO_POINTER (count) */
   gboolean stopping;
   GSource *kill_timer;              /* (owned) (nullable) */
+
+  LogLimit accept_failures;
+  LogLimit refused_full;
+  LogLimit refused_per_peer;
 };
 
 /* Discarded input of refused peers; its contents are never looked at. */
@@ -214,10 +258,68 @@ server_log (const char *peer,
     execnet_tool_print_error (COMMAND, "%s", message);
 }
 
+/* Logs like server_log(), but a line of this kind at most once per
+ * LOG_INTERVAL_SECONDS: a peer (or a shortage) that makes us repeat it
+ * must not fill the disk. */
+static void
+server_log_limited (LogLimit   *limit,
+                    const char *peer,
+                    const char *format,
+                    ...) G_GNUC_PRINTF (3, 4);
+
+static void
+server_log_limited (LogLimit   *limit,
+                    const char *peer,
+                    const char *format,
+                    ...)
+{
+  g_autofree char *message = NULL;
+  gint64 now = g_get_monotonic_time ();
+  va_list args;
+
+  if (limit->last_time != 0 && now - limit->last_time < LOG_INTERVAL_SECONDS * G_USEC_PER_SEC)
+    {
+      limit->left_out++;
+      return;
+    }
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+
+  if (limit->left_out > 0)
+    server_log (peer, "%s (and %u more like it since the last)", message, limit->left_out);
+  else
+    server_log (peer, "%s", message);
+  limit->last_time = now;
+  limit->left_out = 0;
+}
+
+/* The client no longer counts against its host's unauthenticated
+ * connections: it authenticated, or it is gone. */
+static void
+client_uncount (Client *client)
+{
+  GHashTable *counts = client->server->unauthenticated;
+  guint count;
+
+  if (!client->counted)
+    return;
+  client->counted = FALSE;
+
+  count = GPOINTER_TO_UINT (g_hash_table_lookup (counts, client->host));
+  if (count <= 1)
+    g_hash_table_remove (counts, client->host);
+  else
+    g_hash_table_insert (counts, g_strdup (client->host), GUINT_TO_POINTER (count - 1));
+}
+
 static void
 client_free (gpointer data)
 {
   Client *client = data;
+
+  client_uncount (client);
 
   if (client->deadline != NULL)
     {
@@ -231,6 +333,7 @@ client_free (gpointer data)
   g_clear_object (&client->child);
   g_free (client->verdict);
   g_free (client->peer);
+  g_free (client->host);
   g_free (client);
 }
 
@@ -397,6 +500,7 @@ client_serve (Client *client)
       g_source_destroy (client->deadline);
       g_clear_pointer (&client->deadline, g_source_unref);
     }
+  client_uncount (client);
 
   for (guint i = 0; server->python_argv[i] != NULL; i++)
     g_ptr_array_add (argv, server->python_argv[i]);
@@ -646,6 +750,15 @@ client_challenge (Client *client)
                                    on_challenge_written, client);
 }
 
+/* The address of @address without its port, for the per-peer limit. */
+static char *
+describe_host (GSocketAddress *address)
+{
+  if (!G_IS_INET_SOCKET_ADDRESS (address))
+    return g_strdup ("(unknown peer)");
+  return g_inet_address_to_string (g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (address)));
+}
+
 static char *
 describe_socket_address (GSocketAddress *address)
 {
@@ -664,47 +777,138 @@ describe_socket_address (GSocketAddress *address)
   return g_strdup_printf ("%s:%u", text, port);
 }
 
-static gboolean
-on_incoming (GSocketService    *service,
-             GSocketConnection *connection,
-             GObject           *source_object,
-             gpointer           user_data)
+static void
+handle_connection (Server            *server,
+                   GSocketConnection *connection)
 {
-  Server *server = user_data;
   g_autoptr(GSocketAddress) address = NULL;
   g_autofree char *peer = NULL;
+  g_autofree char *host = NULL;
   Client *client;
+  guint from_host = 0;
 
   address = g_socket_connection_get_remote_address (connection, NULL);
   peer = address != NULL ? describe_socket_address (address) : g_strdup ("(unknown peer)");
+  host = address != NULL ? describe_host (address) : g_strdup ("(unknown peer)");
 
   if (server->stopping)
     {
       g_io_stream_close (G_IO_STREAM (connection), NULL, NULL);
-      return TRUE;
+      return;
     }
 
-  if (server->max_connections > 0 && g_hash_table_size (server->clients) >= server->max_connections)
+  if (g_hash_table_size (server->clients) >= server->max_connections)
     {
-      server_log (peer, "already serving %u connections (--max-connections); closed it",
-                  g_hash_table_size (server->clients));
+      server_log_limited (&server->refused_full, peer,
+                          "already serving %u connections (--max-connections); closed it",
+                          g_hash_table_size (server->clients));
       g_io_stream_close (G_IO_STREAM (connection), NULL, NULL);
-      return TRUE;
+      return;
+    }
+
+  /* Only a peer that has not authenticated is limited per address: one
+   * that holds the token may hold as many slots as it likes. */
+  if (server->token != NULL)
+    {
+      from_host = GPOINTER_TO_UINT (g_hash_table_lookup (server->unauthenticated, host));
+      if (server->max_per_peer > 0 && from_host >= server->max_per_peer)
+        {
+          server_log_limited (&server->refused_per_peer, peer,
+                              "%s already holds %u connections that have not authenticated "
+                              "(--max-per-peer); closed it",
+                              host, from_host);
+          g_io_stream_close (G_IO_STREAM (connection), NULL, NULL);
+          return;
+        }
     }
 
   client = g_new0 (Client, 1);
   client->server = server;
   client->peer = g_steal_pointer (&peer);
+  client->host = g_strdup (host);
   client->connection = g_object_ref (connection);
   client->cancellable = g_cancellable_new ();
   g_hash_table_add (server->clients, client);
 
   if (server->token != NULL)
-    client_challenge (client);
+    {
+      client->counted = TRUE;
+      g_hash_table_insert (server->unauthenticated, g_steal_pointer (&host),
+                           GUINT_TO_POINTER (from_host + 1));
+      client_challenge (client);
+    }
   else
     client_serve (client);
+}
 
-  return TRUE;
+static void accept_next (Server *server);
+
+static gboolean
+on_accept_retry (gpointer data)
+{
+  Server *server = data;
+
+  g_clear_pointer (&server->accept_retry, g_source_unref);
+  accept_next (server);
+
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_accepted (GObject      *source,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  Server *server = user_data;
+  g_autoptr(GSocketConnection) connection = NULL;
+  g_autoptr(GError) error = NULL;
+
+  connection = g_socket_listener_accept_finish (G_SOCKET_LISTENER (source), result, NULL, &error);
+  if (connection == NULL)
+    {
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        return;  /* we are stopping */
+
+      /* Out of file descriptors, or memory: the pending connection stays
+       * in the backlog, so trying again at once would fail at once. */
+      server->accept_backoff_ms = CLAMP (server->accept_backoff_ms * 2,
+                                         ACCEPT_BACKOFF_MIN_MS, ACCEPT_BACKOFF_MAX_MS);
+      server_log_limited (&server->accept_failures, NULL,
+                          "cannot accept a connection: %s; pausing accepts for %u ms",
+                          error->message, server->accept_backoff_ms);
+      server->accept_retry = g_timeout_source_new (server->accept_backoff_ms);
+      g_source_set_callback (server->accept_retry, on_accept_retry, server, NULL);
+      g_source_attach (server->accept_retry, NULL);
+      return;
+    }
+
+  server->accept_backoff_ms = 0;
+  handle_connection (server, connection);
+  accept_next (server);
+}
+
+static void
+accept_next (Server *server)
+{
+  if (server->stopping)
+    return;
+  g_socket_listener_accept_async (server->listener, server->accepting, on_accepted, server);
+}
+
+/* The most connections the file descriptor limit allows, or 0 if it sets
+ * none. */
+static guint
+connections_allowed_by_fd_limit (guint64 *fd_limit)
+{
+  struct rlimit limit;
+
+  if (getrlimit (RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY)
+    return 0;
+
+  *fd_limit = limit.rlim_cur;
+  if (limit.rlim_cur <= FD_RESERVE + FDS_PER_CONNECTION)
+    return 1;
+  return MIN ((limit.rlim_cur - FD_RESERVE) / FDS_PER_CONNECTION, G_MAXINT);
 }
 
 static gboolean
@@ -745,8 +949,13 @@ on_stop_signal (gpointer data)
   server->stopping = TRUE;
   server_log (NULL, "stopping: ending %u connection(s)", g_hash_table_size (server->clients));
 
-  g_socket_service_stop (server->service);
-  g_socket_listener_close (G_SOCKET_LISTENER (server->service));
+  g_cancellable_cancel (server->accepting);
+  if (server->accept_retry != NULL)
+    {
+      g_source_destroy (server->accept_retry);
+      g_clear_pointer (&server->accept_retry, g_source_unref);
+    }
+  g_socket_listener_close (server->listener);
 
   g_hash_table_iter_init (&iter, server->clients);
   while (g_hash_table_iter_next (&iter, &key, NULL))
@@ -925,9 +1134,16 @@ static void
 server_clear (Server *server)
 {
   g_clear_pointer (&server->clients, g_hash_table_unref);
-  if (server->service != NULL)
-    g_socket_listener_close (G_SOCKET_LISTENER (server->service));
-  g_clear_object (&server->service);
+  g_clear_pointer (&server->unauthenticated, g_hash_table_unref);
+  if (server->listener != NULL)
+    g_socket_listener_close (server->listener);
+  g_clear_object (&server->listener);
+  g_clear_object (&server->accepting);
+  if (server->accept_retry != NULL)
+    {
+      g_source_destroy (server->accept_retry);
+      g_clear_pointer (&server->accept_retry, g_source_unref);
+    }
   g_clear_pointer (&server->loop, g_main_loop_unref);
   if (server->kill_timer != NULL)
     {
@@ -986,6 +1202,7 @@ execnet_tool_socketserver (int    argc,
   g_option_context_add_main_entries (context, entries, NULL);
 
   max_connections = DEFAULT_MAX_CONNECTIONS;
+  max_per_peer = DEFAULT_MAX_PER_PEER;
   if (!g_option_context_parse (context, &argc, &argv, &error))
     {
       int status = execnet_tool_report_error (COMMAND, error);
@@ -1012,7 +1229,15 @@ execnet_tool_socketserver (int    argc,
                    max_connections);
       goto usage_error;
     }
+  if (max_per_peer < 0)
+    {
+      g_set_error (&error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "--max-per-peer %d: give a number of connections, or 0 for no limit",
+                   max_per_peer);
+      goto usage_error;
+    }
   server.max_connections = max_connections;
+  server.max_per_peer = max_per_peer;
 
   if (token_path != NULL && insecure)
     {
@@ -1056,11 +1281,30 @@ execnet_tool_socketserver (int    argc,
   /* A peer that goes away must cost an EPIPE, not the server. */
   signal (SIGPIPE, SIG_IGN);
 
+  {
+    guint64 fd_limit = 0;
+    guint allowed = connections_allowed_by_fd_limit (&fd_limit);
+
+    if (allowed > 0 && (server.max_connections == 0 || server.max_connections > allowed))
+      {
+        if (server.max_connections != 0)
+          execnet_tool_print_error (COMMAND, "--max-connections %u is more than the file "
+                                    "descriptor limit (%" G_GUINT64_FORMAT ") allows; serving "
+                                    "at most %u at once (raise the limit with ulimit -n)",
+                                    server.max_connections, fd_limit, allowed);
+        server.max_connections = allowed;
+      }
+    else if (server.max_connections == 0)
+      server.max_connections = G_MAXUINT;
+  }
+
   server.loop = g_main_loop_new (NULL, FALSE);
   server.clients = g_hash_table_new_full (NULL, NULL, client_free, NULL);
-  server.service = g_socket_service_new ();
-  g_socket_listener_set_backlog (G_SOCKET_LISTENER (server.service), 128);
-  if (!g_socket_listener_add_address (G_SOCKET_LISTENER (server.service), G_SOCKET_ADDRESS (address),
+  server.unauthenticated = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  server.listener = g_socket_listener_new ();
+  server.accepting = g_cancellable_new ();
+  g_socket_listener_set_backlog (server.listener, 128);
+  if (!g_socket_listener_add_address (server.listener, G_SOCKET_ADDRESS (address),
                                       G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL,
                                       &effective, &error))
     {
@@ -1072,7 +1316,7 @@ execnet_tool_socketserver (int    argc,
       clear_options ();
       return status;
     }
-  g_signal_connect (server.service, "incoming", G_CALLBACK (on_incoming), &server);
+  accept_next (&server);
 
   term_id = g_unix_signal_add (SIGTERM, on_stop_signal, &server);
   int_id = g_unix_signal_add (SIGINT, on_stop_signal, &server);
