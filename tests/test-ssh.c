@@ -7,6 +7,7 @@
  * the reason, when this machine cannot run sshd at all.
  */
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <glib/gstdio.h>
 
@@ -878,6 +879,122 @@ test_errors_changed_host_key (Fixture       *f,
   g_assert_nonnull (strstr (error->message, "SHA256:"));
 }
 
+/* A known_hosts file of @lines, one per line. */
+static char *
+write_known_hosts (Fixture            *f,
+                   const char * const *lines)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *text = g_strjoinv ("\n", (char **) lines);
+  char *path = sshd_fixture_write_file (f->sshd, text, &error);
+
+  g_assert_no_error (error);
+  return path;
+}
+
+/* A host key marked @revoked is refused, as OpenSSH refuses it: with any
+ * policy, also when another line lists it plainly, and accept-new does not
+ * record it. */
+static void
+test_errors_revoked_host_key (Fixture       *f,
+                              gconstpointer  data)
+{
+  g_autoptr(GError) file_error = NULL;
+  g_autofree char *plain = NULL;
+  g_autofree char *revoked = NULL;
+  g_autofree char *revoked_any = NULL;
+  g_autofree char *revoked_hashed = NULL;
+  const char *policies[] = { "yes", "accept-new", "no" };
+
+  REQUIRE_SSHD (f);
+
+  g_assert_true (g_file_get_contents (f->sshd->known_hosts, &plain, NULL, NULL));
+  g_strstrip (plain);
+  revoked = g_strconcat ("@revoked ", plain, NULL);
+  /* Any host: the pattern is "*", and the key follows it. */
+  revoked_any = g_strconcat ("@revoked * ", strchr (plain, ' ') + 1, NULL);
+  /* The host's name hashed, as HashKnownHosts writes it. */
+  {
+    static const guchar salt[20] = "execnet-test-salt!!";
+    g_autofree char *name = g_strndup (plain, strchr (plain, ' ') - plain);
+    g_autoptr(GHmac) hmac = g_hmac_new (G_CHECKSUM_SHA1, salt, sizeof salt);
+    guint8 digest[20];
+    gsize digest_len = sizeof digest;
+    g_autofree char *salt64 = g_base64_encode (salt, sizeof salt);
+    g_autofree char *digest64 = NULL;
+
+    g_hmac_update (hmac, (const guchar *) name, -1);
+    g_hmac_get_digest (hmac, digest, &digest_len);
+    digest64 = g_base64_encode (digest, digest_len);
+    revoked_hashed = g_strdup_printf ("@revoked |1|%s|%s %s", salt64, digest64,
+                                      strchr (plain, ' ') + 1);
+  }
+
+  for (gsize i = 0; i < G_N_ELEMENTS (policies); i++)
+    {
+      const char *only[] = { revoked, NULL };
+      const char *both[] = { plain, revoked, NULL };
+      const char *wildcard[] = { "# a comment", revoked_any, NULL };
+      const char *hashed[] = { plain, revoked_hashed, NULL };
+      const char * const *files[] = { only, both, wildcard, hashed };
+
+      for (gsize j = 0; j < G_N_ELEMENTS (files); j++)
+        {
+          g_autofree char *known_hosts = write_known_hosts (f, files[j]);
+          g_autofree char *before = NULL;
+          g_autofree char *after = NULL;
+          g_autofree char *config = NULL;
+          g_autofree char *spec = NULL;
+          g_autoptr(GError) error = NULL;
+
+          g_assert_true (g_file_get_contents (known_hosts, &before, NULL, NULL));
+          config = sshd_fixture_write_client_config (f->sshd, NULL, known_hosts, NULL, &file_error);
+          g_assert_no_error (file_error);
+          spec = g_strdup_printf ("ssh=-F %s -o StrictHostKeyChecking=%s localhost//python=%s",
+                                  config, policies[i], test_python ());
+
+          error = expect_failure (f, spec);
+          test_assert_error_contains (error, EXECNET_ERROR_AUTHENTICATION, "REVOKED");
+          g_assert_null (strstr (error->message, "ssh-keyscan"));
+          g_assert_true (g_file_get_contents (known_hosts, &after, NULL, NULL));
+          g_assert_cmpstr (after, ==, before);
+        }
+    }
+}
+
+/* A private key file named with -i must exist and be private. */
+static void
+test_errors_identity_file (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autoptr(GError) file_error = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *missing = NULL;
+  g_autofree char *key = NULL;
+  g_autofree char *config = NULL;
+  g_autofree char *spec = NULL;
+
+  REQUIRE_SSHD (f);
+
+  config = sshd_fixture_write_client_config (f->sshd, NULL, f->sshd->known_hosts, NULL, &file_error);
+  g_assert_no_error (file_error);
+
+  missing = g_build_filename (g_get_tmp_dir (), "execnet-no-such-key", NULL);
+  spec = g_strdup_printf ("ssh=-F %s -i %s localhost", config, missing);
+  error = expect_failure (f, spec);
+  test_assert_error_contains (error, EXECNET_ERROR_AUTHENTICATION, "no such file");
+  g_assert_nonnull (strstr (error->message, missing));
+  g_clear_error (&error);
+  g_clear_pointer (&spec, g_free);
+
+  key = sshd_fixture_make_key (f->sshd, &file_error);
+  g_assert_no_error (file_error);
+  g_assert_no_errno (chmod (key, 0644));
+  spec = g_strdup_printf ("ssh=-F %s -i %s localhost", config, key);
+  error = expect_failure (f, spec);
+  test_assert_error_contains (error, EXECNET_ERROR_AUTHENTICATION, "chmod 600");
+}
+
 /* The relaxed policies: accept-new records the key, "no" (from the config
  * file, which libssh has no getter for) lets an unknown key in. */
 static void
@@ -1200,6 +1317,8 @@ main (int    argc,
   ADD ("/ssh/errors/unknown-host-key", test_errors_unknown_host_key);
   ADD ("/ssh/errors/changed-host-key", test_errors_changed_host_key);
   ADD ("/ssh/errors/host-key-policies", test_errors_host_key_policies);
+  ADD ("/ssh/errors/revoked-host-key", test_errors_revoked_host_key);
+  ADD ("/ssh/errors/identity-file", test_errors_identity_file);
   ADD ("/ssh/errors/closed-port", test_errors_closed_port);
   ADD ("/ssh/errors/unresolvable", test_errors_unresolvable);
   ADD ("/ssh/errors/no-python", test_errors_no_python);

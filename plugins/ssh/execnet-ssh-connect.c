@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "execnet-ssh-args.h"
 #include "execnet-ssh-private.h"
@@ -168,6 +169,37 @@ read_timeout_key (ExecnetXSpec  *xspec,
   return TRUE;
 }
 
+/* A private key named with -i must exist, and, as OpenSSH insists, must
+ * not be accessible to anyone but its owner: libssh would use it anyway. */
+static gboolean
+check_identity_file (const char  *path,
+                     GError     **error)
+{
+  g_autofree char *expanded = expand_home (path);
+  struct stat st;
+
+  if (stat (expanded, &st) != 0)
+    {
+      int saved_errno = errno;
+
+      g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_AUTHENTICATION,
+                   "ssh: cannot use the identity file “%s” given with -i: %s",
+                   expanded, saved_errno == ENOENT ? "no such file" : g_strerror (saved_errno));
+      return FALSE;
+    }
+  if (st.st_uid == getuid () && (st.st_mode & 077) != 0)
+    {
+      g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_AUTHENTICATION,
+                   "ssh: the private key “%s” is accessible by other users (permissions "
+                   "%04o), so it is not used, as ssh would not use it; make it private "
+                   "with “chmod 600 %s”",
+                   expanded, (guint) (st.st_mode & 07777), expanded);
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
 /* Step 1. */
 static gboolean
 apply_options (ExecnetXSpec  *xspec,
@@ -226,7 +258,11 @@ apply_options (ExecnetXSpec  *xspec,
       ssh_options_set (c->session, SSH_OPTIONS_PORT, &port);
     }
   for (guint i = 0; i < args->identity_files->len; i++)
-    ssh_options_set (c->session, SSH_OPTIONS_ADD_IDENTITY, args->identity_files->pdata[i]);
+    {
+      if (!check_identity_file (args->identity_files->pdata[i], error))
+        return FALSE;
+      ssh_options_set (c->session, SSH_OPTIONS_ADD_IDENTITY, args->identity_files->pdata[i]);
+    }
   if (args->known_hosts != NULL)
     ssh_options_set (c->session, SSH_OPTIONS_KNOWNHOSTS, args->known_hosts);
   if (args->global_known_hosts != NULL)
@@ -424,6 +460,136 @@ known_hosts_name (Connect *c)
   return g_strdup_printf ("[%s]:%u", c->host, c->port);
 }
 
+/* Whether the known_hosts host pattern list @patterns matches @name:
+ * comma-separated patterns with `*` and `?`, `!` to exclude, and hashed
+ * names (`|1|SALT|HASH`, an HMAC-SHA1 of the name keyed with the salt). */
+static gboolean
+host_patterns_match (const char *patterns,
+                     const char *name)
+{
+  g_auto(GStrv) list = g_strsplit (patterns, ",", -1);
+  g_autofree char *lower = g_ascii_strdown (name, -1);
+  gboolean matched = FALSE;
+
+  for (guint i = 0; list[i] != NULL; i++)
+    {
+      const char *pattern = list[i];
+      gboolean negated = pattern[0] == '!';
+      gboolean hit;
+
+      if (negated)
+        pattern++;
+
+      if (g_str_has_prefix (pattern, "|1|"))
+        {
+          g_auto(GStrv) parts = g_strsplit (pattern + 3, "|", 2);
+          g_autofree guchar *salt = NULL;
+          g_autofree char *expected = NULL;
+          gsize salt_len = 0;
+          guint8 digest[20];
+          gsize digest_len = sizeof digest;
+          g_autoptr(GHmac) hmac = NULL;
+
+          if (g_strv_length (parts) != 2)
+            continue;
+          salt = g_base64_decode (parts[0], &salt_len);
+          hmac = g_hmac_new (G_CHECKSUM_SHA1, salt, salt_len);
+          g_hmac_update (hmac, (const guchar *) name, -1);
+          g_hmac_get_digest (hmac, digest, &digest_len);
+          expected = g_base64_encode (digest, digest_len);
+          hit = g_str_equal (expected, parts[1]);
+        }
+      else
+        {
+          g_autofree char *lower_pattern = g_ascii_strdown (pattern, -1);
+
+          hit = g_pattern_match_simple (lower_pattern, lower);
+        }
+
+      if (hit && negated)
+        return FALSE;
+      matched = matched || hit;
+    }
+
+  return matched;
+}
+
+/* Whether the known_hosts file @path marks @key_base64 `@revoked` for
+ * @name. libssh skips marker lines, so we read them ourselves:
+ * a revoked key is refused whatever else the files say about it. */
+static gboolean
+file_revokes (const char *path,
+              const char *name,
+              const char *key_base64)
+{
+  g_autofree char *expanded = expand_home (path);
+  g_autofree char *contents = NULL;
+  g_auto(GStrv) lines = NULL;
+
+  if (!g_file_get_contents (expanded, &contents, NULL, NULL))
+    return FALSE;
+
+  lines = g_strsplit (contents, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      g_auto(GStrv) fields = NULL;
+      const char *words[4];
+      guint n = 0;
+
+      if (!g_str_has_prefix (g_strchug (lines[i]), "@revoked"))
+        continue;
+      fields = g_strsplit_set (lines[i], " \t\r", -1);
+      for (guint j = 0; fields[j] != NULL && n < G_N_ELEMENTS (words); j++)
+        if (*fields[j] != '\0')
+          words[n++] = fields[j];
+      /* "@revoked PATTERNS TYPE BASE64 [comment]"; the base64 blob names
+       * the key type itself. */
+      if (n == 4 && g_str_equal (words[0], "@revoked") &&
+          g_str_equal (words[3], key_base64) && host_patterns_match (words[1], name))
+        return TRUE;
+    }
+
+  return FALSE;
+}
+
+/* Refuses a host key that a known_hosts file marks @revoked for this
+ * host, as OpenSSH does: before anything else, whatever the policy. */
+static gboolean
+check_not_revoked (Connect  *c,
+                   GError  **error)
+{
+  g_autofree char *user_file = libssh_string (c->session, SSH_OPTIONS_KNOWNHOSTS);
+  g_autofree char *global_file = libssh_string (c->session, SSH_OPTIONS_GLOBAL_KNOWNHOSTS);
+  g_autofree char *name = known_hosts_name (c);
+  const char *files[] = { user_file, global_file };
+  ssh_key key = NULL;
+  char *base64 = NULL;
+  gboolean ok = TRUE;
+
+  if (ssh_get_server_publickey (c->session, &key) != SSH_OK)
+    return TRUE;  /* the known_hosts check reports it */
+  if (ssh_pki_export_pubkey_base64 (key, &base64) != SSH_OK)
+    {
+      ssh_key_free (key);
+      return TRUE;
+    }
+
+  for (gsize i = 0; i < G_N_ELEMENTS (files) && ok; i++)
+    if (files[i] != NULL && file_revokes (files[i], name, base64))
+      {
+        g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_AUTHENTICATION,
+                     "ssh: the host key of %s is REVOKED: the server offered its %s key "
+                     "that %s marks @revoked for %s. Do not connect until you know "
+                     "why; ask the host's administrator for its current key",
+                     c->address, ssh_key_type_to_char (ssh_key_type (key)), files[i], name);
+        ok = FALSE;
+      }
+
+  ssh_string_free_char (base64);
+  ssh_key_free (key);
+  return ok;
+}
+
 /* Step 3, after the handshake. */
 static gboolean
 check_host_key (Connect  *c,
@@ -438,6 +604,9 @@ check_host_key (Connect  *c,
   g_autofree char *files = NULL;
   g_autofree char *name = NULL;
   const char *key_type = "unknown";
+
+  if (!check_not_revoked (c, error))
+    return FALSE;
 
   verdict = ssh_session_is_known_server (c->session);
   if (verdict == SSH_KNOWN_HOSTS_OK)
