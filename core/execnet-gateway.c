@@ -60,9 +60,9 @@
  * passed), so their error can say how it ended: "killed by signal 9".
  *
  * The channel table holds weak references: a channel the user dropped is
- * closed by its dispose(). The table holds a strong reference only where
- * nobody else would keep a channel alive: while it delivers to a callback,
- * and when it arrived inside a value and nobody claimed it yet. Channels are
+ * closed by its dispose(). The table holds a strong reference only while it
+ * delivers to a callback; a channel that arrived inside an item is kept
+ * alive by the item (hold_channels_in_item()) until claimed. Channels are
  * never unreferenced with the gateway's lock held, since their dispose()
  * takes it. */
 
@@ -70,6 +70,7 @@ typedef struct
 {
   GWeakRef ref;                     /* ExecnetChannel */
   ExecnetChannel *held;             /* (owned) (nullable) */
+  gboolean unclaimed;               /* made for an item, not claimed yet */
 } ChannelSlot;
 
 struct _ExecnetGateway
@@ -509,7 +510,8 @@ take_channel (ExecnetGateway *self,
  * inside a value and is still unclaimed: the remote may close a channel
  * it sent before the master decodes the item, and the items queued on it
  * must still be there when execnet_gateway_channel_from_value() claims it.
- * The slot goes when the claimed channel is disposed. */
+ * The slot goes when the channel is disposed: claimed and dropped, or gone
+ * with its item. */
 static ExecnetChannel *
 take_closed_channel (ExecnetGateway *self,
                      gint32          id)
@@ -521,6 +523,8 @@ take_closed_channel (ExecnetGateway *self,
   slot = g_hash_table_lookup (self->channels, GINT_TO_POINTER (id));
   if (slot != NULL && slot->held != NULL)
     channel = g_object_ref (slot->held);
+  else if (slot != NULL && slot->unclaimed)
+    channel = g_weak_ref_get (&slot->ref);  /* NULL once its item is gone */
   g_mutex_unlock (&self->lock);
 
   return channel != NULL ? channel : take_channel (self, id);
@@ -529,26 +533,21 @@ take_closed_channel (ExecnetGateway *self,
 /* Called with the lock held. */
 static ExecnetChannel *
 register_channel_unlocked (ExecnetGateway *self,
-                           gint32          id,
-                           gboolean        hold)
+                           gint32          id)
 {
   ExecnetChannel *channel = _execnet_channel_new (self, id);
   ChannelSlot *slot = g_new0 (ChannelSlot, 1);
 
   g_weak_ref_init (&slot->ref, channel);
-  if (hold)
-    slot->held = g_object_ref (channel);
   g_hash_table_replace (self->channels, GINT_TO_POINTER (id), slot);
 
   return channel;
 }
 
-/* Any thread: the channel @id, made if needed; @hold keeps a made one alive
- * until someone claims it. */
+/* Any thread: the channel @id, made if needed. */
 static ExecnetChannel *
 ensure_channel (ExecnetGateway *self,
-                gint32          id,
-                gboolean        hold)
+                gint32          id)
 {
   ExecnetChannel *channel = NULL;
   ChannelSlot *slot;
@@ -558,7 +557,7 @@ ensure_channel (ExecnetGateway *self,
   if (slot != NULL)
     channel = g_weak_ref_get (&slot->ref);
   if (channel == NULL)
-    channel = register_channel_unlocked (self, id, hold);
+    channel = register_channel_unlocked (self, id);
   g_mutex_unlock (&self->lock);
 
   return channel;
@@ -583,6 +582,8 @@ _execnet_gateway_hold_channel (ExecnetGateway *self,
   slot = g_hash_table_lookup (self->channels, GINT_TO_POINTER (execnet_channel_get_id (channel)));
   if (slot != NULL)
     {
+      if (!hold)
+        slot->unclaimed = FALSE;
       if (hold && slot->held == NULL)
         slot->held = g_object_ref (channel);
       else if (!hold && slot->held == channel)
@@ -633,14 +634,79 @@ _execnet_gateway_send_value (ExecnetGateway      *self,
   return _execnet_wire_send (wire, code, channel, chunks, error);
 }
 
+/* The channels that one item being decoded names. */
+typedef struct
+{
+  ExecnetGateway *gateway;          /* (unowned) */
+  GPtrArray *channels;              /* (owned) (element-type ExecnetChannel) (nullable) */
+} ChannelReferences;
+
 static gboolean
 on_channel_reference (gint32     channel_id,
                       gpointer   user_data,
                       GError   **error)
 {
-  g_autoptr(ExecnetChannel) channel = ensure_channel (user_data, channel_id, TRUE);
+  ChannelReferences *references = user_data;
+  ExecnetGateway *self = references->gateway;
+  ExecnetChannel *channel = NULL;
+  ChannelSlot *slot;
 
+  g_mutex_lock (&self->lock);
+  slot = g_hash_table_lookup (self->channels, GINT_TO_POINTER (channel_id));
+  if (slot != NULL)
+    channel = g_weak_ref_get (&slot->ref);
+  if (channel == NULL)
+    {
+      channel = register_channel_unlocked (self, channel_id);
+      slot = g_hash_table_lookup (self->channels, GINT_TO_POINTER (channel_id));
+      slot->unclaimed = TRUE;
+    }
+  g_mutex_unlock (&self->lock);
+
+  if (references->channels == NULL)
+    references->channels = g_ptr_array_new_with_free_func (g_object_unref);
+  g_ptr_array_add (references->channels, channel);
   return TRUE;
+}
+
+typedef struct
+{
+  GVariant *value;                  /* (owned) whose data the item's bytes are */
+  GPtrArray *channels;              /* (owned) */
+} ItemAnchor;
+
+static void
+item_anchor_free (gpointer data)
+{
+  ItemAnchor *anchor = data;
+
+  g_variant_unref (anchor->value);
+  g_ptr_array_unref (anchor->channels);
+  g_free (anchor);
+}
+
+/* An item that names channels keeps them alive while any part of it is
+ * alive, and no longer, as an unpickled Python item keeps its Channel
+ * objects: a channel nobody claimed (execnet_gateway_channel_from_value())
+ * goes with the item, closing itself, instead of piling up in the
+ * gateway's table. The item is made serialized, on bytes that own the
+ * channel references: every part of a serialized GVariant shares its
+ * bytes, and a serialized value is never rebuilt (a tree-form one drops
+ * its children when it is serialized). */
+static GVariant *
+hold_channels_in_item (GVariant  *value,     /* (transfer full) */
+                       GPtrArray *channels)  /* (transfer full) */
+{
+  ItemAnchor *anchor = g_new0 (ItemAnchor, 1);
+  g_autoptr(GBytes) bytes = NULL;
+  gconstpointer data = g_variant_get_data (value);
+  gsize size = g_variant_get_size (value);
+
+  anchor->value = value;
+  anchor->channels = channels;
+  bytes = g_bytes_new_with_free_func (data, size, item_anchor_free, anchor);
+
+  return g_variant_ref_sink (g_variant_new_from_bytes (g_variant_get_type (value), bytes, TRUE));
 }
 
 /* I/O thread: corrupt data arrived; the connection is beyond repair. */
@@ -785,7 +851,14 @@ on_frame (GObject            *owner,
                         self->description, channel_id);
           return;
         }
-      value = _execnet_value_decode (payload, on_channel_reference, self, &error);
+      {
+        ChannelReferences references = { self, NULL };
+
+        value = _execnet_value_decode (payload, on_channel_reference, &references, &error);
+        if (value != NULL && references.channels != NULL)
+          value = hold_channels_in_item (g_steal_pointer (&value), g_steal_pointer (&references.channels));
+        g_clear_pointer (&references.channels, g_ptr_array_unref);
+      }
       if (value == NULL && g_error_matches (error, EXECNET_ERROR, EXECNET_ERROR_UNSUPPORTED_VALUE))
         {
           /* Intact, but with no GVariant form: that receive fails, the
@@ -1518,7 +1591,7 @@ execnet_gateway_new_channel (ExecnetGateway *self)
   g_return_val_if_fail (EXECNET_IS_GATEWAY (self), NULL);
 
   g_mutex_lock (&self->lock);
-  channel = register_channel_unlocked (self, self->next_channel_id, FALSE);
+  channel = register_channel_unlocked (self, self->next_channel_id);
   self->next_channel_id += 2;
   g_mutex_unlock (&self->lock);
 
@@ -1554,7 +1627,7 @@ execnet_gateway_channel_from_value (ExecnetGateway *self,
       !_execnet_channel_path_parse (g_variant_get_string (owned, NULL), &id))
     return NULL;
 
-  channel = ensure_channel (self, id, FALSE);
+  channel = ensure_channel (self, id);
   /* Claimed: the table no longer needs to keep it alive. */
   _execnet_gateway_hold_channel (self, channel, FALSE);
 

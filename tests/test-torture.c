@@ -815,6 +815,119 @@ test_evil_protocol_error (EvilFixture   *f,
                         pid, test_process_state (pid));
 }
 
+/* ---------------------------------------------------------------------- */
+/* Channels named in items nobody claims                                   */
+
+#define N_CHANNEL_ITEMS 50
+#define CHANNELS_PER_ITEM 20000
+
+/* The number in "…, N active channels>". */
+static guint
+active_channels (ExecnetGateway *gateway)
+{
+  g_autofree char *text = execnet_gateway_to_string (gateway);
+  const char *comma = strrchr (text, ',');
+
+  g_assert_nonnull (comma);
+  return (guint) g_ascii_strtoull (comma + 1, NULL, 10);
+}
+
+/* The remote side writes items that name new channels (ids it never
+ * opened, so it never closes them), and nobody claims them: each channel
+ * goes with its item, as in execnet, so memory does not grow with their
+ * number. */
+#define UNCLAIMED_SOURCE \
+  "import struct\n" \
+  "for i in range(" G_STRINGIFY (N_CHANNEL_ITEMS) "):\n" \
+  "    base = 1000000 + 2 * i * " G_STRINGIFY (CHANNELS_PER_ITEM) "\n" \
+  "    parts = [b'K' + struct.pack('!i', " G_STRINGIFY (CHANNELS_PER_ITEM) ")]\n" \
+  "    for k in range(" G_STRINGIFY (CHANNELS_PER_ITEM) "):\n" \
+  "        parts.append(b'F' + struct.pack('!i', k) + b'B' + struct.pack('!i', base + 2 * k) + b'P')\n" \
+  "    parts.append(b'Q')\n" \
+  "    channel.gateway._send(4, channel.id, [b''.join(parts)])\n"
+
+static void
+test_unclaimed_channels (void)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  g_autoptr(ExecnetChannel) channel = NULL;
+  ExecnetGateway *gateway;
+  gsize rss_before = 0;
+
+  if (test_skip_unless_our_agent ("writes through our agent's protocol stream"))
+    return;
+
+  gateway = test_make_gateway (group, NULL);
+  channel = test_remote_exec (gateway, UNCLAIMED_SOURCE);
+
+  for (guint i = 0; i < N_CHANNEL_ITEMS; i++)
+    {
+      g_autoptr(GVariant) item = test_receive (channel);
+      g_autoptr(GVariant) first = NULL;
+
+      g_assert_cmpuint (g_variant_n_children (item), ==, CHANNELS_PER_ITEM);
+      first = g_variant_get_child_value (item, 0);
+      g_assert_true (g_variant_is_of_type (first, G_VARIANT_TYPE_VARIANT));
+      /* While the item lives, its channels do. */
+      g_assert_cmpuint (active_channels (gateway), >=, CHANNELS_PER_ITEM);
+      if (i == 1)
+        rss_before = resident_size ();
+    }
+  test_wait_close (channel);
+  g_clear_object (&channel);
+
+  /* Only what is still open remains: nothing of the million. */
+  g_assert_cmpuint (active_channels (gateway), <, 10);
+  g_test_message ("RSS growth over %u items: %" G_GSSIZE_FORMAT " KiB", N_CHANNEL_ITEMS - 2,
+                  ((gssize) resident_size () - (gssize) rss_before) / 1024);
+  if (!UNDER_ASAN)
+    g_assert_cmpuint (resident_size (), <, rss_before + 64 * MIB);
+
+  test_terminate (group);
+}
+
+/* A channel named in an item stays alive while any part of the item does,
+ * even after the item was serialized, and can be claimed and used. */
+static void
+test_claimed_channel_in_item (void)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  g_autoptr(ExecnetChannel) channel = NULL;
+  g_autoptr(ExecnetChannel) claimed = NULL;
+  g_autoptr(GVariant) item = NULL;
+  g_autoptr(GVariant) inner = NULL;
+  g_autoptr(GVariant) path = NULL;
+  g_autoptr(GVariant) object_path = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  ExecnetGateway *gateway;
+
+  if (test_skip_unless_our_agent ("makes channels through our agent"))
+    return;
+
+  gateway = test_make_gateway (group, NULL);
+  channel = test_remote_exec (gateway,
+                              "c = channel.gateway.newchannel()\n"
+                              "channel.send((1, [c]))\n"
+                              "c.send(c.receive() + 1)\n");
+  item = test_receive (channel);
+  /* Take the channel's part alone, and let go of the rest. */
+  inner = g_variant_get_child_value (item, 1);
+  g_clear_pointer (&item, g_variant_unref);
+  path = g_variant_get_child_value (inner, 0);
+  g_clear_pointer (&inner, g_variant_unref);
+  g_assert_cmpuint (g_variant_get_size (path), >, 0);
+
+  object_path = g_variant_get_variant (path);
+  claimed = execnet_gateway_channel_from_value (gateway, object_path);
+  g_assert_nonnull (claimed);
+  test_send (claimed, g_variant_new_int64 (41));
+  reply = test_receive (claimed);
+  g_assert_cmpint (g_variant_get_int64 (reply), ==, 42);
+  test_wait_close (channel);
+
+  test_terminate (group);
+}
+
 /* Asserts that @text is fit for an error message: valid UTF-8, no control
  * character but newline and tab, at most @max bytes. */
 static void
@@ -927,6 +1040,8 @@ main (int   argc,
       g_test_add_data_func (path, &stuck_cases[i], test_terminate_stuck);
     }
   g_test_add_func ("/torture/channel/concurrent-senders", test_concurrent_senders);
+  g_test_add_func ("/torture/channel/unclaimed-in-items", test_unclaimed_channels);
+  g_test_add_func ("/torture/channel/claimed-from-item", test_claimed_channel_in_item);
   for (guint i = 0; i < G_N_ELEMENTS (protocol_modes); i++)
     {
       g_autofree char *path = g_strdup_printf ("/torture/malicious/%s", protocol_modes[i]);
