@@ -11,6 +11,14 @@ G_BEGIN_DECLS
 /* Deepest nesting of containers the decoder accepts. */
 #define EXECNET_VALUE_MAX_DEPTH 200
 
+/* The most memory one decoded item may take, estimated from above while it
+ * is decoded; an item that would need more fails with
+ * EXECNET_ERROR_UNSUPPORTED_VALUE before it is built. Decoded items take
+ * 1-2x their wire size for strings and bytes, up to about 50x for
+ * containers of small numbers, and a tuple about 110 bytes per member
+ * (doc/protocol.md). */
+#define EXECNET_VALUE_DECODE_BUDGET ((gsize) 256 << 20)
+
 /* The object path prefix of channel values: /org/execnet/channel/<id> */
 #define EXECNET_CHANNEL_PATH_PREFIX "/org/execnet/channel/"
 
@@ -36,6 +44,11 @@ GVariant  *_execnet_value_decode        (GBytes                  *data,
                                          ExecnetValueChannelFunc  channel_func,
                                          gpointer                 user_data,
                                          GError                 **error);
+
+/* As _execnet_value_decode() without channels, with another budget. */
+GVariant  *_execnet_value_decode_with_budget (GBytes                 *data,
+                                              gsize                   budget,
+                                              GError                **error);
 
 char      *_execnet_channel_path_new    (gint32                   channel_id);
 gboolean   _execnet_channel_path_parse  (const char              *path,

@@ -1126,6 +1126,76 @@ test_dumps_loads (void)
 
 /* ---------------------------------------------------------------------- */
 
+/* The wire form of (None,) * n, a list of n ints, or a set of n ints. */
+static GBytes *
+wire_of_many (char   kind,
+              guint  n)
+{
+  GByteArray *data = g_byte_array_new ();
+  guint8 count[4] = { n >> 24, n >> 16, n >> 8, n };
+
+  if (kind == 'l')
+    {
+      g_byte_array_append (data, (const guint8 *) "K", 1);
+      g_byte_array_append (data, count, 4);
+    }
+  for (guint i = 0; i < n; i++)
+    {
+      guint8 index[5] = { 'F', i >> 24, i >> 16, i >> 8, i };
+
+      if (kind == 't')
+        g_byte_array_append (data, (const guint8 *) "L", 1);
+      else if (kind == 's')
+        g_byte_array_append (data, index, 5);
+      else
+        {
+          g_byte_array_append (data, index, 5);
+          g_byte_array_append (data, index, 5);
+          g_byte_array_append (data, (const guint8 *) "P", 1);
+        }
+    }
+  if (kind == 't')
+    g_byte_array_append (data, (const guint8 *) "@", 1);
+  else if (kind == 's')
+    g_byte_array_append (data, (const guint8 *) "O", 1);
+  if (kind != 'l')
+    g_byte_array_append (data, count, 4);
+  g_byte_array_append (data, (const guint8 *) "Q", 1);
+
+  return g_byte_array_free_to_bytes (data);
+}
+
+/* An item whose decoded form would pass the budget fails with
+ * UNSUPPORTED_VALUE, before it is built; below it, it decodes. */
+static void
+test_decode_budget (void)
+{
+  static const char kinds[] = { 't', 's', 'l' };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (kinds); i++)
+    {
+      g_autoptr(GBytes) small = wire_of_many (kinds[i], 1000);
+      g_autoptr(GBytes) large = wire_of_many (kinds[i], 100000);
+      g_autoptr(GVariant) value = NULL;
+      g_autoptr(GError) error = NULL;
+
+      value = _execnet_value_decode_with_budget (small, 1 << 20, &error);
+      g_assert_no_error (error);
+      g_assert_cmpuint (g_variant_n_children (value), ==, 1000);
+
+      g_assert_null (_execnet_value_decode_with_budget (large, 1 << 20, &error));
+      g_assert_error (error, EXECNET_ERROR, EXECNET_ERROR_UNSUPPORTED_VALUE);
+      g_assert_nonnull (strstr (error->message, "smaller pieces"));
+      g_clear_error (&error);
+
+      /* The default budget takes it. */
+      g_clear_pointer (&value, g_variant_unref);
+      value = _execnet_value_decode (large, NULL, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_cmpuint (g_variant_n_children (value), ==, 100000);
+    }
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1138,6 +1208,7 @@ main (int   argc,
       g_test_add_data_func (path, &decode_cases[i], test_decode);
     }
   g_test_add_func ("/value/decode/depth/lists", test_decode_depth_lists);
+  g_test_add_func ("/value/decode/budget", test_decode_budget);
   g_test_add_func ("/value/decode/depth/tuples", test_decode_depth_tuples);
   g_test_add_func ("/value/decode/unset-items-allowed", test_decode_unset_items_allowed);
   g_test_add_func ("/value/decode/channel-func/records", test_decode_channel_func);
