@@ -756,6 +756,22 @@ execnet_group_make_gateway_for_xspec_async (ExecnetGroup        *self,
     _execnet_gateway_start_async (gateway, cancellable, on_gateway_started, g_steal_pointer (&task));
 }
 
+/* Every error of making gateways passes here, whichever transport made
+ * it; it may quote the remote's output or the spec, so it is escaped and
+ * bounded once, here. */
+static gpointer
+propagate_made (GAsyncResult  *result,
+                GError       **error)
+{
+  GError *local_error = NULL;
+  gpointer made = g_task_propagate_pointer (G_TASK (result), &local_error);
+
+  _execnet_error_escape_message (local_error, EXECNET_START_ERROR_MAX);
+  if (local_error != NULL)
+    g_propagate_error (error, local_error);
+  return made;
+}
+
 /**
  * execnet_group_make_gateway_for_xspec_finish:
  * @self: a group
@@ -779,7 +795,7 @@ execnet_group_make_gateway_for_xspec_finish (ExecnetGroup  *self,
   g_return_val_if_fail (g_task_is_valid (result, self), NULL);
 
   /* The group holds it for as long as it is a member. */
-  gateway = g_task_propagate_pointer (G_TASK (result), error);
+  gateway = propagate_made (result, error);
   return gateway;
 }
 
@@ -868,17 +884,10 @@ execnet_group_make_gateway_finish (ExecnetGroup  *self,
                                    GError       **error)
 {
   g_autoptr(ExecnetGateway) gateway = NULL;
-  GError *local_error = NULL;
 
   g_return_val_if_fail (g_task_is_valid (result, self), NULL);
 
-  gateway = g_task_propagate_pointer (G_TASK (result), &local_error);
-  /* Every error of making a gateway passes here, whichever transport made
-   * it; it may quote the remote's output or the spec, so it is escaped and
-   * bounded once, here. */
-  _execnet_error_escape_message (local_error, EXECNET_START_ERROR_MAX);
-  if (local_error != NULL)
-    g_propagate_error (error, local_error);
+  gateway = propagate_made (result, error);
   return gateway;
 }
 
@@ -1162,7 +1171,7 @@ execnet_group_make_gateways_finish (ExecnetGroup  *self,
 
   g_return_val_if_fail (g_task_is_valid (result, self), NULL);
 
-  gateways = g_task_propagate_pointer (G_TASK (result), error);
+  gateways = propagate_made (result, error);
   if (gateways == NULL)
     return NULL;
 
