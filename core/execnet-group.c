@@ -799,13 +799,78 @@ execnet_group_make_gateway_for_xspec_finish (ExecnetGroup  *self,
   return gateway;
 }
 
-/* Any thread: @spec, or the default spec, parsed. */
+/* Any thread: @spec parsed; no spec, or an empty one, is the default spec,
+ * as in execnet. */
 static ExecnetXSpec *
 parse_spec (ExecnetGroup  *self,
             const char    *spec,
             GError       **error)
 {
-  return execnet_xspec_new (spec != NULL ? spec : execnet_group_get_default_spec (self), error);
+  if (spec == NULL || *spec == '\0')
+    spec = execnet_group_get_default_spec (self);
+  return execnet_xspec_new (spec, error);
+}
+
+/* The most gateways one N*SPEC makes: a guard against a typing mistake
+ * such as 10000*popen, not a limit of the library. */
+#define MAX_SPEC_COUNT 1024
+
+/* Any thread: @specs parsed into XSpecs in order, each `N*SPEC` (as in
+ * pytest-xdist's `--tx 4*popen`) expanded into N separate ones. */
+static GPtrArray *
+parse_specs (ExecnetGroup        *self,
+             const char * const  *specs,
+             GError             **error)
+{
+  g_autoptr(GPtrArray) xspecs = g_ptr_array_new_with_free_func ((GDestroyNotify) execnet_xspec_unref);
+
+  for (guint i = 0; specs[i] != NULL; i++)
+    {
+      const char *spec = specs[i];
+      const char *star = spec;
+      guint64 count = 1;
+
+      while (g_ascii_isdigit (*star))
+        star++;
+      if (star > spec && *star == '*')
+        {
+          g_autofree char *digits = g_strndup (spec, star - spec);
+
+          if (!g_ascii_string_to_unsigned (digits, 10, 1, MAX_SPEC_COUNT, &count, NULL) ||
+              star[1] == '\0')
+            {
+              g_autofree char *text = execnet_error_escape_text (specs[i], -1, 512);
+
+              g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
+                           "Invalid gateway spec “%s”: write N*SPEC, with N from 1 to %d",
+                           text, MAX_SPEC_COUNT);
+              return NULL;
+            }
+          spec = star + 1;
+        }
+
+      for (guint64 n = 0; n < count; n++)
+        {
+          ExecnetXSpec *xspec = parse_spec (self, spec, error);
+
+          if (xspec == NULL)
+            return NULL;
+          if (count > 1 && execnet_xspec_get_id (xspec) != NULL)
+            {
+              g_autofree char *text = execnet_error_escape_text (specs[i], -1, 512);
+
+              g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
+                           "Invalid gateway spec “%s”: %" G_GUINT64_FORMAT " gateways cannot share "
+                           "the id “%s”; leave id= out to have the group number them",
+                           text, count, execnet_xspec_get_id (xspec));
+              execnet_xspec_unref (xspec);
+              return NULL;
+            }
+          g_ptr_array_add (xspecs, xspec);
+        }
+    }
+
+  return g_steal_pointer (&xspecs);
 }
 
 static void
@@ -827,7 +892,8 @@ on_made_from_spec (GObject      *source,
 /**
  * execnet_group_make_gateway_async:
  * @self: a group
- * @spec: (nullable): the spec text, or %NULL for the group's default spec
+ * @spec: (nullable): the spec text, or %NULL (or the empty string) for the
+ *   group's default spec
  * @cancellable: (nullable): a #GCancellable; cancelling it kills and reaps
  *   whatever the start had started
  * @callback: (scope async): called when the gateway is ready or failed
@@ -938,11 +1004,13 @@ execnet_group_make_gateway_for_xspec (ExecnetGroup  *self,
 /**
  * execnet_group_make_gateway:
  * @self: a group
- * @spec: (nullable): the spec text, or %NULL for the group's default spec
+ * @spec: (nullable): the spec text, or %NULL (or the empty string) for
+ *   the group's default spec
  * @error: return location for a #GError
  *
  * Makes a gateway from a spec such as `popen//id=w1` and waits until it is
- * ready to run code.
+ * ready to run code. Without a spec the group's
+ * [property@Execnet.Group:default-spec] is used, as execnet does.
  *
  * Returns: (transfer none): the gateway, owned by the group, or %NULL on error
  *
@@ -990,7 +1058,7 @@ many_free (gpointer data)
 {
   Many *many = data;
 
-  g_ptr_array_unref (many->xspecs);
+  g_clear_pointer (&many->xspecs, g_ptr_array_unref);
   for (guint i = 0; i < many->gateways->len; i++)
     g_clear_object (&g_ptr_array_index (many->gateways, i));
   g_ptr_array_unref (many->gateways);
@@ -1090,8 +1158,10 @@ on_one_made (GObject      *source,
  *   failed and the others were stopped
  * @user_data: data for @callback
  *
- * Makes one gateway per spec, all started at once. They join the group as
- * each becomes ready. If one fails, those that started are terminated and
+ * Makes one gateway per spec, all started at once. A spec written
+ * `N*SPEC`, as pytest-xdist's `--tx 4*popen`, makes N gateways from SPEC;
+ * ids (`gw0`, `gw1`, ...) are given in the order of the specs. They join
+ * the group as each becomes ready. If one fails, those that started are terminated and
  * the first error is returned. @callback runs in the thread-default main
  * context of the calling thread.
  *
@@ -1105,6 +1175,7 @@ execnet_group_make_gateways_async (ExecnetGroup        *self,
                                    gpointer             user_data)
 {
   g_autoptr(GTask) task = NULL;
+  GError *error = NULL;
   Many *many;
 
   g_return_if_fail (EXECNET_IS_GROUP (self));
@@ -1113,22 +1184,15 @@ execnet_group_make_gateways_async (ExecnetGroup        *self,
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, execnet_group_make_gateways_async);
   many = g_new0 (Many, 1);
-  many->xspecs = g_ptr_array_new_with_free_func ((GDestroyNotify) execnet_xspec_unref);
   many->gateways = g_ptr_array_new ();
   many->cancellable = g_cancellable_new ();
   g_task_set_task_data (task, many, many_free);
 
-  for (guint i = 0; specs[i] != NULL; i++)
+  many->xspecs = parse_specs (self, specs, &error);
+  if (many->xspecs == NULL)
     {
-      GError *error = NULL;
-      ExecnetXSpec *xspec = execnet_xspec_new (specs[i], &error);
-
-      if (xspec == NULL)
-        {
-          g_task_return_error (task, error);
-          return;
-        }
-      g_ptr_array_add (many->xspecs, xspec);
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
     }
   g_ptr_array_set_size (many->gateways, many->xspecs->len);
 
@@ -1234,8 +1298,9 @@ execnet_group_make_gateways (ExecnetGroup        *self,
  * @specs: (array zero-terminated=1): spec texts
  * @error: return location for a #GError
  *
- * Makes a group with one gateway per spec, all started at once. If any
- * fails, those that started are terminated and the first error is returned.
+ * Makes a group with one gateway per spec, all started at once; a spec
+ * written `N*SPEC` makes N gateways from SPEC, as pytest-xdist's
+ * `--tx 4*popen`. If any fails, those that started are terminated and the first error is returned.
  * The members are listed in the order of the specs.
  *
  * Returns: (transfer full): the group, or %NULL on error

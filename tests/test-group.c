@@ -612,7 +612,6 @@ test_bad_spec_malformed (void)
   assert_make_fails ("popen//=x", EXECNET_ERROR_INVALID_SPEC, NULL);
   assert_make_fails ("popen//_secret=1", EXECNET_ERROR_INVALID_SPEC, "_secret");
   assert_make_fails ("popen//", EXECNET_ERROR_INVALID_SPEC, NULL);
-  assert_make_fails ("", EXECNET_ERROR_INVALID_SPEC, NULL);
 }
 
 static void
@@ -628,6 +627,71 @@ test_unknown_scheme (void)
 {
   assert_make_fails ("foo=bar", EXECNET_ERROR_UNKNOWN_TRANSPORT, "popen");
   assert_make_fails ("foo=bar", EXECNET_ERROR_UNKNOWN_TRANSPORT, "foo");
+}
+
+/* N*SPEC, as pytest-xdist's --tx 4*popen: N gateways, ids in order. */
+static void
+test_spec_count (void)
+{
+  g_autofree char *spec = test_spec (NULL);
+  g_autofree char *three = g_strdup_printf ("3*%s", spec);
+  g_autofree char *named = g_strdup_printf ("%s//id=last", spec);
+  const char *specs[] = { three, named, NULL };
+  g_autoptr(ExecnetGroup) group = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *expected[] = { "gw0", "gw1", "gw2", "last" };
+  gint64 pids[G_N_ELEMENTS (expected)];
+
+  group = execnet_group_new_with_specs (specs, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (execnet_group_get_size (group), ==, G_N_ELEMENTS (expected));
+  for (guint i = 0; i < G_N_ELEMENTS (expected); i++)
+    {
+      ExecnetGateway *gateway = execnet_group_get_gateway (group, i);
+
+      g_assert_cmpstr (execnet_gateway_get_id (gateway), ==, expected[i]);
+      pids[i] = test_gateway_pid (gateway);
+      for (guint j = 0; j < i; j++)
+        g_assert_cmpint (pids[j], !=, pids[i]);
+    }
+  test_terminate (group);
+}
+
+static void
+test_spec_count_errors (void)
+{
+  const char *bad[] = { "0*popen", "1025*popen", "2*popen//id=same", "2*", NULL };
+
+  for (guint i = 0; bad[i] != NULL; i++)
+    {
+      const char *specs[] = { bad[i], NULL };
+      g_autoptr(GError) error = NULL;
+
+      g_assert_null (execnet_group_new_with_specs (specs, &error));
+      g_test_message ("%s: %s", bad[i], error->message);
+      g_assert_error (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC);
+    }
+  test_assert_no_children (5.0);
+}
+
+/* Without a spec, or with an empty one, the group's default spec. */
+static void
+test_spec_default (void)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  g_autofree char *spec = test_spec (NULL);
+  g_autoptr(GError) error = NULL;
+  ExecnetGateway *gateway;
+
+  execnet_group_set_default_spec (group, spec);
+  gateway = execnet_group_make_gateway (group, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (execnet_xspec_to_string (execnet_gateway_get_xspec (gateway)), ==, spec);
+  gateway = execnet_group_make_gateway (group, "", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (execnet_xspec_to_string (execnet_gateway_get_xspec (gateway)), ==, spec);
+  g_assert_cmpuint (execnet_group_get_size (group), ==, 2);
+  test_terminate (group);
 }
 
 static void
@@ -1176,6 +1240,9 @@ main (int   argc,
   g_test_add_func ("/group/spec/malformed", test_bad_spec_malformed);
   g_test_add_func ("/group/spec/no-transport", test_bad_spec_no_transport);
   g_test_add_func ("/group/spec/unknown-scheme", test_unknown_scheme);
+  g_test_add_func ("/group/spec/count", test_spec_count);
+  g_test_add_func ("/group/spec/count-errors", test_spec_count_errors);
+  g_test_add_func ("/group/spec/default", test_spec_default);
   g_test_add_func ("/group/bootstrap/missing-python", test_missing_python);
   g_test_add_func ("/group/bootstrap/not-python", test_not_python);
   g_test_add_func ("/group/remote-exec/multichannel", test_remote_exec_multichannel);
