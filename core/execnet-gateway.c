@@ -1212,6 +1212,8 @@ on_setup_done (GObject      *source,
   g_task_return_boolean (task, TRUE);
 }
 
+static ExecnetXSpec *get_transport_xspec (ExecnetGateway *self);
+
 static void
 on_bootstrapped (GObject      *source,
                  GAsyncResult *result,
@@ -1227,6 +1229,17 @@ on_bootstrapped (GObject      *source,
   /* I/O thread */
   if (!_execnet_bootstrap_finish (connection, result, &error))
     {
+      ExecnetTransport *transport = g_task_get_task_data (task);
+      GError *explained = NULL;
+
+      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        explained = execnet_transport_explain_failure (transport, get_transport_xspec (self),
+                                                       connection, error);
+      if (explained != NULL)
+        {
+          g_error_free (error);
+          error = explained;
+        }
       execnet_connection_terminate (connection, TRUE);
       g_task_return_error (task, error);
       return;

@@ -279,6 +279,41 @@ execnet_transport_check_xspec (ExecnetTransport  *self,
 }
 
 /**
+ * execnet_transport_explain_failure:
+ * @self: a transport
+ * @xspec: the specification @connection was opened for
+ * @connection: a connection whose interpreter did not acknowledge the bootstrap
+ * @error: the error the core made of that
+ *
+ * Asks @self for a clearer error than @error: a launcher such as `sudo`
+ * or `srun` knows what its own messages mean ("a password is required",
+ * "queued and waiting for resources") and what the user should do.
+ *
+ * Returns: (transfer full) (nullable): the clearer error, or %NULL to keep
+ *   @error
+ *
+ * Since: 1.0
+ */
+GError *
+execnet_transport_explain_failure (ExecnetTransport  *self,
+                                   ExecnetXSpec      *xspec,
+                                   ExecnetConnection *connection,
+                                   const GError      *error)
+{
+  ExecnetTransportInterface *iface;
+
+  g_return_val_if_fail (EXECNET_IS_TRANSPORT (self), NULL);
+  g_return_val_if_fail (xspec != NULL, NULL);
+  g_return_val_if_fail (EXECNET_IS_CONNECTION (connection), NULL);
+  g_return_val_if_fail (error != NULL, NULL);
+
+  iface = EXECNET_TRANSPORT_GET_IFACE (self);
+  if (iface->explain_failure == NULL)
+    return NULL;
+  return iface->explain_failure (self, xspec, connection, error);
+}
+
+/**
  * execnet_transport_build_python_argv:
  * @xspec: a gateway specification
  * @error: return location for a #GError

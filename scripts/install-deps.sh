@@ -11,6 +11,8 @@ packages="
   openssh-server openssh-client
   clang libclang-rt-14-dev
   procps
+  sudo podman runc conmon catatonit
+  slurmctld slurmd slurm-client munge
 "
 
 missing=""

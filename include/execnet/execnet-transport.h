@@ -47,6 +47,12 @@ G_DECLARE_INTERFACE (ExecnetTransport, execnet_transport, EXECNET, TRANSPORT, GO
  *   %NULL-terminated array. The default accepts none.
  * @check_xspec: check the values of @xspec beyond its keys (called after
  *   the keys were checked, before @open_async). The default accepts any.
+ * @explain_failure: (nullable): turn the core's @error about a connection
+ *   whose interpreter never acknowledged the bootstrap (it ended, or
+ *   `connect_timeout=` passed) into a clearer one, from what the launcher
+ *   wrote on stderr ([method@Execnet.Connection.dup_error_output]) and its
+ *   exit status; return %NULL to keep @error. Called in the I/O thread; it
+ *   must not block.
  *
  * The interface a transport plugin implements. See doc/transports.md.
  *
@@ -68,9 +74,13 @@ struct _ExecnetTransportInterface
   gboolean            (*check_xspec) (ExecnetTransport     *self,
                                       ExecnetXSpec         *xspec,
                                       GError              **error);
+  GError             *(*explain_failure) (ExecnetTransport  *self,
+                                          ExecnetXSpec      *xspec,
+                                          ExecnetConnection *connection,
+                                          const GError      *error);
 
   /*< private >*/
-  gpointer padding[10];
+  gpointer padding[9];
 };
 
 EXECNET_AVAILABLE_IN_1_0
@@ -95,6 +105,11 @@ ExecnetConnection *execnet_transport_spawn       (ExecnetXSpec         *xspec,
                                                   const char * const   *launcher_argv,
                                                   GCancellable         *cancellable,
                                                   GError              **error);
+EXECNET_AVAILABLE_IN_1_0
+GError            *execnet_transport_explain_failure (ExecnetTransport  *self,
+                                                      ExecnetXSpec      *xspec,
+                                                      ExecnetConnection *connection,
+                                                      const GError      *error);
 
 EXECNET_AVAILABLE_IN_1_0
 char  **execnet_transport_build_python_argv    (ExecnetXSpec  *xspec,
