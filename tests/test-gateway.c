@@ -1593,7 +1593,6 @@ test_channel_closed_before_claimed (Fixture       *f,
   g_autoptr(ExecnetChannel) channel = NULL;
   g_autoptr(GVariant) carrier = NULL;
   g_autoptr(GVariant) marker = NULL;
-  g_autoptr(GVariant) path = NULL;
   g_autoptr(GError) error = NULL;
 
   channel = test_remote_exec (f->gateway,
@@ -1613,6 +1612,7 @@ test_channel_closed_before_claimed (Fixture       *f,
       g_autoptr(ExecnetChannel) theirs = NULL;
       g_autoptr(GVariant) list = NULL;
       g_autoptr(GVariant) boxed = NULL;
+      g_autoptr(GVariant) path = NULL;
 
       carrier = test_receive (channel);
       marker = test_receive (channel);
@@ -1621,7 +1621,7 @@ test_channel_closed_before_claimed (Fixture       *f,
       list = g_variant_get_child_value (carrier, 2);
       boxed = g_variant_get_child_value (list, 0);
       path = g_variant_get_variant (boxed);
-      theirs = execnet_gateway_channel_from_value (f->gateway, g_steal_pointer (&path));
+      theirs = execnet_gateway_channel_from_value (f->gateway, path);
       g_assert_nonnull (theirs);
 
       for (gint64 i = 0; i < 3; i++)

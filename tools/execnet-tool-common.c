@@ -63,7 +63,8 @@ execnet_tool_parse_values (char    **texts,
                        "--send value %u is not GVariant text:\n%s", i + 1, context);
           return NULL;
         }
-      g_ptr_array_add (values, g_variant_ref_sink (value));
+      /* g_variant_parse() returns a full, non-floating reference. */
+      g_ptr_array_add (values, value);
     }
 
   return g_steal_pointer (&values);

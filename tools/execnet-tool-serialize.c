@@ -74,7 +74,6 @@ execnet_tool_dumps (int    argc,
       execnet_tool_print_error (argv[0], "the value is not GVariant text:\n%s", context_text);
       return EXECNET_TOOL_EXIT_USAGE;
     }
-  g_variant_ref_sink (value);
 
   data = execnet_dumps (value, &error);
   if (data == NULL)
