@@ -19,6 +19,7 @@
 #include <execnet/execnet-gateway.h>
 #include <execnet/execnet-group.h>
 #include <execnet/execnet-connection.h>
+#include <execnet/execnet-rsync.h>
 #include <execnet/execnet-transport.h>
 
 #undef __EXECNET_INSIDE__
