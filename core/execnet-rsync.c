@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -55,6 +56,8 @@
 #define CHUNK_SIZE (256 * 1024)
 /* Receives wait this long at a time, so a cancellation is seen. */
 #define POLL_SECONDS 0.25
+/* What the receiver's own refusals start with (core/remote/rsync.py). */
+#define RECEIVER_MARK "rsync receiver: "
 
 typedef struct {
   ExecnetGateway    *gateway;   /* (owned) */
@@ -417,11 +420,12 @@ receive_item (ExecnetChannel  *channel,
           g_auto(GStrv) lines = g_strsplit (g_strstrip (local_error->message), "\n", -1);
           guint n = g_strv_length (lines);
 
-          if (n > 0 && strstr (lines[n - 1], "rsync to ") != NULL)
-            {
-              const char *text = strstr (lines[n - 1], "rsync to ");
+          const char *text = n > 0 ? strstr (lines[n - 1], RECEIVER_MARK) : NULL;
 
-              g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_REMOTE, "%s", text);
+          if (text != NULL)
+            {
+              g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_REMOTE, "%s",
+                           text + strlen (RECEIVER_MARK));
               return NULL;
             }
         }

@@ -202,7 +202,7 @@ split_lines (const char *text)
 
 static const char * const command_names[] = {
   "exec", "spec", "transports", "status", "info", "probe", "trace", "dumps", "loads",
-  "socketserver",
+  "socketserver", "rsync",
 };
 
 static void
@@ -711,6 +711,74 @@ test_status_errors (void)
   g_assert_cmpint (no_python->status, ==, TOOL_EXIT_CONNECT);
 }
 
+/* rsync SRC SPEC:DEST SPEC:DEST: both copies made, files listed; a second
+ * run sends nothing; a missing source and a bad target are errors. */
+static void
+test_rsync (void)
+{
+  static const char * const removals[] = {
+    "src/sub/f.txt", "src/sub", "src", "d0/sub/f.txt", "d0/sub", "d0",
+    "d1/sub/f.txt", "d1/sub", "d1", NULL
+  };
+  g_autofree char *spec = test_spec (NULL);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *base = NULL;
+  g_autofree char *src = NULL, *sub = NULL, *file = NULL, *target0 = NULL, *target1 = NULL, *copy = NULL;
+  g_autofree char *missing = NULL, *blocked = NULL, *contents = NULL;
+  g_autoptr(Run) first = NULL;
+  g_autoptr(Run) again = NULL;
+  g_autoptr(Run) no_source = NULL;
+  g_autoptr(Run) bad_target = NULL;
+  g_autoptr(Run) no_dest = NULL;
+
+  if (skip_without_tool ())
+    return;
+
+  base = g_dir_make_tmp ("execnet-tool-rsync-XXXXXX", &error);
+  g_assert_no_error (error);
+  src = g_build_filename (base, "src", NULL);
+  file = g_build_filename (src, "sub", "f.txt", NULL);
+  sub = g_build_filename (src, "sub", NULL);
+  g_assert_cmpint (g_mkdir_with_parents (sub, 0755), ==, 0);
+  g_assert_true (g_file_set_contents (file, "tool\n", -1, NULL));
+  target0 = g_strdup_printf ("%s:%s/d0", spec, base);
+  target1 = g_strdup_printf ("%s:%s/d1", spec, base);
+
+  first = run_tool ("rsync", src, target0, target1);
+  g_assert_cmpint (first->status, ==, TOOL_EXIT_OK);
+  assert_contains (first->out, "gw0: sub/f.txt (5 bytes)\n");
+  assert_contains (first->out, "gw1: sub/f.txt (5 bytes)\n");
+  copy = g_build_filename (base, "d1", "sub", "f.txt", NULL);
+  g_assert_true (g_file_get_contents (copy, &contents, NULL, NULL));
+  g_assert_cmpstr (contents, ==, "tool\n");
+
+  again = run_tool ("rsync", "--delete", src, target0);
+  g_assert_cmpint (again->status, ==, TOOL_EXIT_OK);
+  g_assert_cmpstr (again->out, ==, "");
+
+  missing = g_build_filename (base, "missing", NULL);
+  no_source = run_tool ("rsync", missing, target0);
+  g_assert_cmpint (no_source->status, ==, TOOL_EXIT_USAGE);
+  assert_contains (no_source->err, "give an existing local directory");
+
+  blocked = g_strdup_printf ("%s:%s/x", spec, file);
+  bad_target = run_tool ("rsync", src, blocked);
+  g_assert_cmpint (bad_target->status, ==, TOOL_EXIT_REMOTE_ERROR);
+  assert_contains (bad_target->err, "cannot create the destination directory");
+
+  no_dest = run_tool ("rsync", src, "popen");
+  g_assert_cmpint (no_dest->status, ==, TOOL_EXIT_USAGE);
+  assert_contains (no_dest->err, "is not SPEC:DEST");
+
+  for (const char *const *d = removals; *d != NULL; d++)
+    {
+      g_autofree char *path = g_build_filename (base, *d, NULL);
+
+      g_remove (path);
+    }
+  g_rmdir (base);
+}
+
 static void
 test_probe (void)
 {
@@ -1209,6 +1277,7 @@ main (int    argc,
   g_test_add_func ("/tool/serialize/errors", test_serialize_errors);
   g_test_add_func ("/tool/serialize/python", test_serialize_python);
   g_test_add_func ("/tool/socketserver/bad-python", test_socketserver_bad_python);
+  g_test_add_func ("/tool/rsync", test_rsync);
 
   return g_test_run ();
 }

@@ -31,6 +31,7 @@ static const Command commands[] = {
   { "dumps", execnet_tool_dumps, "Serialize a GVariant value in execnet's format" },
   { "loads", execnet_tool_loads, "Deserialize execnet's format into a GVariant value" },
   { "socketserver", execnet_tool_socketserver, "Serve gateways to remote masters over a socket" },
+  { "rsync", execnet_tool_rsync, "Copy a local directory to directories on new gateways" },
 };
 
 static const struct {

@@ -101,6 +101,7 @@ int execnet_tool_spec         (int argc, char **argv);
 int execnet_tool_transports   (int argc, char **argv);
 int execnet_tool_status       (int argc, char **argv);
 int execnet_tool_info         (int argc, char **argv);
+int execnet_tool_rsync        (int argc, char **argv);
 int execnet_tool_probe        (int argc, char **argv);
 int execnet_tool_trace        (int argc, char **argv);
 int execnet_tool_dumps        (int argc, char **argv);

@@ -21,7 +21,7 @@ root = os.path.abspath(root_arg)
 
 
 def fail(what, todo):
-    raise OSError('rsync to %s: %s; %s' % (root_arg, what, todo))
+    raise OSError('rsync receiver: %s; %s' % (what, todo))
 
 
 try:
