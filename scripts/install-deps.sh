@@ -13,6 +13,7 @@ packages="
   procps
   sudo podman runc conmon catatonit
   slurmctld slurmd slurm-client munge
+  rsync
 "
 
 missing=""
