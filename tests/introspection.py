@@ -3,6 +3,7 @@
 Run by test-introspection with GI_TYPELIB_PATH and LD_LIBRARY_PATH pointing
 at the build tree; the first argument is the interpreter gateways run.
 """
+import os
 import sys
 import tempfile
 
@@ -119,6 +120,33 @@ while b'\n' not in b''.join(data for _, data in output) and GLib.get_monotonic_t
 assert {stream for stream, _ in output} == {'stderr'}, output
 assert b''.join(data for _, data in output) == b'to stderr\n', output
 assert gw.forward_logging(None, 20, 10.0)
+
+# RSync: a directory to a gateway, progress reported, the async form.
+with tempfile.TemporaryDirectory() as scratch:
+    os.makedirs(scratch + '/src/sub')
+    with open(scratch + '/src/sub/f.txt', 'w') as f:
+        f.write('from python\n')
+    rsync = Execnet.RSync.new(scratch + '/src')
+    assert rsync.get_source_dir() == scratch + '/src'
+    progress = []
+    rsync.connect('progress', lambda r, gateway, path, done, total:
+                  progress.append((gateway.get_id(), path, done, total)))
+    assert rsync.add_target(gw, scratch + '/dst', Execnet.RSyncFlags.DELETE)
+    results = []
+    rsync.send_async(None, lambda r, result: results.append(r.send_finish(result)))
+    context = GLib.MainContext.default()
+    while not results:
+        context.iteration(True)
+    assert results == [True], results
+    assert progress == [('py1', 'sub/f.txt', 12, 12)], progress
+    with open(scratch + '/dst/sub/f.txt') as f:
+        assert f.read() == 'from python\n'
+    try:
+        Execnet.RSync.new(scratch + '/missing').send(None)
+    except GLib.Error as error:
+        assert error.matches(Gio.io_error_quark(), Gio.IOErrorEnum.NOT_FOUND), error
+    else:
+        raise AssertionError('a missing source was sent')
 
 assert group.terminate(5.0)
 assert group.to_string() == '<Group []>'
