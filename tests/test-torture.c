@@ -835,7 +835,9 @@ active_channels (ExecnetGateway *gateway)
 /* The remote side writes items that name new channels (ids it never
  * opened, so it never closes them), and nobody claims them: each channel
  * goes with its item, as in execnet, so memory does not grow with their
- * number. */
+ * number. The remote waits for the master to be done with each item
+ * before it sends the next, so what is measured is what stays behind,
+ * not how many items were queued at once. */
 #define UNCLAIMED_SOURCE \
   "import struct\n" \
   "for i in range(" G_STRINGIFY (N_CHANNEL_ITEMS) "):\n" \
@@ -844,7 +846,8 @@ active_channels (ExecnetGateway *gateway)
   "    for k in range(" G_STRINGIFY (CHANNELS_PER_ITEM) "):\n" \
   "        parts.append(b'F' + struct.pack('!i', k) + b'B' + struct.pack('!i', base + 2 * k) + b'P')\n" \
   "    parts.append(b'Q')\n" \
-  "    channel.gateway._send(4, channel.id, [b''.join(parts)])\n"
+  "    channel.gateway._send(4, channel.id, [b''.join(parts)])\n" \
+  "    channel.receive()\n"
 
 static void
 test_unclaimed_channels (void)
@@ -870,8 +873,11 @@ test_unclaimed_channels (void)
       g_assert_true (g_variant_is_of_type (first, G_VARIANT_TYPE_VARIANT));
       /* While the item lives, its channels do. */
       g_assert_cmpuint (active_channels (gateway), >=, CHANNELS_PER_ITEM);
+      g_clear_pointer (&first, g_variant_unref);
+      g_clear_pointer (&item, g_variant_unref);
       if (i == 1)
         rss_before = resident_size ();
+      test_send (channel, g_variant_new_boolean (TRUE));
     }
   test_wait_close (channel);
   g_clear_object (&channel);
