@@ -696,9 +696,9 @@ execnet_channel_receive (ExecnetChannel  *self,
   return value;
 }
 
-static void queue_waiter (ExecnetChannel *self,
-                          GQueue         *queue,
-                          Waiter         *waiter);
+static Waiter *waiter_new (GTask        *task,
+                           GCancellable *cancellable,
+                           gdouble      *timeout);
 
 /* The waiter's context: its cancellable fired. */
 static gboolean
@@ -769,6 +769,11 @@ execnet_channel_receive_async (ExecnetChannel      *self,
   if (g_task_return_error_if_cancelled (task))
     return;
 
+  waiter = waiter_new (task, cancellable, NULL);
+
+  /* Looking and queueing under one hold of the lock: an item or the end
+   * arriving in between would otherwise find no waiter and leave this
+   * one waiting for ever. */
   g_mutex_lock (&self->lock);
   if (!check_no_callback_unlocked (self, &error))
     ;
@@ -776,40 +781,40 @@ execnet_channel_receive_async (ExecnetChannel      *self,
     ;
   else if (self->receive_closed)
     error = end_error_unlocked (self);
+  else
+    g_queue_push_tail (&self->waiters, g_steal_pointer (&waiter));
   g_mutex_unlock (&self->lock);
 
+  g_clear_pointer (&waiter, waiter_free);
   if (error != NULL)
-    {
-      g_task_return_error (task, error);
-      return;
-    }
-  if (item != NULL)
-    {
-      return_item (task, item);
-      return;
-    }
-
-  waiter = g_new0 (Waiter, 1);
-  waiter->task = g_object_ref (task);
-  waiter->cancellable = cancellable;
-  queue_waiter (self, &self->waiters, waiter);
+    g_task_return_error (task, error);
+  else if (item != NULL)
+    return_item (task, item);
 }
 
-/* Any thread: @waiter (transfer full) waits in @queue until the channel
- * delivers or ends, or its cancellable fires. */
-static void
-queue_waiter (ExecnetChannel *self,
-              GQueue         *queue,
-              Waiter         *waiter)
+/* Any thread: a waiter for @task, to be queued until the channel delivers
+ * or ends, or its cancellable (or @timeout, when given) fires. */
+static Waiter *
+waiter_new (GTask        *task,
+            GCancellable *cancellable,
+            gdouble      *timeout)
 {
+  Waiter *waiter = g_new0 (Waiter, 1);
+
+  waiter->task = g_object_ref (task);
+  if (timeout != NULL)
+    {
+      waiter->deadline = _execnet_deadline_new (*timeout, cancellable);
+      waiter->cancellable = _execnet_deadline_get_cancellable (waiter->deadline);
+    }
+  else
+    waiter->cancellable = cancellable;
   /* The source runs in this thread's context, so not before we return;
    * it only looks the task up, so it needs no reference of its own. */
   waiter->cancel_source = _execnet_cancel_source_new (waiter->cancellable,
                                                       G_SOURCE_FUNC (on_receive_cancelled),
                                                       waiter->task, NULL);
-  g_mutex_lock (&self->lock);
-  g_queue_push_tail (queue, waiter);
-  g_mutex_unlock (&self->lock);
+  return waiter;
 }
 
 /**
@@ -1021,28 +1026,22 @@ execnet_channel_wait_close_async (ExecnetChannel      *self,
   if (g_task_return_error_if_cancelled (task))
     return;
 
+  waiter = waiter_new (task, cancellable, &timeout);
+
+  /* Looking and queueing under one hold of the lock, as in receive_async. */
   g_mutex_lock (&self->lock);
   ended = self->receive_closed;
   if (ended && (self->remote_error != NULL || self->end_error != NULL))
     error = end_error_unlocked (self);
+  if (!ended)
+    g_queue_push_tail (&self->close_waiters, g_steal_pointer (&waiter));
   g_mutex_unlock (&self->lock);
 
+  g_clear_pointer (&waiter, waiter_free);
   if (error != NULL)
-    {
-      g_task_return_error (task, error);
-      return;
-    }
-  if (ended)
-    {
-      g_task_return_boolean (task, TRUE);
-      return;
-    }
-
-  waiter = g_new0 (Waiter, 1);
-  waiter->task = g_object_ref (task);
-  waiter->deadline = _execnet_deadline_new (timeout, cancellable);
-  waiter->cancellable = _execnet_deadline_get_cancellable (waiter->deadline);
-  queue_waiter (self, &self->close_waiters, waiter);
+    g_task_return_error (task, error);
+  else if (ended)
+    g_task_return_boolean (task, TRUE);
 }
 
 /**

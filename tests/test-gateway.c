@@ -873,6 +873,7 @@ test_remote_exec_file (Fixture       *f,
   g_clear_pointer (&value, g_variant_unref);
   value = test_receive (channel);
   assert_variant_equal (value, "'__channelexec__'");
+  g_clear_pointer (&value, g_variant_unref);
   g_assert_null (execnet_channel_receive (channel, TEST_TIMEOUT, &error));
   where = g_strdup_printf ("File \"%s\", line 8", path);
   test_assert_error_contains (error, EXECNET_ERROR_REMOTE, where);
