@@ -35,7 +35,9 @@ void
 bench_die (const char *what,
            GError     *error)
 {
-  g_printerr ("%s: %s: %s\n", g_get_prgname (), what, error->message);
+  /* A receive that meets the channel's end returns NULL without an error. */
+  g_printerr ("%s: %s: %s\n", g_get_prgname (), what,
+              error != NULL ? error->message : "the channel ended without a reply");
   exit (1);
 }
 
