@@ -1596,6 +1596,25 @@ end_proxied (ExecnetGroup *self,
     }
 }
 
+/* @gateway was killed, but nothing confirmed its end within REAP_TIMEOUT
+ * (a socket server that does not end interpreters on request, a remote
+ * that outlives its ssh channel): let go of its connection for good, and
+ * say what may be left. */
+static void
+set_end_unconfirmed (ExecnetGateway  *gateway,
+                     GError         **error)
+{
+  const char *address = execnet_gateway_get_remote_address (gateway);
+
+  _execnet_gateway_kill (gateway);
+  g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED,
+               "gateway %s was killed, but nothing confirmed its end within %g seconds: "
+               "its interpreter (%s), and whatever that started, may still be running; "
+               "end them on that host",
+               execnet_gateway_get_id (gateway), REAP_TIMEOUT,
+               address != NULL ? address : "address unknown");
+}
+
 /**
  * execnet_group_terminate:
  * @self: a group
@@ -1608,10 +1627,21 @@ end_proxied (ExecnetGroup *self,
  * gateways started through another one (`via=`) are ended first, the
  * deepest first, then those they were relayed through. Whatever has not
  * ended after @timeout is killed and reaped. Afterwards the
- * group is empty and no process of its gateways is left.
+ * group is empty.
  *
- * Returns: %TRUE; %FALSE with an error only if a killed process could not
- *   be reaped
+ * %TRUE means every member's end was confirmed: for popen, by the exit of
+ * the interpreter (whose process group is killed too); for socket, by the
+ * server closing the connection, which `execnet-tool socketserver` does
+ * once the interpreter has exited and its process group was killed; for
+ * ssh, by the end of the ssh channel. When a killed member's end is not
+ * confirmed within 5 more seconds (a socket server that does not end
+ * interpreters on request, such as Python execnet's, while the interpreter
+ * is stuck), the group lets go of it and this returns %FALSE with an
+ * error naming the gateway and the address where its interpreter may
+ * still run.
+ *
+ * Returns: %TRUE when every member's end was confirmed; %FALSE with an
+ *   error naming one whose end was not
  *
  * Since: 1.0
  */
@@ -1666,9 +1696,7 @@ execnet_group_terminate (ExecnetGroup  *self,
 
           if (!_execnet_gateway_wait_ended (gateway, reap_deadline))
             {
-              g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED,
-                           "gateway %s did not end even after it was killed",
-                           execnet_gateway_get_id (gateway));
+              set_end_unconfirmed (gateway, error);
               return FALSE;
             }
         }
@@ -1736,15 +1764,20 @@ on_reap_timeout (gpointer data)
   GTask *task = data;
   Terminate *term = g_task_get_task_data (task);
   ExecnetGateway *stuck = NULL;
+  GError *error = NULL;
 
   for (guint i = 0; i < term->joining->len && stuck == NULL; i++)
     if (!_execnet_gateway_wait_ended (g_ptr_array_index (term->joining, i), 0))
       stuck = g_ptr_array_index (term->joining, i);
 
   g_cancellable_cancel (term->waits);
-  terminate_return (task, g_error_new (EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED,
-                                       "gateway %s did not end even after it was killed",
-                                       stuck != NULL ? execnet_gateway_get_id (stuck) : "?"));
+  if (stuck != NULL)
+    {
+      set_end_unconfirmed (stuck, &error);
+      terminate_return (task, g_steal_pointer (&error));
+    }
+  else
+    terminate_return (task, NULL);
   return G_SOURCE_REMOVE;
 }
 
@@ -1930,8 +1963,8 @@ execnet_group_terminate_async (ExecnetGroup        *self,
  * Finishes execnet_group_terminate_async().
  *
  * Returns: %TRUE; %FALSE with an error if it was cancelled (everything
- *   was killed and reaped all the same) or a killed process could not be
- *   reaped
+ *   was killed and reaped all the same) or a killed member's end was not
+ *   confirmed (see execnet_group_terminate())
  *
  * Since: 1.0
  */

@@ -490,6 +490,152 @@ test_killed_mid_frame (Fixture       *fixture,
   wait_no_children (fixture->server->pid);
 }
 
+/* Asserts that process @pid is dead within DEADLINE_SECONDS: gone, or a
+ * zombie left to whoever adopted it. Polls: it is not our child. */
+static void
+assert_dead (GPid pid)
+{
+  gint64 deadline = g_get_monotonic_time () + DEADLINE_SECONDS * G_TIME_SPAN_SECOND;
+  char state;
+
+  while ((state = test_process_state (pid)) != 0 && state != 'Z' &&
+         g_get_monotonic_time () < deadline)
+    g_usleep (10 * 1000);
+  g_assert_true (state == 0 || state == 'Z');
+}
+
+/* Runs @source on @gateway, which sends one pid back first; returns it,
+ * checked to be alive. */
+static GPid
+remote_exec_for_pid (ExecnetGateway *gateway,
+                     const char     *source)
+{
+  g_autoptr(ExecnetChannel) channel = NULL;
+  g_autoptr(GVariant) item = NULL;
+  g_autoptr(GError) error = NULL;
+  GPid pid;
+
+  channel = execnet_gateway_remote_exec (gateway, source, &error);
+  g_assert_no_error (error);
+  item = execnet_channel_receive (channel, DEADLINE_SECONDS, &error);
+  g_assert_no_error (error);
+  pid = (GPid) g_variant_get_int64 (item);
+  g_assert_true (process_exists (pid));
+  return pid;
+}
+
+/* What the remote code started and left running ends with its
+ * interpreter: the server kills the interpreter's process group. */
+static void
+test_terminate_ends_grandchild (Fixture       *fixture,
+                                gconstpointer  user_data)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *spec = NULL;
+  ExecnetGateway *gateway;
+  GPid grandchild;
+
+  start_token_server (fixture);
+  spec = token_spec (fixture, fixture->token_path);
+  gateway = execnet_group_make_gateway (group, spec, &error);
+  g_assert_no_error (error);
+
+  grandchild = remote_exec_for_pid (gateway,
+                                    "import subprocess\n"
+                                    "channel.send(subprocess.Popen(['sleep', '600']).pid)\n");
+
+  g_assert_true (execnet_group_terminate (group, DEADLINE_SECONDS, &error));
+  g_assert_no_error (error);
+  /* Confirmed: nothing is left that holds the connection. */
+  assert_dead (grandchild);
+  server_wait_for_log (fixture->server, "killed what its Python left running", 1);
+}
+
+/* A remote that started a grandchild and then holds the GIL in C ignores
+ * the request to exit; terminate() asks the server to kill it, and
+ * returns TRUE only once the server confirmed that the interpreter's
+ * whole process group has ended. */
+static void
+test_terminate_stuck_with_grandchild (Fixture       *fixture,
+                                      gconstpointer  user_data)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *spec = NULL;
+  ExecnetGateway *gateway;
+  GPid interpreter, grandchild;
+
+  start_token_server (fixture);
+  spec = token_spec (fixture, fixture->token_path);
+  gateway = execnet_group_make_gateway (group, spec, &error);
+  g_assert_no_error (error);
+  interpreter = remote_pid (gateway);
+
+  /* PyDLL calls keep the GIL: no Python code runs in that process again. */
+  grandchild = remote_exec_for_pid (gateway,
+                                    "import ctypes, subprocess\n"
+                                    "channel.send(subprocess.Popen(['sleep', '600']).pid)\n"
+                                    "ctypes.PyDLL(None).sleep(600)\n");
+
+  g_assert_true (execnet_group_terminate (group, 1.0, &error));
+  g_assert_no_error (error);
+  server_wait_for_log (fixture->server, "its client asked to end it", 1);
+  assert_dead (interpreter);
+  assert_dead (grandchild);
+  wait_no_children (fixture->server->pid);
+}
+
+/* Something that left the interpreter's process group keeps the
+ * connection open: the server cannot end it, so nothing confirms the end,
+ * and terminate() says so, in bounded time, naming where. */
+static void
+test_terminate_unconfirmed (Fixture       *fixture,
+                            gconstpointer  user_data)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *spec = NULL;
+  g_autofree char *address = NULL;
+  ExecnetGateway *gateway;
+  GPid escaped;
+  gint64 start;
+
+  start_token_server (fixture);
+  spec = token_spec (fixture, fixture->token_path);
+  gateway = execnet_group_make_gateway (group, spec, &error);
+  g_assert_no_error (error);
+  address = g_strdup (execnet_gateway_get_remote_address (gateway));
+
+  escaped = remote_exec_for_pid (gateway,
+                                 "import os, stat, subprocess\n"
+                                 "fds = []\n"
+                                 "for fd in map(int, os.listdir('/proc/self/fd')):\n"
+                                 "    try:\n"
+                                 "        if stat.S_ISSOCK(os.fstat(fd).st_mode):\n"
+                                 "            fds.append(fd)\n"
+                                 "    except OSError:\n"
+                                 "        pass\n"
+                                 "child = subprocess.Popen(['sleep', '600'], pass_fds=fds,\n"
+                                 "                         start_new_session=True)\n"
+                                 "channel.send(child.pid)\n");
+
+  start = g_get_monotonic_time ();
+  g_assert_false (execnet_group_terminate (group, 1.0, &error));
+  g_assert_error (error, EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED);
+  g_assert_nonnull (strstr (error->message, "nothing confirmed its end"));
+  g_assert_nonnull (strstr (error->message, address));
+  /* The timeout, then 5 seconds for the confirmation; generous margin. */
+  g_assert_cmpint (g_get_monotonic_time () - start, <, DEADLINE_SECONDS * G_TIME_SPAN_SECOND);
+  g_assert_cmpuint (execnet_group_get_size (group), ==, 0);
+
+  /* It was right: the escaped process lives. */
+  g_assert_true (process_exists (escaped));
+  g_assert_cmpint (kill (escaped, SIGKILL), ==, 0);
+  assert_dead (escaped);
+  wait_no_children (fixture->server->pid);
+}
+
 #define N_CONCURRENT 16
 
 static void
@@ -1199,6 +1345,12 @@ main (int    argc,
 
   g_test_add ("/socket/token/round-trip", Fixture, NULL,
               fixture_set_up, test_token_round_trip, fixture_tear_down);
+  g_test_add ("/socket/terminate/ends-grandchild", Fixture, NULL,
+              fixture_set_up, test_terminate_ends_grandchild, fixture_tear_down);
+  g_test_add ("/socket/terminate/stuck-with-grandchild", Fixture, NULL,
+              fixture_set_up, test_terminate_stuck_with_grandchild, fixture_tear_down);
+  g_test_add ("/socket/terminate/unconfirmed", Fixture, NULL,
+              fixture_set_up, test_terminate_unconfirmed, fixture_tear_down);
   g_test_add ("/socket/lost/killed-mid-frame", Fixture, NULL,
               fixture_set_up, test_killed_mid_frame, fixture_tear_down);
   g_test_add ("/socket/token/concurrent", Fixture, NULL,

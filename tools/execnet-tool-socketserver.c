@@ -35,10 +35,13 @@
  * Shape: one thread and a GMainLoop. Handshakes are asynchronous and
  * bounded by a deadline, so a silent or slow peer costs a few bytes of
  * memory, never a thread or a process. Each authenticated connection is
- * handed to its own interpreter as file descriptor 3 and closed here, so the
- * connection lives exactly as long as that interpreter holds it; the
- * interpreter reads the line itself (SERVE_SCRIPT) and ends when the
- * connection does. Every live connection, in the handshake or with an
+ * handed to its own interpreter as file descriptor 3, in a process group of
+ * its own; the interpreter reads the line itself (SERVE_SCRIPT) and ends
+ * when the connection does. We keep one copy of the connection, only to
+ * watch it for the client's urgent byte (kill the interpreter's process
+ * group now) and to close it ourselves once the interpreter has exited and
+ * we have killed what is left in its group: the client sees the connection
+ * close only then, which is how it knows that all has ended. Every live connection, in the handshake or with an
  * interpreter, counts against --max-connections. SIGTERM and SIGINT close
  * the listener, end the interpreters (SIGTERM, then SIGKILL after
  * STOP_GRACE_SECONDS), reap them and exit 0. */
@@ -63,7 +66,7 @@
  * transient pipes and copies), and what each connection holds. The
  * connection limit is clamped so that accepting cannot run out of them. */
 #define FD_RESERVE 24
-#define FDS_PER_CONNECTION 2
+#define FDS_PER_CONNECTION 2  /* the connection (then our copy of it), and the wait for its interpreter */
 
 /* When accepting fails (out of file descriptors, most likely), accepting
  * pauses, first for ACCEPT_BACKOFF_MIN_MS, doubling up to
@@ -201,6 +204,9 @@ typedef struct
   gsize drained;
 
   GSubprocess *child;               /* (owned) (nullable) in CLIENT_SERVED */
+  GPid child_pid;                   /* 0 if none: the interpreter, and its process group */
+  int watch_fd;                     /* (owned) -1 if none: our copy of the served connection */
+  GSource *urgent_source;           /* (owned) (nullable) watches watch_fd for the urgent byte */
 } Client;
 
 /* Repeats of one kind of log line, see LOG_INTERVAL_SECONDS. */
@@ -329,6 +335,13 @@ client_free (gpointer data)
   if (client->connection != NULL)
     g_io_stream_close (G_IO_STREAM (client->connection), NULL, NULL);
   g_clear_object (&client->connection);
+  if (client->urgent_source != NULL)
+    {
+      g_source_destroy (client->urgent_source);
+      g_source_unref (client->urgent_source);
+    }
+  if (client->watch_fd >= 0)
+    close (client->watch_fd);
   g_clear_object (&client->cancellable);
   g_clear_object (&client->child);
   g_free (client->verdict);
@@ -447,6 +460,14 @@ client_refuse (Client     *client,
   drain (client);
 }
 
+/* SIGKILL to the interpreter's process group: whatever is in it. TRUE if
+ * anything was. */
+static gboolean
+client_kill_group (Client *client)
+{
+  return client->child_pid > 0 && kill (-client->child_pid, SIGKILL) == 0;
+}
+
 /* Runs in the forked child, before exec. */
 static void
 child_setup (gpointer user_data)
@@ -481,7 +502,37 @@ on_child_exited (GObject      *source,
   else
     server_log (client->peer, "its Python exited with status %d", g_subprocess_get_exit_status (child));
 
+  /* What it started in its process group and left running goes with it.
+   * Only then do we close our copy of the connection, which tells the
+   * client that it has all ended (as far as it held the connection:
+   * something that left the group and closed its copy escapes us). */
+  if (client_kill_group (client))
+    server_log (client->peer, "killed what its Python left running in its process group %d",
+                (int) client->child_pid);
+
   client_finish (client);
+}
+
+/* Our copy of the served connection is readable in some way: urgent data
+ * is the client asking us to end its interpreter by force (what
+ * execnet_group_terminate() does when the interpreter did not exit in
+ * time); anything else (the connection reset) ends the watch. */
+static gboolean
+on_client_urgent (gint         fd,
+                  GIOCondition condition,
+                  gpointer     user_data)
+{
+  Client *client = user_data;
+
+  if (condition & G_IO_PRI)
+    {
+      server_log (client->peer, "its client asked to end it; killing the process group of "
+                  "its Python (pid %d)", (int) client->child_pid);
+      client_kill_group (client);
+    }
+
+  g_clear_pointer (&client->urgent_source, g_source_unref);
+  return G_SOURCE_REMOVE;
 }
 
 /* Hands the connection to a new interpreter and lets go of it. */
@@ -514,7 +565,8 @@ client_serve (Client *client)
    * standard output carries only the "listening on" line. */
   socket_fd = fcntl (g_socket_get_fd (socket), F_DUPFD_CLOEXEC, 3);
   stdout_fd = fcntl (STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
-  if (socket_fd < 0 || stdout_fd < 0)
+  client->watch_fd = fcntl (g_socket_get_fd (socket), F_DUPFD_CLOEXEC, 3);
+  if (socket_fd < 0 || stdout_fd < 0 || client->watch_fd < 0)
     {
       int saved_errno = errno;
 
@@ -533,9 +585,8 @@ client_serve (Client *client)
   g_subprocess_launcher_take_stdout_fd (launcher, stdout_fd);
 
   client->child = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata, &error);
-  /* Only the interpreter holds the connection now; when it ends, so does
-   * the connection. (Closing one of several descriptors of a socket sends
-   * nothing to the peer.) */
+  /* The interpreter holds the connection now, and we watch_fd. (Closing
+   * one of several descriptors of a socket sends nothing to the peer.) */
   g_io_stream_close (G_IO_STREAM (client->connection), NULL, NULL);
   g_clear_object (&client->connection);
 
@@ -548,6 +599,10 @@ client_serve (Client *client)
     }
 
   client->state = CLIENT_SERVED;
+  client->child_pid = (GPid) g_ascii_strtoll (g_subprocess_get_identifier (client->child), NULL, 10);
+  client->urgent_source = g_unix_fd_source_new (client->watch_fd, G_IO_PRI);
+  g_source_set_callback (client->urgent_source, G_SOURCE_FUNC (on_client_urgent), client, NULL);
+  g_source_attach (client->urgent_source, NULL);
   server_log (client->peer, "%sstarted Python (pid %s)",
               server->token != NULL ? "authenticated; " : "",
               g_subprocess_get_identifier (client->child));
@@ -826,6 +881,7 @@ handle_connection (Server            *server,
   client->server = server;
   client->peer = g_steal_pointer (&peer);
   client->host = g_strdup (host);
+  client->watch_fd = -1;
   client->connection = g_object_ref (connection);
   client->cancellable = g_cancellable_new ();
   g_hash_table_add (server->clients, client);
@@ -927,9 +983,9 @@ on_kill_timer (gpointer data)
 
       if (client->child != NULL)
         {
-          server_log (client->peer, "its Python (pid %s) did not end within %d seconds; killing it",
-                      g_subprocess_get_identifier (client->child), STOP_GRACE_SECONDS);
-          g_subprocess_force_exit (client->child);
+          server_log (client->peer, "its Python (pid %d) did not end within %d seconds; "
+                      "killing its process group", (int) client->child_pid, STOP_GRACE_SECONDS);
+          client_kill_group (client);
         }
     }
 

@@ -4,11 +4,15 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <gio/gio.h>
+#include <glib-unix.h>
 #include <execnet/execnet.h>
 
 #include "execnet-socket-auth.h"
@@ -31,8 +35,18 @@
  * handshake are all asynchronous, and one deadline (`connect_timeout=`)
  * bounds them together.
  *
- * A socket gives no exit status, and the interpreter is not our child: we
- * end it by shutting the socket down, which it sees as end-of-file. */
+ * A socket gives no exit status, and the interpreter is not our child.
+ * Exiting, the core sends GATEWAY_TERMINATE, on which the agent exits as
+ * on end-of-file; we leave the write side open then (close_write() sends
+ * nothing), because ending it by force needs it: terminate() sends one
+ * byte of urgent (out-of-band) data, then shuts the socket down. Our
+ * server watches each connection for that byte and kills the interpreter's
+ * process group, and it closes its end of the connection only once the
+ * interpreter has exited and what was left in its group was killed. So the
+ * server closing the connection is the interpreter's end (wait_async());
+ * a server that ignores the byte (Python execnet's) confirms nothing when
+ * the interpreter does not end by itself, and execnet_group_terminate()
+ * then says so. */
 
 #define DEFAULT_CONNECT_TIMEOUT 30.0
 
@@ -42,6 +56,8 @@ G_DECLARE_FINAL_TYPE (ExecnetSocketConnection, execnet_socket_connection, EXECNE
 struct _ExecnetSocketConnection
 {
   ExecnetConnection parent_instance;
+
+  gint forced;                      /* (atomic) the urgent byte was sent */
 };
 
 G_DEFINE_DYNAMIC_TYPE (ExecnetSocketConnection, execnet_socket_connection, EXECNET_TYPE_CONNECTION)
@@ -68,23 +84,83 @@ connection_get_socket (ExecnetConnection *connection)
   return g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream));
 }
 
-/* Any thread. Shutting down, unlike closing, is safe while the I/O thread
- * has reads pending on the socket: they complete with end-of-file, and the
- * descriptor stays valid until the stream is finalized. */
+/* Any thread. Nothing goes out: the agent ends on GATEWAY_TERMINATE,
+ * which came before, and a shut write side could no longer carry the
+ * urgent byte that terminate() may have to send. */
 static gboolean
 execnet_socket_connection_close_write (ExecnetConnection  *connection,
                                        GError            **error)
 {
-  return g_socket_shutdown (connection_get_socket (connection), FALSE, TRUE, error);
+  return TRUE;
 }
 
-/* Any thread. The remote interpreter sees end-of-file and exits; there is
- * nothing stronger we can do from this side, forced or not. */
+/* Any thread. Shutting down, unlike closing, is safe while the I/O thread
+ * has reads pending on the socket: they complete with end-of-file, and the
+ * descriptor stays valid until the stream is finalized.
+ *
+ * The first time with @force: the urgent byte (our server kills the
+ * interpreter's process group), then end-of-file; reading goes on, so that
+ * the server closing the connection tells wait_async() all has ended.
+ * Otherwise, or again: both ways down, which lets go of the connection for
+ * good (and ends wait_async(), confirming nothing). */
 static void
 execnet_socket_connection_terminate (ExecnetConnection *connection,
                                      gboolean           force)
 {
-  g_socket_shutdown (connection_get_socket (connection), TRUE, TRUE, NULL);
+  ExecnetSocketConnection *self = EXECNET_SOCKET_CONNECTION (connection);
+  GSocket *socket = connection_get_socket (connection);
+
+  if (force && g_atomic_int_compare_and_exchange (&self->forced, FALSE, TRUE))
+    {
+      static const char urgent = '!';
+
+      /* Best effort: if it cannot go out, nothing will confirm the end,
+       * and execnet_group_terminate() says so. */
+      if (send (g_socket_get_fd (socket), &urgent, 1, MSG_OOB | MSG_DONTWAIT | MSG_NOSIGNAL) != 1)
+        g_debug ("socket: cannot ask the server to end the interpreter: %s", g_strerror (errno));
+      g_socket_shutdown (socket, FALSE, TRUE, NULL);
+      return;
+    }
+
+  g_socket_shutdown (socket, TRUE, TRUE, NULL);
+}
+
+static gboolean
+on_socket_closed (gint         fd,
+                  GIOCondition condition,
+                  gpointer     user_data)
+{
+  GTask *task = user_data;
+
+  if (!g_task_return_error_if_cancelled (task))
+    g_task_return_boolean (task, TRUE);
+  return G_SOURCE_REMOVE;
+}
+
+/* I/O thread. The interpreter's end, as far as a socket tells: the server
+ * closed its end (POLLRDHUP, which GLib passes on to poll() as it is), or
+ * the connection is gone. The task holds the connection, so the
+ * descriptor stays open while it is watched. */
+static void
+execnet_socket_connection_wait_async (ExecnetConnection   *connection,
+                                      GCancellable        *cancellable,
+                                      GAsyncReadyCallback  callback,
+                                      gpointer             user_data)
+{
+  g_autoptr(GTask) task = g_task_new (connection, cancellable, callback, user_data);
+  g_autoptr(GSource) source = NULL;
+
+  g_task_set_source_tag (task, execnet_socket_connection_wait_async);
+  source = g_unix_fd_source_new (g_socket_get_fd (connection_get_socket (connection)),
+                                 G_IO_HUP | G_IO_ERR | POLLRDHUP);
+  if (cancellable != NULL)
+    {
+      g_autoptr(GSource) cancelled = g_cancellable_source_new (cancellable);
+
+      g_source_set_dummy_callback (cancelled);
+      g_source_add_child_source (source, cancelled);
+    }
+  g_task_attach_source (task, source, G_SOURCE_FUNC (on_socket_closed));
 }
 
 static void
@@ -94,6 +170,7 @@ execnet_socket_connection_class_init (ExecnetSocketConnectionClass *klass)
 
   connection_class->close_write = execnet_socket_connection_close_write;
   connection_class->terminate = execnet_socket_connection_terminate;
+  connection_class->wait_async = execnet_socket_connection_wait_async;
 }
 
 static void
