@@ -1229,10 +1229,15 @@ on_bootstrapped (GObject      *source,
   /* I/O thread */
   if (!_execnet_bootstrap_finish (connection, result, &error))
     {
-      ExecnetTransport *transport = g_task_get_task_data (task);
+      gpointer transport = g_task_get_task_data (task);
       GError *explained = NULL;
 
-      if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+      /* A via= gateway's task data is its connection, not a transport. */
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        ;
+      else if (self->via != NULL)
+        explained = _execnet_via_explain_failure (self->via, self->xspec, connection);
+      else
         explained = execnet_transport_explain_failure (transport, get_transport_xspec (self),
                                                        connection, error);
       if (explained != NULL)

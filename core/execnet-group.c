@@ -1722,6 +1722,13 @@ typedef struct
   GSource *cancel_source;      /* (owned) (nullable) */
   GCancellable *waits;         /* (owned) cancelled when reaping times out */
   gboolean returned;
+
+  /* The via= members first, one depth at a time, as end_proxied() does. */
+  guint depth;                 /* the depth being ended; 0: done */
+  guint level_serial;          /* tells this level's callbacks from late ones */
+  guint level_pending;
+  GPtrArray *level;            /* (element-type ExecnetGateway) (owned) (nullable) */
+  gint64 level_deadline;       /* monotonic; -1: none */
 } Terminate;
 
 static void
@@ -1731,6 +1738,7 @@ terminate_free (gpointer data)
 
   g_clear_pointer (&term->fixed, g_ptr_array_unref);
   g_clear_pointer (&term->joining, g_ptr_array_unref);
+  g_clear_pointer (&term->level, g_ptr_array_unref);
   g_clear_pointer (&term->timer, _execnet_cancel_source_free);
   g_clear_pointer (&term->cancel_source, _execnet_cancel_source_free);
   g_clear_object (&term->waits);
@@ -1738,6 +1746,7 @@ terminate_free (gpointer data)
 }
 
 static void terminate_round (GTask *task);
+static void terminate_level (GTask *task);
 
 /* The caller's context: stop waiting for @task; it fails or succeeds now. */
 static void
@@ -1809,11 +1818,122 @@ on_terminate_timeout (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+/* The caller's context: the via= members of this depth had their time, or
+ * the caller cancelled: kill what is left of them and go on to the next
+ * depth at once, as end_proxied() does; the last round reaps them. */
+static void
+terminate_level_kill (GTask *task)
+{
+  Terminate *term = g_task_get_task_data (task);
+
+  g_clear_pointer (&term->timer, _execnet_cancel_source_free);
+  for (guint i = 0; i < term->level->len; i++)
+    if (!_execnet_gateway_wait_ended (g_ptr_array_index (term->level, i), 0))
+      _execnet_gateway_kill (g_ptr_array_index (term->level, i));
+  term->depth--;
+  terminate_level (task);
+}
+
+static gboolean
+on_level_timeout (gpointer data)
+{
+  terminate_level_kill (data);
+  return G_SOURCE_REMOVE;
+}
+
+typedef struct
+{
+  GTask *task;        /* (owned) */
+  guint serial;
+} LevelWait;
+
+static void
+on_level_member_ended (GObject      *source,
+                       GAsyncResult *result,
+                       gpointer      user_data)
+{
+  LevelWait *wait = user_data;
+  g_autoptr(GTask) task = wait->task;
+  Terminate *term = g_task_get_task_data (task);
+  gboolean current = wait->serial == term->level_serial;
+
+  g_free (wait);
+  _execnet_gateway_wait_ended_finish (EXECNET_GATEWAY (source), result, NULL);
+  if (!current || --term->level_pending > 0)
+    return;
+
+  g_clear_pointer (&term->timer, _execnet_cancel_source_free);
+  term->depth--;
+  terminate_level (task);
+}
+
+/* The caller's context: asks the members of the deepest via= level left to
+ * exit and waits for them (until the level deadline), then goes on to the
+ * next depth; after depth 1, to the rounds that end everything else. */
+static void
+terminate_level (GTask *task)
+{
+  ExecnetGroup *self = g_task_get_source_object (task);
+  Terminate *term = g_task_get_task_data (task);
+  g_autoptr(GPtrArray) members = dup_members (self);
+
+  term->level_serial++;
+  g_clear_pointer (&term->level, g_ptr_array_unref);
+  term->level = g_ptr_array_new_with_free_func (g_object_unref);
+  for (; term->depth > 0 && term->level->len == 0; term->depth--)
+    for (guint i = 0; i < members->len; i++)
+      if (via_depth (g_ptr_array_index (members, i)) == term->depth)
+        g_ptr_array_add (term->level, g_object_ref (g_ptr_array_index (members, i)));
+
+  if (term->level->len == 0)
+    {
+      terminate_round (task);
+      return;
+    }
+  /* The loop stepped past the level it found. */
+  term->depth++;
+
+  for (guint i = 0; i < term->level->len; i++)
+    execnet_gateway_exit (g_ptr_array_index (term->level, i));
+
+  if (g_cancellable_is_cancelled (g_task_get_cancellable (task)))
+    {
+      terminate_level_kill (task);
+      return;
+    }
+
+  term->level_pending = term->level->len;
+  for (guint i = 0; i < term->level->len; i++)
+    {
+      LevelWait *wait = g_new0 (LevelWait, 1);
+
+      wait->task = g_object_ref (task);
+      wait->serial = term->level_serial;
+      _execnet_gateway_wait_ended_async (g_ptr_array_index (term->level, i), term->waits,
+                                         on_level_member_ended, wait);
+    }
+
+  if (term->level_deadline >= 0)
+    {
+      gint64 left = MAX (term->level_deadline - g_get_monotonic_time (), 0);
+
+      term->timer = g_timeout_source_new ((guint) MIN (left / 1000, (gint64) G_MAXUINT));
+      g_source_set_static_name (term->timer, "[execnet] terminate proxied timeout");
+      g_source_set_callback (term->timer, on_level_timeout, task, NULL);
+      g_source_attach (term->timer, g_task_get_context (task));
+    }
+}
+
 static gboolean
 on_terminate_cancelled (GCancellable *cancellable,
                         gpointer      data)
 {
-  terminate_kill (data);
+  Terminate *term = g_task_get_task_data (data);
+
+  if (term->depth > 0)
+    terminate_level_kill (data);
+  else
+    terminate_kill (data);
   return G_SOURCE_REMOVE;
 }
 
@@ -1910,7 +2030,15 @@ terminate_start (ExecnetGroup        *self,
   /* Only looks the task up through its data, which lives as long as it. */
   term->cancel_source = _execnet_cancel_source_new (cancellable, G_SOURCE_FUNC (on_terminate_cancelled),
                                                     task, NULL);
-  terminate_round (task);
+  if (fixed == NULL)
+    {
+      g_autoptr(GPtrArray) members = dup_members (self);
+
+      for (guint i = 0; i < members->len; i++)
+        term->depth = MAX (term->depth, via_depth (g_ptr_array_index (members, i)));
+    }
+  term->level_deadline = _execnet_deadline_from_timeout (timeout);
+  terminate_level (task);
 }
 
 /* @gateways: (element-type ExecnetGateway) (transfer none) */

@@ -13,4 +13,8 @@ ExecnetConnection *_execnet_via_connect (ExecnetGateway  *via,
                                          ExecnetXSpec    *xspec,
                                          GError         **error);
 
+GError *_execnet_via_explain_failure (ExecnetGateway    *via,
+                                      ExecnetXSpec      *xspec,
+                                      ExecnetConnection *connection);
+
 G_END_DECLS

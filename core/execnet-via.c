@@ -38,6 +38,7 @@ typedef struct {
   gatomicrefcount ref;
   ExecnetChannel *channel;     /* (owned) the relay task's channel */
   int fd;                      /* the pumps' end of the socketpair */
+  GWeakRef connection;         /* the ExecnetViaConnection, for its error output */
 
   GMutex lock;                 /* guards everything below */
   gboolean ended;              /* the "in" pump finished */
@@ -59,6 +60,7 @@ relay_unref (Relay *relay)
     return;
 
   g_object_unref (relay->channel);
+  g_weak_ref_clear (&relay->connection);
   close (relay->fd);
   g_ptr_array_unref (relay->waiters);
   g_mutex_clear (&relay->lock);
@@ -142,6 +144,17 @@ pump_in (gpointer data)
           /* A wire that is gone takes nothing more; keep receiving until
            * the exit status arrives. */
           write_all (relay->fd, bytes, size);
+        }
+      else if (g_variant_is_of_type (item, G_VARIANT_TYPE ("(say)")))
+        {
+          g_autoptr(ExecnetConnection) connection = g_weak_ref_get (&relay->connection);
+          g_autoptr(GVariant) bytes = g_variant_get_child_value (item, 1);
+
+          /* The interpreter's (or its ssh client's) stderr, kept to quote
+           * if the bootstrap fails. */
+          if (connection != NULL)
+            execnet_connection_append_error_output (connection, g_variant_get_data (bytes),
+                                                    g_variant_get_size (bytes));
         }
       else if (g_variant_is_of_type (item, G_VARIANT_TYPE ("(sx)")))
         {
@@ -279,6 +292,32 @@ execnet_via_connection_init (ExecnetViaConnection *self)
 {
 }
 
+/* I/O thread: a clearer error for a via= gateway whose bootstrap failed,
+ * or %NULL to keep the bootstrap's own. The ssh client exits with 255
+ * when it fails itself (refused, unknown host, keys): that is a fault of the
+ * way from @via to the host, not of the Python there. */
+GError *
+_execnet_via_explain_failure (ExecnetGateway    *via,
+                              ExecnetXSpec      *xspec,
+                              ExecnetConnection *connection)
+{
+  int status = execnet_connection_get_exit_status (connection);
+  g_autofree char *output = NULL;
+
+  if (g_strcmp0 (execnet_xspec_get_scheme (xspec), "ssh") != 0 ||
+      !WIFEXITED (status) || WEXITSTATUS (status) != 255)
+    return NULL;
+
+  output = execnet_connection_dup_error_output (connection);
+  return g_error_new (EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP,
+                      "the ssh client that via=%s ran for “%s” failed (exit status 255)%s%s; "
+                      "check that the host, port, user and keys of ssh=%s work from the "
+                      "host of gateway %s",
+                      execnet_gateway_get_id (via), execnet_xspec_to_string (xspec),
+                      output != NULL ? ": " : "", output != NULL ? g_strstrip (output) : "",
+                      execnet_xspec_get (xspec, "ssh"), execnet_gateway_get_id (via));
+}
+
 /* The command line the relay runs for @xspec. */
 static GVariant *
 relay_argv (ExecnetXSpec  *xspec,
@@ -401,6 +440,7 @@ _execnet_via_connect (ExecnetGateway  *via,
                        NULL);
   self->socket = g_steal_pointer (&socket);
   self->relay = relay;
+  g_weak_ref_init (&relay->connection, self);
 
   g_thread_unref (g_thread_new ("execnet-via-out", pump_out, relay_ref (relay)));
   g_thread_unref (g_thread_new ("execnet-via-in", pump_in, relay_ref (relay)));

@@ -975,15 +975,9 @@ test_via (void)
 {
   g_autoptr(ExecnetGroup) group = execnet_group_new ();
   g_autoptr(ExecnetChannel) channel = NULL;
-  g_autoptr(ExecnetChannel) watch = NULL;
   g_autoptr(GVariant) value = NULL;
   g_autoptr(GBytes) payload = NULL;
   g_autoptr(GByteArray) data = g_byte_array_new ();
-  g_autoptr(GError) error = NULL;
-  g_autofree char *dir = NULL;
-  g_autofree char *report = NULL;
-  g_autofree char *report_path = NULL;
-  g_autofree char *source = NULL;
   ExecnetGateway *relay, *first, *second;
   gint64 pids[3];
 
@@ -1013,21 +1007,97 @@ test_via (void)
                    g_bytes_get_data (payload, NULL), g_bytes_get_size (payload));
   test_wait_close (channel);
 
-  /* At its exit the relay notes whether its proxied interpreter is gone
-   * already: it must be, as terminate ends proxied gateways first. */
+  test_terminate (group);
+  for (guint i = 0; i < G_N_ELEMENTS (pids); i++)
+    test_assert_pid_gone (pids[i], 5.0);
+  test_assert_no_children (5.0);
+}
+
+static void
+on_terminated (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  gboolean *done = user_data;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (execnet_group_terminate_finish (EXECNET_GROUP (source), result, &error));
+  g_assert_no_error (error);
+  *done = TRUE;
+}
+
+/* Terminating the group (sync or async, as @data says) ends the proxied
+ * gateways before the gateways they go through, at two levels of via=:
+ * at its exit each interpreter appends to one file its id and whether the
+ * interpreter it relays is still there. The deepest one takes its time
+ * to end, about 1.2 s, within what our agent allows a leaving task (1 s)
+ * and its atexit handlers (1 s) each: a relay told to exit beside it gives
+ * it only 1 s in all before it kills it, and its line would be missing.
+ * Nothing of any depth is left. */
+static void
+test_via_terminate (gconstpointer data)
+{
+  gboolean use_async = GPOINTER_TO_INT (data);
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = NULL;
+  g_autofree char *report = NULL;
+  g_autofree char *report_path = NULL;
+  g_autoptr(ExecnetChannel) busy = NULL;
+  ExecnetGateway *gateways[3];
+  gint64 pids[3];
+
+  gateways[0] = test_make_gateway (group, "id=relay");
+  gateways[1] = test_make_gateway (group, "id=first//via=relay");
+  gateways[2] = test_make_gateway (group, "id=second//via=first");
+  for (guint i = 0; i < G_N_ELEMENTS (pids); i++)
+    pids[i] = test_gateway_pid (gateways[i]);
+
   dir = g_dir_make_tmp ("execnet-via-XXXXXX", &error);
   g_assert_no_error (error);
   report_path = g_build_filename (dir, "report", NULL);
-  source = g_strdup_printf ("import atexit, os\n"
-                            "def note(pid=%" G_GINT64_FORMAT ", path=%s%s%s):\n"
-                            "    with open(path, 'w') as f:\n"
-                            "        f.write('alive' if os.path.exists('/proc/%%d' %% pid) else 'gone')\n"
-                            "atexit.register(note)\n",
-                            pids[1], "'", report_path, "'");
-  watch = test_remote_exec (relay, source);
-  test_wait_close (watch);
+  for (guint i = 0; i < G_N_ELEMENTS (gateways); i++)
+    {
+      g_autoptr(ExecnetChannel) watch = NULL;
+      g_autofree char *source = NULL;
 
-  test_terminate (group);
+      source = g_strdup_printf ("import atexit, os, time\n"
+                                "def note(me=%s%s%s, proxied=%" G_GINT64_FORMAT ", path=%s%s%s):\n"
+                                "    if me == 'second':\n"
+                                "        time.sleep(0.6)\n"
+                                "    alive = proxied and os.path.exists('/proc/%%d' %% proxied)\n"
+                                "    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)\n"
+                                "    os.write(fd, ('%%s %%s\\n' %% (me, 'alive' if alive else 'gone')).encode())\n"
+                                "    os.close(fd)\n"
+                                "atexit.register(note)\n",
+                                "'", execnet_gateway_get_id (gateways[i]), "'",
+                                i + 1 < G_N_ELEMENTS (pids) ? pids[i + 1] : 0,
+                                "'", report_path, "'");
+      watch = test_remote_exec (gateways[i], source);
+      test_wait_close (watch);
+    }
+  /* A task of the deepest one that cleans up for a while when its
+   * gateway ends. */
+  busy = test_remote_exec (gateways[2],
+                           "import time\n"
+                           "channel.send(1)\n"
+                           "try:\n"
+                           "    channel.receive()\n"
+                           "finally:\n"
+                           "    time.sleep(0.6)\n");
+  g_variant_unref (test_receive (busy));
+
+  if (use_async)
+    {
+      gboolean done = FALSE;
+
+      execnet_group_terminate_async (group, TEST_TIMEOUT, NULL, on_terminated, &done);
+      while (!done)
+        g_main_context_iteration (NULL, TRUE);
+    }
+  else
+    test_terminate (group);
+  g_assert_cmpuint (execnet_group_get_size (group), ==, 0);
   for (guint i = 0; i < G_N_ELEMENTS (pids); i++)
     test_assert_pid_gone (pids[i], 5.0);
   test_assert_no_children (5.0);
@@ -1037,7 +1107,7 @@ test_via (void)
       /* execnet's worker leaves by os._exit (no atexit handlers). */
       g_file_get_contents (report_path, &report, NULL, &error);
       g_assert_no_error (error);
-      g_assert_cmpstr (report, ==, "gone");
+      g_assert_cmpstr (report, ==, "second gone\nfirst gone\nrelay gone\n");
       g_assert_no_errno (g_unlink (report_path));
     }
   else
@@ -1249,6 +1319,8 @@ main (int   argc,
   g_test_add_func ("/group/remote-exec/multichannel-error", test_remote_exec_multichannel_error);
   g_test_add_func ("/group/receive-queue/endmarkers", test_receive_queue);
   g_test_add_func ("/group/via/nested", test_via);
+  g_test_add_data_func ("/group/via/terminate-order", GINT_TO_POINTER (FALSE), test_via_terminate);
+  g_test_add_data_func ("/group/via/terminate-order-async", GINT_TO_POINTER (TRUE), test_via_terminate);
   g_test_add_func ("/group/via/unknown", test_via_unknown);
   g_test_add_func ("/group/receive-queue/threads", test_receive_queue_threads);
   g_test_add_func ("/group/list-model/items-changed", test_items_changed);

@@ -1271,6 +1271,157 @@ test_killed_mid_frame (Fixture       *f,
   test_assert_killed_mid_frame (make_gateway (f, spec));
 }
 
+/* /ssh/via: ssh= from a relay gateway, with the system ssh client there */
+
+/* The parent of process @pid, or -1 when it is gone. */
+static gint64
+parent_pid (gint64 pid)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%" G_GINT64_FORMAT "/stat", pid);
+  g_autofree char *contents = NULL;
+  const char *paren;
+  gint64 ppid;
+  char state;
+
+  if (!g_file_get_contents (path, &contents, NULL, NULL))
+    return -1;
+  paren = strrchr (contents, ')');
+  if (paren == NULL || sscanf (paren + 1, " %c %" G_GINT64_FORMAT, &state, &ppid) != 2)
+    return -1;
+  return ppid;
+}
+
+/* The gateway's interpreter runs under the fixture's sshd; the ssh client
+ * that carries it is a child of the relay's interpreter, not of us. */
+static void
+test_via_relay (Fixture       *f,
+                gconstpointer  data)
+{
+  g_autofree char *ssh = g_find_program_in_path ("ssh");
+  g_autofree char *relay_spec = NULL;
+  g_autofree char *spec = NULL;
+  g_autofree char *address = NULL;
+  g_autoptr(GVariant) clients = NULL;
+  g_autoptr(GError) error = NULL;
+  ExecnetGateway *relay, *gateway;
+  gint64 relay_pid, pid, client;
+
+  REQUIRE_SSHD (f);
+  if (ssh == NULL)
+    {
+      g_test_skip ("no ssh client program for the relay to run");
+      return;
+    }
+
+  relay_spec = g_strdup_printf ("popen//id=relay//python=%s", test_python ());
+  relay = make_gateway (f, relay_spec);
+  relay_pid = test_gateway_pid (relay);
+  spec = ssh_spec (f, "id=far//via=relay");
+  gateway = make_gateway (f, spec);
+  address = g_strdup_printf ("%s via relay", spec);
+  g_assert_nonnull (strstr (execnet_gateway_get_remote_address (gateway), "via relay"));
+
+  pid = test_gateway_pid (gateway);
+  g_assert_cmpint (parent_pid (pid), !=, (gint64) getpid ());
+  g_assert_cmpint (parent_pid (pid), !=, relay_pid);
+  g_assert_cmpint (parent_pid (parent_pid (pid)), ==, (gint64) sshd_fixture_get_pid (f->sshd));
+
+  /* Exactly one ssh client runs under the relay. */
+  clients = remote_value (relay,
+                          "import os\n"
+                          "me = str(os.getpid())\n"
+                          "found = []\n"
+                          "for p in os.listdir('/proc'):\n"
+                          "    try:\n"
+                          "        stat = open('/proc/%s/stat' % p).read()\n"
+                          "    except (OSError, ValueError):\n"
+                          "        continue\n"
+                          "    fields = stat.rsplit(')', 1)[1].split()\n"
+                          "    if fields[1] == me and stat.split(' (', 1)[1].startswith('ssh)'):\n"
+                          "        found.append(int(p))\n"
+                          "channel.send(found)\n");
+  g_assert_cmpuint (g_variant_n_children (clients), ==, 1);
+  {
+    g_autoptr(GVariant) boxed = g_variant_get_child_value (clients, 0);
+    g_autoptr(GVariant) value = g_variant_get_variant (boxed);
+
+    client = g_variant_get_int64 (value);
+  }
+
+  /* Values cross both hops intact. */
+  test_assert_remote_output (gateway);
+  g_assert_cmpint (remote_int (gateway, "channel.send(6 * 7)"), ==, 42);
+
+  execnet_group_terminate (f->group, 2.0, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (execnet_group_get_size (f->group), ==, 0);
+  test_assert_pid_gone (pid, 10.0);
+  test_assert_pid_gone (client, 10.0);
+  test_assert_pid_gone (relay_pid, 10.0);
+  assert_no_sshd_children (f->sshd, 10.0);
+}
+
+/* A failing ssh through a relay: the error says what ssh said, in bounded
+ * time; the relay lives on and keeps nothing of the attempt. */
+static void
+test_via_relay_errors (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autofree char *ssh = g_find_program_in_path ("ssh");
+  g_autofree char *relay_spec = NULL;
+  g_autofree char *refused = NULL;
+  g_autofree char *wrong_key = NULL;
+  g_autofree char *key = NULL;
+  g_autofree char *config = NULL;
+  g_autoptr(GError) file_error = NULL;
+  const char *specs[2];
+  ExecnetGateway *relay;
+  gint64 relay_pid;
+
+  REQUIRE_SSHD (f);
+  if (ssh == NULL)
+    {
+      g_test_skip ("no ssh client program for the relay to run");
+      return;
+    }
+
+  relay_spec = g_strdup_printf ("popen//id=relay//python=%s", test_python ());
+  relay = make_gateway (f, relay_spec);
+  relay_pid = test_gateway_pid (relay);
+
+  refused = g_strdup_printf ("ssh=-F /dev/null -o BatchMode=yes -p %u 127.0.0.1//via=relay",
+                             closed_port ());
+  key = sshd_fixture_make_key (f->sshd, &file_error);
+  g_assert_no_error (file_error);
+  config = sshd_fixture_write_client_config (f->sshd, key, NULL, NULL, &file_error);
+  g_assert_no_error (file_error);
+  wrong_key = g_strdup_printf ("ssh=localhost//ssh_config=%s//via=relay", config);
+  specs[0] = refused;
+  specs[1] = wrong_key;
+
+  for (guint i = 0; i < G_N_ELEMENTS (specs); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      gint64 start = g_get_monotonic_time ();
+      gdouble elapsed;
+
+      g_assert_null (execnet_group_make_gateway (f->group, specs[i], &error));
+      elapsed = (g_get_monotonic_time () - start) / (gdouble) G_USEC_PER_SEC;
+      g_assert_nonnull (error);
+      g_test_message ("%s → %s (%.2f s)", specs[i], error->message, elapsed);
+      g_assert_cmpfloat (elapsed, <, ERROR_DEADLINE);
+      g_assert_nonnull (strstr (error->message, "via=relay"));
+      g_assert_nonnull (strstr (error->message, i == 0 ? "refused" : "ermission denied"));
+      g_assert_cmpuint (execnet_group_get_size (f->group), ==, 1);
+      /* The relay is still of use. */
+      g_assert_cmpint (remote_int (relay, "channel.send(1)"), ==, 1);
+    }
+
+  test_terminate (f->group);
+  test_assert_pid_gone (relay_pid, 10.0);
+  assert_no_sshd_children (f->sshd, 10.0);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -1327,6 +1478,8 @@ main (int    argc,
   ADD ("/ssh/terminate/no-leftovers", test_terminate_no_leftovers);
   ADD ("/ssh/terminate/exit", test_terminate_exit);
   ADD ("/ssh/lost/killed-mid-frame", test_killed_mid_frame);
+  ADD ("/ssh/via/relay", test_via_relay);
+  ADD ("/ssh/via/errors", test_via_relay_errors);
 
 #undef ADD
 
