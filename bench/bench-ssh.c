@@ -74,6 +74,32 @@ time_ssh_client (char **argv)
   return bench_now () - t0;
 }
 
+/* Seconds for @n `python -c pass` started at once, all ended: with the
+ * private sshd, the remote host is this machine, and this is what its
+ * cores allow @n interpreters started together. */
+static gdouble
+time_pythons_at_once (const char *python,
+                      int         n)
+{
+  g_autoptr(GPtrArray) processes = g_ptr_array_new_with_free_func (g_object_unref);
+  GError *error = NULL;
+  gdouble t0 = bench_now ();
+
+  for (int i = 0; i < n; i++)
+    {
+      GSubprocess *process = g_subprocess_new (G_SUBPROCESS_FLAGS_NONE, &error,
+                                               python, "-c", "pass", NULL);
+
+      if (process == NULL)
+        bench_die ("python -c pass", error);
+      g_ptr_array_add (processes, process);
+    }
+  for (guint i = 0; i < processes->len; i++)
+    if (!g_subprocess_wait_check (processes->pdata[i], NULL, &error))
+      bench_die ("python -c pass", error);
+  return bench_now () - t0;
+}
+
 typedef struct
 {
   gdouble ready;            /* make_gateway returned */
@@ -179,6 +205,8 @@ main (int    argc,
   gboolean have_reference = !skip_reference;
   gdouble client_true, client_curve, client_python;
   gdouble concurrent_ratio, concurrent_min, concurrent_max;
+  gdouble unshared_ratio, python_floor;
+  g_autofree char *unshared_spec = NULL;
 
   sshd_fixture_prepare_environment ();
   g_option_context_add_main_entries (context, entries, NULL);
@@ -208,6 +236,7 @@ main (int    argc,
   else
     spec = g_strdup_printf ("ssh=%s//python=%s", destination, python);
   ssh_python[0] = python;
+  unshared_spec = g_strdup_printf ("%s//ssh_share=no", spec);
   concurrent_label = g_strdup_printf ("%d gateways started at once", concurrent);
 
   g_print ("execnet-glib %s, ssh to %s, %s, %d start-ups each, %d round trips, %d MiB each way\n\n",
@@ -225,6 +254,8 @@ main (int    argc,
     g_autoptr(GArray) reference_first = g_array_new (FALSE, FALSE, sizeof (gdouble));
     g_autoptr(GArray) concurrent_ratios = g_array_new (FALSE, FALSE, sizeof (gdouble));
     g_autoptr(GArray) concurrent_samples = g_array_new (FALSE, FALSE, sizeof (gdouble));
+    g_autoptr(GArray) unshared_ratios = g_array_new (FALSE, FALSE, sizeof (gdouble));
+    g_autoptr(GArray) floor_ratios = g_array_new (FALSE, FALSE, sizeof (gdouble));
     g_auto(GStrv) true_argv = ssh_client_argv (NULL, ssh_true);
     g_auto(GStrv) curve_argv = ssh_client_argv ("KexAlgorithms=curve25519-sha256", ssh_true);
     g_auto(GStrv) python_argv = ssh_client_argv (NULL, ssh_python);
@@ -249,6 +280,12 @@ main (int    argc,
             g_array_append_val (concurrent_samples, sample);
             sample /= ready;
             g_array_append_val (concurrent_ratios, sample);
+            /* The same with a connection each (ssh_share=no), and the
+             * floor: as many bare interpreters at once against one. */
+            sample = bench_concurrent_start (unshared_spec, concurrent) / ready;
+            g_array_append_val (unshared_ratios, sample);
+            sample = time_pythons_at_once (python, concurrent) / time_pythons_at_once (python, 1);
+            g_array_append_val (floor_ratios, sample);
           }
         if (have_reference)
           {
@@ -269,6 +306,8 @@ main (int    argc,
     concurrent_ratio = bench_median (concurrent_ratios);  /* sorts */
     concurrent_min = g_array_index (concurrent_ratios, gdouble, 0);
     concurrent_max = g_array_index (concurrent_ratios, gdouble, concurrent_ratios->len - 1);
+    unshared_ratio = bench_median (unshared_ratios);
+    python_floor = bench_median (floor_ratios);
     if (have_reference)
       {
         theirs.ready = bench_median (reference_ready);
@@ -302,6 +341,10 @@ main (int    argc,
              theirs.first_roundtrip * 1e3, theirs.first_roundtrip / client_true);
   g_print ("%-38s %10.1f ms  (%.2fx one start-up [%.2f-%.2f]; goal <= 1.5)\n", concurrent_label,
            ours.concurrent * 1e3, concurrent_ratio, concurrent_min, concurrent_max);
+  g_print ("%-38s %13s  (%.2fx one start-up)\n", "  with a connection each (ssh_share=no)", "",
+           unshared_ratio);
+  g_print ("%-38s %13s  (%.2fx one)\n", "  floor: python -c pass, as many at once", "",
+           python_floor);
   g_print ("%-38s %10.1f us\n", "small item round trip", ours.roundtrip * 1e6);
   g_print ("%-38s %8.0f MB/s\n", "1 MiB items, master to remote", ours.upload);
   g_print ("%-38s %8.0f MB/s\n", "1 MiB items, remote to master", ours.download);

@@ -736,6 +736,7 @@ typedef struct
   ExecnetGroup *group;
   ExecnetGateway *gateways[N_CONCURRENT];  /* (owned) */
   guint done;
+  guint wanted;
 } Concurrent;
 
 static void
@@ -757,7 +758,7 @@ all_made (gpointer data)
 {
   Concurrent *c = data;
 
-  return c->done == N_CONCURRENT;
+  return c->done == c->wanted;
 }
 
 static void
@@ -768,7 +769,7 @@ test_gateway_concurrent (Fixture       *f,
   g_autoptr(GHashTable) pids = g_hash_table_new (g_int64_hash, g_int64_equal);
   g_autoptr(GMainContext) context = g_main_context_new ();
   gint64 pid_values[N_CONCURRENT];
-  Concurrent c = { .group = f->group };
+  Concurrent c = { .group = f->group, .wanted = N_CONCURRENT };
   gint64 start;
 
   REQUIRE_SSHD (f);
@@ -1131,14 +1132,13 @@ test_errors_bad_words (Fixture       *f,
 
 /* /ssh/terminate: nothing the gateway started survives */
 
-/* The per-connection processes of the fixture's sshd (its children). */
-static guint
-count_sshd_children (SshdFixture *sshd)
+/* The processes whose parent is @parent, from /proc. */
+static GArray *
+child_pids (gint64 parent)
 {
   g_autoptr(GDir) dir = g_dir_open ("/proc", 0, NULL);
-  gint64 parent = sshd_fixture_get_pid (sshd);
+  GArray *children = g_array_new (FALSE, FALSE, sizeof (gint64));
   const char *name;
-  guint count = 0;
 
   g_assert_nonnull (dir);
   while ((name = g_dir_read_name (dir)) != NULL)
@@ -1158,9 +1158,22 @@ count_sshd_children (SshdFixture *sshd)
       if (paren != NULL &&
           sscanf (paren + 1, " %c %" G_GINT64_FORMAT, &state, &ppid) == 2 &&
           ppid == parent)
-        count++;
+        {
+          gint64 pid = g_ascii_strtoll (name, NULL, 10);
+
+          g_array_append_val (children, pid);
+        }
     }
-  return count;
+  return children;
+}
+
+/* The per-connection processes of the fixture's sshd (its children). */
+static guint
+count_sshd_children (SshdFixture *sshd)
+{
+  g_autoptr(GArray) children = child_pids (sshd_fixture_get_pid (sshd));
+
+  return children->len;
 }
 
 static void
@@ -1193,14 +1206,18 @@ test_terminate_no_leftovers (Fixture       *f,
 
   REQUIRE_SSHD (f);
 
-  spec = ssh_spec (f, NULL);
+  /* @data: the three share one connection, or each has its own */
+  spec = ssh_spec (f, data != NULL ? NULL : "ssh_share=no");
   idle = make_gateway (f, spec);
   busy = make_gateway (f, spec);
   stubborn = make_gateway (f, spec);
   pids[0] = test_gateway_pid (idle);
   pids[1] = test_gateway_pid (busy);
   pids[2] = test_gateway_pid (stubborn);
-  g_assert_cmpuint (count_sshd_children (f->sshd), >=, 3);
+  if (data != NULL)
+    g_assert_cmpuint (count_sshd_children (f->sshd), ==, 1);
+  else
+    g_assert_cmpuint (count_sshd_children (f->sshd), >=, 3);
 
   /* Busy in its main thread, with a child process of its own. */
   busy_channel = test_remote_exec (busy,
@@ -1422,6 +1439,254 @@ test_via_relay_errors (Fixture       *f,
   assert_no_sshd_children (f->sshd, 10.0);
 }
 
+/* /ssh/share: gateways with the same ssh words share one connection */
+
+/* Makes @n gateways of @spec in @group at once. */
+static void
+make_together (ExecnetGroup    *group,
+               const char      *spec,
+               guint            n,
+               ExecnetGateway **gateways)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  Concurrent c = { .group = group, .wanted = n };
+
+  g_assert_cmpuint (n, <=, N_CONCURRENT);
+  g_main_context_push_thread_default (context);
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(ExecnetXSpec) xspec = execnet_xspec_new (spec, NULL);
+
+      execnet_group_make_gateway_for_xspec_async (group, xspec, NULL, on_gateway_made, &c);
+    }
+  test_iterate_until (context, all_made, &c, 2 * TEST_TIMEOUT);
+  g_main_context_pop_thread_default (context);
+  memcpy (gateways, c.gateways, n * sizeof (ExecnetGateway *));
+}
+
+/* The processes below @pid, @pid included. */
+static GArray *
+process_tree (gint64 pid)
+{
+  GArray *tree = g_array_new (FALSE, FALSE, sizeof (gint64));
+
+  g_array_append_val (tree, pid);
+  for (guint i = 0; i < tree->len; i++)
+    {
+      g_autoptr(GArray) children = child_pids (g_array_index (tree, gint64, i));
+
+      g_array_append_vals (tree, children->data, children->len);
+    }
+  return tree;
+}
+
+/* The per-connection process of the fixture's sshd; there must be one. */
+static gint64
+sshd_connection_pid (SshdFixture *sshd)
+{
+  g_autoptr(GArray) children = child_pids (sshd_fixture_get_pid (sshd));
+
+  g_assert_cmpuint (children->len, ==, 1);
+  return g_array_index (children, gint64, 0);
+}
+
+static void
+test_share_one_connection (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autofree char *spec = NULL;
+  g_autoptr(GHashTable) pids = g_hash_table_new (g_int64_hash, g_int64_equal);
+  ExecnetGateway *gateways[4];
+  gint64 pid_values[G_N_ELEMENTS (gateways)];
+  g_autoptr(GError) error = NULL;
+
+  REQUIRE_SSHD (f);
+  assert_no_sshd_children (f->sshd, 10.0);
+
+  spec = ssh_spec (f, NULL);
+  make_together (f->group, spec, G_N_ELEMENTS (gateways), gateways);
+  for (guint i = 0; i < G_N_ELEMENTS (gateways); i++)
+    {
+      pid_values[i] = remote_int (gateways[i], "import os\nchannel.send(os.getpid())");
+      g_hash_table_add (pids, &pid_values[i]);
+    }
+  /* Four interpreters, one connection, one login. */
+  g_assert_cmpuint (g_hash_table_size (pids), ==, G_N_ELEMENTS (gateways));
+  g_assert_cmpuint (count_sshd_children (f->sshd), ==, 1);
+
+  /* The connection closes with the last gateway on it. */
+  execnet_group_terminate (f->group, TEST_TIMEOUT, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < G_N_ELEMENTS (gateways); i++)
+    test_assert_pid_gone (pid_values[i], 10.0);
+  assert_no_sshd_children (f->sshd, 10.0);
+}
+
+/* Ending one gateway, politely and by force, leaves the others working. */
+static void
+test_share_terminate_one (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_autofree char *spec = NULL;
+  g_autoptr(ExecnetGroup) other = execnet_group_new ();
+  g_autoptr(ExecnetChannel) channel = NULL;
+  g_autoptr(GVariant) item = NULL;
+  g_autoptr(GError) error = NULL;
+  ExecnetGateway *gateways[2];
+  ExecnetGateway *polite;
+  ExecnetGateway *stubborn;
+  gint64 polite_pid;
+  gint64 stubborn_pid;
+
+  REQUIRE_SSHD (f);
+  assert_no_sshd_children (f->sshd, 10.0);
+
+  spec = ssh_spec (f, NULL);
+  make_together (f->group, spec, G_N_ELEMENTS (gateways), gateways);
+  polite = make_gateway (f, spec);
+  polite_pid = test_gateway_pid (polite);
+  stubborn = execnet_group_make_gateway (other, spec, &error);
+  g_assert_no_error (error);
+  stubborn_pid = test_gateway_pid (stubborn);
+  g_assert_cmpuint (count_sshd_children (f->sshd), ==, 1);
+
+  execnet_gateway_exit (polite);
+  g_assert_true (execnet_gateway_join (polite, TEST_TIMEOUT, &error));
+  g_assert_no_error (error);
+  test_assert_pid_gone (polite_pid, 10.0);
+
+  /* Deaf to SIGTERM and busy: only the forced end gets it. */
+  channel = test_remote_exec (stubborn,
+                              "import signal, time\n"
+                              "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                              "channel.send(1)\n"
+                              "while True:\n"
+                              "    time.sleep(0.05)\n");
+  item = test_receive (channel);
+  execnet_group_terminate (other, 0.5, NULL);
+  g_assert_cmpuint (execnet_group_get_size (other), ==, 0);
+  test_assert_pid_gone (stubborn_pid, 10.0);
+
+  for (guint i = 0; i < G_N_ELEMENTS (gateways); i++)
+    g_assert_cmpint (remote_int (gateways[i], "channel.send(6 * 7)"), ==, 42);
+  g_assert_cmpuint (count_sshd_children (f->sshd), ==, 1);
+}
+
+/* A gateway whose interpreter dies fails alone. */
+static void
+test_share_sibling_dies (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autofree char *spec = NULL;
+  ExecnetGateway *gateways[3];
+
+  REQUIRE_SSHD (f);
+
+  spec = ssh_spec (f, NULL);
+  make_together (f->group, spec, G_N_ELEMENTS (gateways), gateways);
+  test_assert_killed_mid_frame (gateways[1]);
+  g_assert_true (execnet_gateway_is_alive (gateways[0]));
+  g_assert_true (execnet_gateway_is_alive (gateways[2]));
+  g_assert_cmpint (remote_int (gateways[0], "channel.send(1)"), ==, 1);
+  g_assert_cmpint (remote_int (gateways[2], "channel.send(2)"), ==, 2);
+  g_assert_cmpuint (count_sshd_children (f->sshd), ==, 1);
+}
+
+/* A connection that dies takes all its gateways, each with an error that
+ * says so. */
+static void
+test_share_connection_lost (Fixture       *f,
+                            gconstpointer  data)
+{
+  g_autofree char *spec = NULL;
+  g_autoptr(GArray) tree = NULL;
+  ExecnetGateway *gateways[3];
+  ExecnetChannel *channels[G_N_ELEMENTS (gateways)];
+
+  REQUIRE_SSHD (f);
+  assert_no_sshd_children (f->sshd, 10.0);
+
+  spec = ssh_spec (f, NULL);
+  make_together (f->group, spec, G_N_ELEMENTS (gateways), gateways);
+  for (guint i = 0; i < G_N_ELEMENTS (gateways); i++)
+    {
+      g_autoptr(GVariant) item = NULL;
+
+      channels[i] = test_remote_exec (gateways[i], "channel.send(1)\nchannel.receive()");
+      item = test_receive (channels[i]);
+    }
+
+  /* The server's side of the connection, and everything under it. */
+  tree = process_tree (sshd_connection_pid (f->sshd));
+  for (guint i = 0; i < tree->len; i++)
+    kill ((pid_t) g_array_index (tree, gint64, i), SIGKILL);
+
+  for (guint i = 0; i < G_N_ELEMENTS (gateways); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GVariant) item = NULL;
+
+      item = execnet_channel_receive (channels[i], TEST_TIMEOUT, &error);
+      g_assert_null (item);
+      g_test_message ("gateway %u: %s", i, error->message);
+      g_assert_error (error, EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED);
+      g_assert_false (execnet_gateway_is_alive (gateways[i]));
+      g_object_unref (channels[i]);
+    }
+  assert_no_sshd_children (f->sshd, 10.0);
+}
+
+/* A server that allows fewer sessions per connection than are asked for:
+ * the gateway it refuses makes a connection of its own. */
+static void
+test_share_max_sessions (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(SshdFixture) strict = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *spec = NULL;
+  ExecnetGateway *gateways[3];
+
+  REQUIRE_SSHD (f);
+
+  strict = sshd_fixture_new_full ("MaxSessions 2\n", &error);
+  g_assert_no_error (error);
+  spec = g_strdup_printf ("ssh=localhost//ssh_config=%s//python=%s",
+                          strict->client_config, test_python ());
+  make_together (f->group, spec, G_N_ELEMENTS (gateways), gateways);
+  for (guint i = 0; i < G_N_ELEMENTS (gateways); i++)
+    g_assert_cmpint (remote_int (gateways[i], "channel.send(5)"), ==, 5);
+  g_assert_cmpuint (count_sshd_children (strict), ==, 2);
+
+  execnet_group_terminate (f->group, TEST_TIMEOUT, &error);
+  g_assert_no_error (error);
+  assert_no_sshd_children (strict, 10.0);
+}
+
+/* ssh_share=no: a connection of its own. */
+static void
+test_share_opt_out (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autofree char *spec = NULL;
+  g_autofree char *bad = NULL;
+  g_autoptr(GError) error = NULL;
+  ExecnetGateway *gateways[2];
+
+  REQUIRE_SSHD (f);
+  assert_no_sshd_children (f->sshd, 10.0);
+
+  spec = ssh_spec (f, "ssh_share=no");
+  make_together (f->group, spec, G_N_ELEMENTS (gateways), gateways);
+  g_assert_cmpint (remote_int (gateways[0], "channel.send(1)"), ==, 1);
+  g_assert_cmpint (remote_int (gateways[1], "channel.send(2)"), ==, 2);
+  g_assert_cmpuint (count_sshd_children (f->sshd), ==, 2);
+
+  bad = ssh_spec (f, "ssh_share=maybe");
+  g_assert_null (execnet_group_make_gateway (f->group, bad, &error));
+  test_assert_error_contains (error, EXECNET_ERROR_INVALID_SPEC, "ssh_share=maybe");
+}
+
 int
 main (int    argc,
       char **argv)
@@ -1475,7 +1740,16 @@ main (int    argc,
   ADD ("/ssh/errors/no-python", test_errors_no_python);
   ADD ("/ssh/errors/connect-timeout", test_errors_connect_timeout);
   ADD ("/ssh/errors/bad-words", test_errors_bad_words);
-  ADD ("/ssh/terminate/no-leftovers", test_terminate_no_leftovers);
+  g_test_add ("/ssh/terminate/no-leftovers", Fixture, NULL, fixture_setup,
+              test_terminate_no_leftovers, fixture_teardown);
+  g_test_add ("/ssh/terminate/no-leftovers-shared", Fixture, "shared", fixture_setup,
+              test_terminate_no_leftovers, fixture_teardown);
+  ADD ("/ssh/share/one-connection", test_share_one_connection);
+  ADD ("/ssh/share/terminate-one", test_share_terminate_one);
+  ADD ("/ssh/share/sibling-dies", test_share_sibling_dies);
+  ADD ("/ssh/share/connection-lost", test_share_connection_lost);
+  ADD ("/ssh/share/opt-out", test_share_opt_out);
+  ADD ("/ssh/share/max-sessions", test_share_max_sessions);
   ADD ("/ssh/terminate/exit", test_terminate_exit);
   ADD ("/ssh/lost/killed-mid-frame", test_killed_mid_frame);
   ADD ("/ssh/via/relay", test_via_relay);

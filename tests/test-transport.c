@@ -55,7 +55,7 @@ typedef struct
 static const DeclaredKeys declared_keys[] = {
   { "popen", { NULL } },
   { "socket", { "token_file", "installvia", NULL } },
-  { "ssh", { "ssh_config", NULL } },
+  { "ssh", { "ssh_config", "ssh_share", NULL } },
   { "wrap", { "wrap_shell", NULL } },
 };
 

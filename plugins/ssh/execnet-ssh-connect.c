@@ -32,7 +32,9 @@
  *      libssh's message text; libssh gets the socket (SSH_OPTIONS_FD);
  *   3. SSH handshake and host key check against known_hosts;
  *   4. authentication without prompts: ssh-agent, then key files;
- *   5. a session channel running the interpreter command. */
+ *   5. a session channel running the interpreter command.
+ * A gateway whose ssh words match those of a connection already made (or
+ * being made) skips steps 2 to 4: its channel is opened on that one. */
 
 #define DEFAULT_CONNECT_TIMEOUT 30.0
 
@@ -132,16 +134,26 @@ set_step_timeout (Connect *c)
   ssh_options_set (c->session, SSH_OPTIONS_TIMEOUT_USEC, &usec);
 }
 
-static void
-set_timed_out (Connect     *c,
-               const char  *during,
-               GError     **error)
+/* Any thread. */
+void
+_execnet_ssh_set_timed_out (GError     **error,
+                            const char  *during,
+                            const char  *address,
+                            gdouble      timeout)
 {
   g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
                "ssh: %s %s did not complete within %g s; the host may be down, "
                "filtered by a firewall, or not an SSH server (raise the limit "
                "with connect_timeout=SECONDS in the spec)",
-               during, c->address, c->timeout);
+               during, address, timeout);
+}
+
+static void
+set_timed_out (Connect     *c,
+               const char  *during,
+               GError     **error)
+{
+  _execnet_ssh_set_timed_out (error, during, c->address, c->timeout);
 }
 
 static gboolean
@@ -782,68 +794,182 @@ failed:
   return FALSE;
 }
 
-/* Step 5. The channel is handed to the session object before the exec
- * request so that its callbacks see the command's first stderr bytes. */
-static ExecnetSshSession *
-start_command (ExecnetXSpec  *xspec,
-               Connect       *c,
-               GError       **error)
-{
-  g_autoptr(ExecnetSshSession) session = NULL;
-  g_autofree char *command = NULL;
-  ssh_channel channel;
-  int rc;
+/* Sharing: gateways whose specs have the same ssh words (and ssh_config=)
+ * share one connection. The first to come makes it (the "attempt"); the
+ * others wait for its outcome, then open their channels on it, or fail
+ * with its error. The table holds a reference to each link; a link that
+ * has closed is dropped the next time its key is looked up. Lock order:
+ * registry_lock, then a link's lock. */
 
+typedef struct
+{
+  guint refs;                  /* under registry_lock: the maker and each waiter */
+  gboolean done;
+  GError *error;               /* (owned) (nullable) why it failed */
+} Attempt;
+
+static GMutex registry_lock;
+static GCond registry_cond;
+static GHashTable *registry_links;     /* (element-type utf8 ExecnetSshLink) (owned) */
+static GHashTable *registry_attempts;  /* (element-type utf8 Attempt) (owned keys) */
+
+/* registry_lock held. */
+static void
+attempt_unref_locked (Attempt *attempt)
+{
+  if (--attempt->refs > 0)
+    return;
+  g_clear_error (&attempt->error);
+  g_free (attempt);
+}
+
+/* Whether the spec asks for a connection of its own; the key its
+ * connection is shared under otherwise. */
+static gboolean
+read_share_key (ExecnetXSpec  *xspec,
+                char         **key,
+                GError       **error)
+{
+  const char *share = execnet_xspec_get (xspec, "ssh_share");
+  const char *config = execnet_xspec_get (xspec, "ssh_config");
+
+  *key = NULL;
+  if (share != NULL && (g_ascii_strcasecmp (share, "no") == 0 || g_str_equal (share, "0") ||
+                        g_ascii_strcasecmp (share, "false") == 0))
+    return TRUE;
+  if (share != NULL && *share != '\0' && g_ascii_strcasecmp (share, "yes") != 0 &&
+      !g_str_equal (share, "1") && g_ascii_strcasecmp (share, "true") != 0)
+    {
+      g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
+                   "ssh_share=%s: expected yes or no (no: this gateway gets an "
+                   "SSH connection of its own)", share);
+      return FALSE;
+    }
+  *key = g_strdup_printf ("%s%c%s", execnet_xspec_get (xspec, "ssh"), 0x1f,
+                          config ? config : "");
+  return TRUE;
+}
+
+/* Finds the link for @key with a channel promised to the caller, or makes
+ * the caller the maker of it (@attempt set), or fails (the maker's error,
+ * or our own deadline or cancellation while waiting for it). */
+static ExecnetSshLink *
+join_link (Connect       *c,
+           const char    *key,
+           GCancellable  *cancellable,
+           Attempt      **attempt,
+           GError       **error)
+{
+  *attempt = NULL;
+
+  g_mutex_lock (&registry_lock);
+  if (registry_links == NULL)
+    {
+      registry_links = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                              (GDestroyNotify) _execnet_ssh_link_unref);
+      registry_attempts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+    }
+
+  for (;;)
+    {
+      ExecnetSshLink *link = g_hash_table_lookup (registry_links, key);
+      Attempt *other;
+      gboolean done;
+
+      if (link != NULL)
+        {
+          if (_execnet_ssh_link_reserve (link))
+            {
+              link = _execnet_ssh_link_ref (link);
+              g_mutex_unlock (&registry_lock);
+              execnet_transport_log_phase (c->xspec, "connecting",
+                                           "sharing the connection to %s", c->address);
+              return link;
+            }
+          g_hash_table_remove (registry_links, key);   /* closed: make a new one */
+        }
+
+      other = g_hash_table_lookup (registry_attempts, key);
+      if (other == NULL)
+        {
+          *attempt = g_new0 (Attempt, 1);
+          (*attempt)->refs = 1;
+          g_hash_table_insert (registry_attempts, g_strdup (key), *attempt);
+          g_mutex_unlock (&registry_lock);
+          return NULL;
+        }
+
+      /* Another gateway is connecting: wait for it, in slices, so that our
+       * own cancellation and deadline are seen. */
+      other->refs++;
+      while (!other->done && !g_cancellable_is_cancelled (cancellable) &&
+             g_get_monotonic_time () < c->deadline)
+        g_cond_wait_until (&registry_cond, &registry_lock,
+                           MIN (c->deadline, g_get_monotonic_time () + 50 * 1000));
+      done = other->done;
+      if (done && other->error != NULL &&
+          !g_error_matches (other->error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        {
+          g_propagate_error (error, g_error_copy (other->error));
+          attempt_unref_locked (other);
+          g_mutex_unlock (&registry_lock);
+          return NULL;
+        }
+      attempt_unref_locked (other);
+      if (!done)
+        {
+          g_mutex_unlock (&registry_lock);
+          if (!g_cancellable_set_error_if_cancelled (cancellable, error))
+            set_timed_out (c, "connecting to", error);
+          return NULL;
+        }
+      /* Made, or its maker was cancelled: look again. */
+    }
+}
+
+/* Ends the caller's attempt: publishes @link (if not %NULL) under @key,
+ * or @error to the waiters. */
+static void
+finish_attempt (const char     *key,
+                Attempt        *attempt,
+                ExecnetSshLink *link,
+                const GError   *error)
+{
+  g_mutex_lock (&registry_lock);
+  if (link != NULL)
+    g_hash_table_replace (registry_links, g_strdup (key), _execnet_ssh_link_ref (link));
+  g_hash_table_remove (registry_attempts, key);
+  attempt->done = TRUE;
+  if (link == NULL)
+    attempt->error = error != NULL ? g_error_copy (error)
+                                   : g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                                          "ssh: the connection was not made");
+  g_cond_broadcast (&registry_cond);
+  attempt_unref_locked (attempt);
+  g_mutex_unlock (&registry_lock);
+}
+
+/* Step 5: the interpreter in a channel of its own on @link. */
+static ExecnetSshSession *
+start_command (ExecnetXSpec    *xspec,
+               Connect         *c,
+               ExecnetSshLink  *link,
+               GCancellable    *cancellable,
+               gboolean        *refused,
+               GError         **error)
+{
+  g_autofree char *command = NULL;
+
+  *refused = FALSE;
   command = _execnet_ssh_build_remote_command (xspec, error);
   if (command == NULL)
-    return NULL;
+    {
+      _execnet_ssh_link_release (link);
+      return NULL;
+    }
   execnet_transport_log_phase (xspec, "starting-python", "starting the interpreter on %s", c->address);
-
-  set_step_timeout (c);
-  channel = ssh_channel_new (c->session);
-  if (channel == NULL || ssh_channel_open_session (channel) != SSH_OK)
-    {
-      if (channel != NULL)
-        ssh_channel_free (channel);
-      if (deadline_passed (c))
-        set_timed_out (c, "opening a session on", error);
-      else
-        g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP,
-                     "ssh: %s refused to open a session: %s",
-                     c->address, ssh_get_error (c->session));
-      return NULL;
-    }
-
-  session = _execnet_ssh_session_new (g_steal_pointer (&c->session), channel,
-                                      c->socket_fd, c->address, xspec);
-  c->socket_fd = -1;
-
-  rc = ssh_channel_request_exec (channel, command);
-
-  /* From here the session may close the socket: the cancel handler must
-   * not touch it any more. */
-  if (c->cancelled_id != 0)
-    {
-      g_cancellable_disconnect (c->cancellable, c->cancelled_id);
-      c->cancelled_id = 0;
-    }
-
-  if (rc != SSH_OK)
-    {
-      g_autofree char *tail = _execnet_ssh_session_dup_stderr_tail (session);
-
-      if (deadline_passed (c))
-        set_timed_out (c, "starting Python on", error);
-      else
-        g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP,
-                     "ssh: %s refused to run the Python interpreter: %s%s%s",
-                     c->address, ssh_get_error (ssh_channel_get_session (channel)),
-                     tail && *tail ? "; remote error output: " : "", tail ? tail : "");
-      return NULL;
-    }
-
-  _execnet_ssh_session_start (session);
-  return g_steal_pointer (&session);
+  return _execnet_ssh_session_open (link, xspec, command, c->deadline, c->timeout,
+                                    cancellable, refused, error);
 }
 
 /**
@@ -863,12 +989,16 @@ _execnet_ssh_connect (ExecnetXSpec  *xspec,
                       GError       **error)
 {
   Connect c = { .xspec = xspec, .socket_fd = -1 };
+  g_autoptr(ExecnetSshLink) link = NULL;
+  g_autofree char *key = NULL;
   ExecnetSshSession *session = NULL;
+  Attempt *attempt = NULL;
+  gboolean refused = FALSE;
 
   c.args = _execnet_ssh_args_parse (execnet_xspec_get (xspec, "ssh"), error);
   if (c.args == NULL)
     goto out;
-  if (!read_timeout_key (xspec, &c, error))
+  if (!read_timeout_key (xspec, &c, error) || !read_share_key (xspec, &key, error))
     goto out;
   c.deadline = g_get_monotonic_time () + (gint64) (c.timeout * G_USEC_PER_SEC);
 
@@ -879,16 +1009,52 @@ _execnet_ssh_connect (ExecnetXSpec  *xspec,
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "ssh: libssh cannot create a session");
       goto out;
     }
-
-  if (!apply_options (xspec, &c, error) ||
-      !handshake (&c, cancellable, error) ||
-      !check_host_key (&c, error) ||
-      g_cancellable_set_error_if_cancelled (cancellable, error) ||
-      !authenticate (&c, cancellable, error) ||
-      g_cancellable_set_error_if_cancelled (cancellable, error))
+  if (!apply_options (xspec, &c, error))
     goto out;
 
-  session = start_command (xspec, &c, error);
+join:
+  if (key != NULL)
+    {
+      link = join_link (&c, key, cancellable, &attempt, error);
+      if (link == NULL && attempt == NULL)
+        goto out;
+    }
+
+  if (link == NULL)
+    {
+      if (!handshake (&c, cancellable, error) ||
+          !check_host_key (&c, error) ||
+          g_cancellable_set_error_if_cancelled (cancellable, error) ||
+          !authenticate (&c, cancellable, error) ||
+          g_cancellable_set_error_if_cancelled (cancellable, error))
+        goto out;
+
+      /* The link owns the socket from here: the cancel handler must not
+       * touch it any more. */
+      if (c.cancelled_id != 0)
+        {
+          g_cancellable_disconnect (c.cancellable, c.cancelled_id);
+          c.cancelled_id = 0;
+        }
+      link = _execnet_ssh_link_new (g_steal_pointer (&c.session), c.socket_fd, c.address, xspec);
+      c.socket_fd = -1;
+      if (attempt != NULL)
+        {
+          finish_attempt (key, attempt, link, NULL);
+          attempt = NULL;
+        }
+    }
+
+  session = start_command (xspec, &c, link, cancellable, &refused, error);
+  if (session == NULL && refused)
+    {
+      /* The server allows fewer sessions per connection than the others
+       * on it use: this gateway makes a connection of its own (the
+       * refused link takes no more). */
+      g_clear_error (error);
+      g_clear_pointer (&link, _execnet_ssh_link_unref);
+      goto join;
+    }
 
 out:
   connect_clear (&c);
@@ -900,5 +1066,7 @@ out:
       g_clear_error (error);
       g_cancellable_set_error_if_cancelled (cancellable, error);
     }
+  if (attempt != NULL)
+    finish_attempt (key, attempt, NULL, error != NULL ? *error : NULL);
   return session;
 }

@@ -10,9 +10,15 @@
 
 G_BEGIN_DECLS
 
-/* ExecnetSshSession: one authenticated libssh session with the channel
- * running the remote interpreter (execnet-ssh-session.c). Refcounted; the
- * connection and both halves of its stream each hold a reference. */
+/* ExecnetSshLink: one authenticated libssh connection, shared by the
+ * gateways made to the same destination with the same ssh words
+ * (execnet-ssh-session.c). Refcounted; each session on it holds a
+ * reference, and so does the table of shared links (execnet-ssh-connect.c).
+ *
+ * ExecnetSshSession: one channel on a link, running one gateway's remote
+ * interpreter. Refcounted; the connection and both halves of its stream
+ * each hold a reference. */
+typedef struct _ExecnetSshLink ExecnetSshLink;
 typedef struct _ExecnetSshSession ExecnetSshSession;
 
 /* What a session source waits for. */
@@ -22,15 +28,26 @@ typedef enum {
   EXECNET_SSH_WAIT_ENDED,      /* the remote command ended or the session died */
 } ExecnetSshWait;
 
-ExecnetSshSession *_execnet_ssh_session_new          (ssh_session         session,
-                                                      ssh_channel         channel,
+ExecnetSshLink    *_execnet_ssh_link_new             (ssh_session         session,
                                                       int                 socket_fd,
                                                       const char         *address,
                                                       ExecnetXSpec       *xspec);
+ExecnetSshLink    *_execnet_ssh_link_ref             (ExecnetSshLink     *link);
+void               _execnet_ssh_link_unref           (ExecnetSshLink     *link);
+gboolean           _execnet_ssh_link_reserve         (ExecnetSshLink     *link);
+void               _execnet_ssh_link_release         (ExecnetSshLink     *link);
+
+ExecnetSshSession *_execnet_ssh_session_open         (ExecnetSshLink     *link,
+                                                      ExecnetXSpec       *xspec,
+                                                      const char         *command,
+                                                      gint64              deadline,
+                                                      gdouble             timeout,
+                                                      GCancellable       *cancellable,
+                                                      gboolean           *refused,
+                                                      GError            **error);
 ExecnetSshSession *_execnet_ssh_session_ref          (ExecnetSshSession  *self);
 void               _execnet_ssh_session_unref        (ExecnetSshSession  *self);
 const char        *_execnet_ssh_session_get_address  (ExecnetSshSession  *self);
-void               _execnet_ssh_session_start        (ExecnetSshSession  *self);
 void               _execnet_ssh_session_set_owner    (ExecnetSshSession  *self,
                                                       ExecnetConnection  *owner);
 gssize             _execnet_ssh_session_read         (ExecnetSshSession  *self,
@@ -53,6 +70,7 @@ gboolean           _execnet_ssh_session_get_ending   (ExecnetSshSession  *self,
                                                       int                *wait_status);
 char              *_execnet_ssh_session_dup_stderr_tail (ExecnetSshSession *self);
 
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ExecnetSshLink, _execnet_ssh_link_unref)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ExecnetSshSession, _execnet_ssh_session_unref)
 
 /* execnet-ssh-stream.c */
@@ -67,5 +85,9 @@ void _execnet_ssh_log_set_verbosity (ssh_session   session);
 ExecnetSshSession *_execnet_ssh_connect (ExecnetXSpec  *xspec,
                                          GCancellable  *cancellable,
                                          GError       **error);
+void               _execnet_ssh_set_timed_out (GError      **error,
+                                               const char   *during,
+                                               const char   *address,
+                                               gdouble       timeout);
 
 G_END_DECLS

@@ -1,4 +1,4 @@
-/* execnet-ssh-session.c: a libssh channel served without blocking
+/* execnet-ssh-session.c: libssh channels on shared connections, served without blocking
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <time.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -49,8 +50,24 @@
  *    tail is kept for error messages.
  *
  * libssh is not thread-safe within a session: every libssh call on it is
- * made with @lock held. The I/O thread makes almost all of them;
- * terminate() may come from any thread and takes the lock too. */
+ * made with the link's @lock held. The I/O thread makes almost all of
+ * them; terminate() may come from any thread and takes the lock too.
+ *
+ * One connection (ExecnetSshLink) carries the channels of every gateway
+ * made with the same ssh words (execnet-ssh-connect.c decides which
+ * share): each gateway's ExecnetSshSession is one channel
+ * running one interpreter, and all of them share the link's lock, pump and
+ * socket. Whoever pumps files packets for every channel; the sources of
+ * all of them poll the same socket, and each asks only about its own
+ * channel. The link is disconnected when its last channel is freed.
+ *
+ * A further channel is opened by the gateway's own worker thread while
+ * the I/O thread keeps serving the others: the worker asks libssh to take
+ * the next step without waiting (open the channel, then run the command),
+ * and between steps sleeps, without the lock, in poll() on the socket and
+ * on an eventfd that every other holder of the lock signals when it lets
+ * go (unlock_link()), since whoever holds the lock may have pumped the
+ * reply the worker waits for. */
 
 #define STDERR_TAIL_KEEP 4096
 
@@ -61,21 +78,45 @@
 /* How many times one read or check pumps before giving the main loop back. */
 #define MAX_PUMPS 32
 
-struct _ExecnetSshSession
+/* The most channels one connection carries: OpenSSH's default
+ * MaxSessions. A server that allows fewer refuses to open the next one,
+ * which then makes a connection of its own (execnet-ssh-connect.c). */
+#define MAX_CHANNELS_PER_LINK 10
+
+/* The longest a thread opening a channel sleeps before it looks at the
+ * channel again; it is normally woken well before (see unlock_link). */
+#define OPEN_POLL_MS 1000
+
+/* One SSH connection, shared by the sessions (channels) on it. */
+struct _ExecnetSshLink
 {
-  /* Guards every field below and every libssh call on @session. */
+  /* Guards every field below, every field of the sessions on this link,
+   * and every libssh call on @session or its channels. */
   GMutex lock;
 
   ssh_session session;            /* (owned) (nullable) NULL once disconnected */
-  ssh_channel channel;            /* (owned) (nullable) NULL once freed */
   ssh_event event;                /* (owned) (nullable) the private pump */
+  int socket_fd;                  /* (owned) our TCP socket, -1 if libssh made its own */
+  char *address;                  /* (owned) immutable: user@host:port */
+  ExecnetXSpec *xspec;            /* (owned) immutable: the first gateway's, for libssh's log */
+  GPtrArray *contexts;            /* (owned) (element-type GMainContext) where our sources ran */
+  GArray *waiters;                /* (owned) (element-type int) eventfds of threads opening channels */
+  guint n_channels;               /* channels open, being opened, or promised to an opener */
+  gboolean shut;                  /* shut down by a forced end: takes no more channels */
+  gboolean full;                  /* the server refused a channel: takes no more */
+};
+
+struct _ExecnetSshSession
+{
+  ExecnetSshLink *link;           /* (owned) immutable; its lock guards the fields below */
+
+  ssh_channel channel;            /* (owned) (nullable) NULL before it opens and once freed */
+  gboolean counted;               /* holds one of the link's n_channels */
   struct ssh_channel_callbacks_struct callbacks;  /* registered on @channel */
   char *address;                  /* (owned) immutable: user@host:port */
   ExecnetXSpec *xspec;            /* (owned) immutable: for libssh's log */
-  int socket_fd;                  /* (owned) our TCP socket, -1 if libssh made its own */
 
   ExecnetConnection *owner;       /* (unowned) (nullable) receives the stderr tail */
-  GPtrArray *contexts;            /* (owned) (element-type GMainContext) where our sources ran */
   GString *stderr_tail;           /* (owned) the last STDERR_TAIL_KEEP bytes */
 
   gboolean exit_known;            /* exit-status or exit-signal received */
@@ -226,78 +267,196 @@ on_channel_close (ssh_session  session,
   self->remote_closed = TRUE;
 }
 
-/* Any thread: takes the lock for libssh calls, with libssh's log routed
- * to this session's gateway in this thread. */
+/* Any thread: takes the link's lock for libssh calls, with libssh's log
+ * routed to @xspec's gateway in this thread. */
+static void
+lock_link (ExecnetSshLink *link,
+           ExecnetXSpec   *xspec)
+{
+  g_mutex_lock (&link->lock);
+  _execnet_ssh_log_attach (xspec);
+}
+
+/* Any thread, @lock held; releases it. Whatever was done under the lock
+ * may have pumped the connection and filed a reply some thread opening a
+ * channel waits for: each of them (but @own_fd, the caller's) is woken. */
+static void
+unlock_link (ExecnetSshLink *link,
+             int             own_fd)
+{
+  for (guint i = 0; i < link->waiters->len; i++)
+    {
+      int fd = g_array_index (link->waiters, int, i);
+
+      if (fd != own_fd)
+        eventfd_write (fd, 1);
+    }
+  g_mutex_unlock (&link->lock);
+}
+
 static void
 lock_session (ExecnetSshSession *self)
 {
-  g_mutex_lock (&self->lock);
-  _execnet_ssh_log_attach (self->xspec);
+  lock_link (self->link, self->xspec);
+}
+
+static void
+unlock_session (ExecnetSshSession *self)
+{
+  unlock_link (self->link, -1);
+}
+
+/* @lock held. Closes the connection for good. */
+static void
+link_disconnect_unlocked (ExecnetSshLink *link)
+{
+  if (link->session == NULL)
+    return;
+
+  if (link->event != NULL)
+    {
+      ssh_event_remove_session (link->event, link->session);
+      g_clear_pointer (&link->event, ssh_event_free);
+    }
+  ssh_disconnect (link->session);
+  g_clear_pointer (&link->session, ssh_free);
+  if (link->socket_fd >= 0)
+    {
+      close (link->socket_fd);
+      link->socket_fd = -1;
+    }
+}
+
+/* @lock held. A channel (or the promise of one) is gone; the last one
+ * takes the connection with it. */
+static void
+link_release_unlocked (ExecnetSshLink *link)
+{
+  g_assert (link->n_channels > 0);
+  if (--link->n_channels == 0)
+    link_disconnect_unlocked (link);
+}
+
+/* @lock held. Whether the connection can no longer carry data. */
+static gboolean
+link_is_dead_unlocked (ExecnetSshLink *link)
+{
+  return link->session == NULL ||
+         (ssh_get_status (link->session) & (SSH_CLOSED | SSH_CLOSED_ERROR)) != 0;
 }
 
 /**
- * _execnet_ssh_session_new:
+ * _execnet_ssh_link_new:
  * @session: (transfer full): a connected, authenticated session in
  *   blocking mode
- * @channel: (transfer full): its open session channel, before the exec
- *   request, so that no stderr escapes the callbacks
  * @socket_fd: (transfer full): the socket the session was given with
  *   SSH_OPTIONS_FD, which libssh never closes, or -1
  * @address: user@host:port for messages
- * @xspec: the gateway's spec, for libssh's log
+ * @xspec: the spec of the gateway that made the connection, for libssh's
+ *   log
  *
- * Runs in the transport's worker thread.
+ * Switches the session to non-blocking mode and gives it its private pump;
+ * from here on it is served by sources and shared by the channels opened
+ * with _execnet_ssh_session_open(). The link starts with one channel
+ * promised to the caller, as by _execnet_ssh_link_reserve(). Runs in the
+ * transport's worker thread.
  *
- * Returns: (transfer full): the session
+ * Returns: (transfer full): the link
  */
-ExecnetSshSession *
-_execnet_ssh_session_new (ssh_session  session,
-                          ssh_channel  channel,
-                          int          socket_fd,
-                          const char  *address,
-                          ExecnetXSpec *xspec)
+ExecnetSshLink *
+_execnet_ssh_link_new (ssh_session   session,
+                       int           socket_fd,
+                       const char   *address,
+                       ExecnetXSpec *xspec)
 {
-  ExecnetSshSession *self = g_atomic_rc_box_new0 (ExecnetSshSession);
+  ExecnetSshLink *link = g_atomic_rc_box_new0 (ExecnetSshLink);
 
-  g_mutex_init (&self->lock);
-  self->session = session;
-  self->channel = channel;
-  self->socket_fd = socket_fd;
-  self->address = g_strdup (address);
-  self->xspec = execnet_xspec_ref (xspec);
-  self->stderr_tail = g_string_new (NULL);
-  self->contexts = g_ptr_array_new_with_free_func ((GDestroyNotify) g_main_context_unref);
+  g_mutex_init (&link->lock);
+  link->session = session;
+  link->socket_fd = socket_fd;
+  link->address = g_strdup (address);
+  link->xspec = execnet_xspec_ref (xspec);
+  link->contexts = g_ptr_array_new_with_free_func ((GDestroyNotify) g_main_context_unref);
+  link->waiters = g_array_new (FALSE, FALSE, sizeof (int));
+  link->n_channels = 1;
 
-  self->callbacks.userdata = self;
-  self->callbacks.channel_data_function = on_channel_data;
-  self->callbacks.channel_exit_status_function = on_channel_exit_status;
-  self->callbacks.channel_exit_signal_function = on_channel_exit_signal;
-  self->callbacks.channel_close_function = on_channel_close;
-  ssh_callbacks_init (&self->callbacks);
-  ssh_set_channel_callbacks (channel, &self->callbacks);
+  ssh_set_blocking (session, 0);
+  link->event = ssh_event_new ();
+  if (link->event != NULL && ssh_event_add_session (link->event, session) != SSH_OK)
+    g_clear_pointer (&link->event, ssh_event_free);
 
-  return self;
+  return link;
+}
+
+ExecnetSshLink *
+_execnet_ssh_link_ref (ExecnetSshLink *link)
+{
+  /* Any thread, as is unref. */
+  return g_atomic_rc_box_acquire (link);
+}
+
+/* Whichever thread drops the last reference: by then no session is left
+ * on the link, so it is disconnected already unless a promise was broken
+ * without _execnet_ssh_link_release(). */
+static void
+link_clear (gpointer data)
+{
+  ExecnetSshLink *link = data;
+
+  lock_link (link, link->xspec);
+  link_disconnect_unlocked (link);
+  _execnet_ssh_log_attach (NULL);
+  g_mutex_unlock (&link->lock);
+
+  g_mutex_clear (&link->lock);
+  execnet_xspec_unref (link->xspec);
+  g_ptr_array_unref (link->contexts);
+  g_array_unref (link->waiters);
+  g_free (link->address);
+}
+
+void
+_execnet_ssh_link_unref (ExecnetSshLink *link)
+{
+  g_atomic_rc_box_release_full (link, link_clear);
 }
 
 /**
- * _execnet_ssh_session_start:
- * @self: a session whose command has been started
+ * _execnet_ssh_link_reserve:
  *
- * Switches the session to non-blocking mode and gives it its private pump.
- * From here on it is served by sources; runs in the worker thread just
- * before it hands the session over.
+ * Promises the caller one more channel on the link, which keeps the
+ * connection open until the promise is kept (_execnet_ssh_session_open())
+ * or given back (_execnet_ssh_link_release()). Any thread.
+ *
+ * Returns: %FALSE if the connection is closed, lost, shut down or full,
+ *   and takes no more channels
  */
-void
-_execnet_ssh_session_start (ExecnetSshSession *self)
+gboolean
+_execnet_ssh_link_reserve (ExecnetSshLink *link)
 {
-  lock_session (self);
-  ssh_set_blocking (self->session, 0);
-  self->event = ssh_event_new ();
-  if (self->event != NULL && ssh_event_add_session (self->event, self->session) != SSH_OK)
-    g_clear_pointer (&self->event, ssh_event_free);
-  g_mutex_unlock (&self->lock);
+  gboolean ok;
+
+  lock_link (link, link->xspec);
+  ok = !link_is_dead_unlocked (link) && !link->shut && !link->full &&
+       link->n_channels > 0 && link->n_channels < MAX_CHANNELS_PER_LINK;
+  if (ok)
+    link->n_channels++;
+  unlock_link (link, -1);
+  return ok;
 }
 
+/* Gives back a promise that _execnet_ssh_session_open() was not called
+ * for. Any thread. */
+void
+_execnet_ssh_link_release (ExecnetSshLink *link)
+{
+  lock_link (link, link->xspec);
+  link_release_unlocked (link);
+  _execnet_ssh_log_attach (NULL);
+  unlock_link (link, -1);
+}
+
+/* Any thread. */
 ExecnetSshSession *
 _execnet_ssh_session_ref (ExecnetSshSession *self)
 {
@@ -305,31 +464,26 @@ _execnet_ssh_session_ref (ExecnetSshSession *self)
   return g_atomic_rc_box_acquire (self);
 }
 
-/* Any thread, @lock held. Closes the channel and the connection for good;
- * data still buffered in libssh is dropped. */
+/* @lock held. Frees the channel (closing it if it is open: the server then
+ * ends its side) and gives its place on the link back; data still
+ * buffered in libssh for it is dropped. */
 static void
-disconnect_unlocked (ExecnetSshSession *self)
+close_channel_unlocked (ExecnetSshSession *self)
 {
-  if (self->session == NULL)
-    return;
+  ExecnetSshLink *link = self->link;
 
   if (self->channel != NULL)
     {
       ssh_remove_channel_callbacks (self->channel, &self->callbacks);
       ssh_channel_free (self->channel);
       self->channel = NULL;
+      if (link->session != NULL && link->n_channels > 1)
+        ssh_blocking_flush (link->session, 0);   /* the close, for the siblings' sake */
     }
-  if (self->event != NULL)
+  if (self->counted)
     {
-      ssh_event_remove_session (self->event, self->session);
-      g_clear_pointer (&self->event, ssh_event_free);
-    }
-  ssh_disconnect (self->session);
-  g_clear_pointer (&self->session, ssh_free);
-  if (self->socket_fd >= 0)
-    {
-      close (self->socket_fd);
-      self->socket_fd = -1;
+      self->counted = FALSE;
+      link_release_unlocked (link);
     }
 }
 
@@ -338,24 +492,24 @@ static void
 session_clear (gpointer data)
 {
   ExecnetSshSession *self = data;
+  ExecnetSshLink *link = self->link;
 
   lock_session (self);
   /* The last reference is gone while the command may still run (the core
    * gave up on it): make sure it does not outlive us. */
   if (self->channel != NULL && !self->exit_known && !self->remote_closed &&
-      !self->write_shut)
+      !self->write_shut && link->session != NULL && ssh_channel_is_open (self->channel))
     {
       ssh_channel_request_send_signal (self->channel, "KILL");
-      ssh_blocking_flush (self->session, 0);
+      ssh_blocking_flush (link->session, 0);
     }
-  disconnect_unlocked (self);
+  close_channel_unlocked (self);
   _execnet_ssh_log_attach (NULL);
-  g_mutex_unlock (&self->lock);
+  unlock_session (self);
 
-  g_mutex_clear (&self->lock);
+  _execnet_ssh_link_unref (link);
   execnet_xspec_unref (self->xspec);
   g_string_free (self->stderr_tail, TRUE);
-  g_ptr_array_unref (self->contexts);
   g_free (self->address);
 }
 
@@ -389,7 +543,7 @@ _execnet_ssh_session_set_owner (ExecnetSshSession *self,
   if (owner != NULL && self->stderr_tail->len > 0)
     execnet_connection_append_error_output (owner, self->stderr_tail->str,
                                             self->stderr_tail->len);
-  g_mutex_unlock (&self->lock);
+  unlock_session (self);
 }
 
 /* Any thread. */
@@ -400,7 +554,7 @@ _execnet_ssh_session_dup_stderr_tail (ExecnetSshSession *self)
 
   lock_session (self);
   copy = g_strndup (self->stderr_tail->str, self->stderr_tail->len);
-  g_mutex_unlock (&self->lock);
+  unlock_session (self);
   return copy;
 }
 
@@ -419,9 +573,9 @@ wake_other_contexts_unlocked (ExecnetSshSession *self)
 
   if (current == NULL)
     current = g_main_context_default ();
-  for (guint i = 0; i < self->contexts->len; i++)
-    if (self->contexts->pdata[i] != current)
-      g_main_context_wakeup (self->contexts->pdata[i]);
+  for (guint i = 0; i < self->link->contexts->len; i++)
+    if (self->link->contexts->pdata[i] != current)
+      g_main_context_wakeup (self->link->contexts->pdata[i]);
 }
 
 /* @lock held; in @context's dispatching thread. */
@@ -429,16 +583,15 @@ static void
 remember_context_unlocked (ExecnetSshSession *self,
                            GMainContext      *context)
 {
-  if (context != NULL && !g_ptr_array_find (self->contexts, context, NULL))
-    g_ptr_array_add (self->contexts, g_main_context_ref (context));
+  if (context != NULL && !g_ptr_array_find (self->link->contexts, context, NULL))
+    g_ptr_array_add (self->link->contexts, g_main_context_ref (context));
 }
 
 /* @lock held. Whether the session can no longer carry data. */
 static gboolean
 is_dead_unlocked (ExecnetSshSession *self)
 {
-  return self->session == NULL || self->channel == NULL ||
-         (ssh_get_status (self->session) & (SSH_CLOSED | SSH_CLOSED_ERROR)) != 0;
+  return self->channel == NULL || link_is_dead_unlocked (self->link);
 }
 
 /* @lock held. Lets libssh read, decrypt and file what the socket has and
@@ -449,11 +602,11 @@ pump_unlocked (ExecnetSshSession *self)
 {
   if (is_dead_unlocked (self))
     return FALSE;
-  if (self->event != NULL)
-    return ssh_event_dopoll (self->event, 0) == SSH_OK;
+  if (self->link->event != NULL)
+    return ssh_event_dopoll (self->link->event, 0) == SSH_OK;
   /* Without a private pump (ssh_event_new failed), a flush still polls
    * the socket both ways. */
-  return ssh_blocking_flush (self->session, 0) == SSH_OK;
+  return ssh_blocking_flush (self->link->session, 0) == SSH_OK;
 }
 
 /* @lock held. Whether the command has ended, as far as we know. */
@@ -471,7 +624,7 @@ finish_if_done_unlocked (ExecnetSshSession *self)
 {
   if (self->channel != NULL && self->remote_closed &&
       ssh_channel_poll (self->channel, 0) == SSH_EOF)
-    disconnect_unlocked (self);
+    close_channel_unlocked (self);
 }
 
 /* @lock held. */
@@ -489,8 +642,8 @@ is_ready_unlocked (ExecnetSshSession *self,
       if (is_dead_unlocked (self) || self->eof_sent || self->write_shut ||
           self->remote_closed)
         return TRUE;
-      if ((ssh_get_poll_flags (self->session) & SSH_WRITE_PENDING) != 0 &&
-          ssh_blocking_flush (self->session, 0) != SSH_OK)
+      if ((ssh_get_poll_flags (self->link->session) & SSH_WRITE_PENDING) != 0 &&
+          ssh_blocking_flush (self->link->session, 0) != SSH_OK)
         return FALSE;
       return ssh_channel_window_size (self->channel) > 0;
 
@@ -511,7 +664,7 @@ _execnet_ssh_session_is_ready (ExecnetSshSession *self,
 
   lock_session (self);
   ready = is_ready_unlocked (self, wait);
-  g_mutex_unlock (&self->lock);
+  unlock_session (self);
   return ready;
 }
 
@@ -520,13 +673,13 @@ static void
 set_dead_error_unlocked (ExecnetSshSession  *self,
                          GError            **error)
 {
-  if (self->session == NULL)
+  if (self->link->session == NULL)
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED,
                  "ssh: the connection to %s is closed", self->address);
   else
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED,
                  "ssh: the connection to %s was lost: %s",
-                 self->address, ssh_get_error (self->session));
+                 self->address, ssh_get_error (self->link->session));
 }
 
 /**
@@ -591,7 +744,7 @@ _execnet_ssh_session_read (ExecnetSshSession  *self,
 
 out:
   wake_other_contexts_unlocked (self);
-  g_mutex_unlock (&self->lock);
+  unlock_session (self);
   return result;
 }
 
@@ -630,8 +783,8 @@ _execnet_ssh_session_write (ExecnetSshSession  *self,
       goto out;
     }
 
-  if ((ssh_get_poll_flags (self->session) & SSH_WRITE_PENDING) != 0 &&
-      ssh_blocking_flush (self->session, 0) != SSH_OK)
+  if ((ssh_get_poll_flags (self->link->session) & SSH_WRITE_PENDING) != 0 &&
+      ssh_blocking_flush (self->link->session, 0) != SSH_OK)
     goto would_block;
 
   window = ssh_channel_window_size (self->channel);
@@ -664,7 +817,7 @@ would_block:
                        "ssh: the remote window is full");
 out:
   wake_other_contexts_unlocked (self);
-  g_mutex_unlock (&self->lock);
+  unlock_session (self);
   return result;
 }
 
@@ -692,7 +845,7 @@ _execnet_ssh_session_send_eof (ExecnetSshSession  *self,
     }
   self->eof_sent = TRUE;
   wake_other_contexts_unlocked (self);
-  g_mutex_unlock (&self->lock);
+  unlock_session (self);
   return ok;
 }
 
@@ -703,12 +856,15 @@ _execnet_ssh_session_send_eof (ExecnetSshSession  *self,
  *
  * Ends the remote command. Never blocks; any thread.
  *
- * Forcing shuts the socket down for writing rather than closing it: a
- * close with unread input makes the kernel reset the connection and drop
- * what is still queued, the KILL request included; a shutdown sends
- * everything queued, then end-of-file, on which the server closes the
- * session. The socket itself is closed when the server has gone or when
- * the last reference goes.
+ * Forcing, when the session is the only one on its connection, shuts the
+ * socket down for writing rather than closing it: a close with unread
+ * input makes the kernel reset the connection and drop what is still
+ * queued, the KILL request included; a shutdown sends everything queued,
+ * then end-of-file, on which the server closes the session. The socket
+ * itself is closed when the server has gone or when the last reference
+ * goes. When other gateways share the connection, forcing closes the
+ * channel instead, on which the server closes the interpreter's input and
+ * output; the connection stays up for the others.
  */
 void
 _execnet_ssh_session_terminate (ExecnetSshSession *self,
@@ -728,14 +884,21 @@ _execnet_ssh_session_terminate (ExecnetSshSession *self,
     }
 
   ssh_channel_request_send_signal (self->channel, "KILL");
-  ssh_blocking_flush (self->session, 0);
   self->write_shut = TRUE;
-  if (ssh_get_fd (self->session) != SSH_INVALID_SOCKET)
-    shutdown (ssh_get_fd (self->session), SHUT_WR);
+  if (self->link->n_channels > 1)
+    {
+      ssh_channel_close (self->channel);
+      ssh_blocking_flush (self->link->session, 0);
+      goto out;
+    }
+  ssh_blocking_flush (self->link->session, 0);
+  self->link->shut = TRUE;
+  if (ssh_get_fd (self->link->session) != SSH_INVALID_SOCKET)
+    shutdown (ssh_get_fd (self->link->session), SHUT_WR);
 
 out:
   wake_other_contexts_unlocked (self);
-  g_mutex_unlock (&self->lock);
+  unlock_session (self);
 }
 
 /**
@@ -753,8 +916,225 @@ _execnet_ssh_session_get_ending (ExecnetSshSession *self,
   lock_session (self);
   known = self->exit_known;
   *wait_status = self->wait_status;
-  g_mutex_unlock (&self->lock);
+  unlock_session (self);
   return known;
+}
+
+/* Opening a channel on a link; see the comment at the top. */
+
+typedef int (*ChannelStep) (ssh_channel  channel,
+                            const char  *command);
+
+static int
+step_open (ssh_channel  channel,
+           const char  *command)
+{
+  return ssh_channel_open_session (channel);
+}
+
+static int
+step_exec (ssh_channel  channel,
+           const char  *command)
+{
+  return ssh_channel_request_exec (channel, command);
+}
+
+/* @lock held, and held again on return; in the opening worker thread.
+ * Takes @step until it is done (SSH_OK) or fails (SSH_ERROR), waiting
+ * between tries for the socket, for another holder of the lock, or for
+ * @cancellable, until @deadline; sets @timed_out when that passed. */
+static int
+run_step_unlocked (ExecnetSshSession *self,
+                   ChannelStep        step,
+                   const char        *command,
+                   int                wake_fd,
+                   gint64             deadline,
+                   GCancellable      *cancellable,
+                   gboolean          *timed_out)
+{
+  ExecnetSshLink *link = self->link;
+  GPollFD fds[3];
+
+  for (;;)
+    {
+      guint n_fds = 0;
+      gboolean watch_cancellable;
+      gint64 left;
+      eventfd_t drained;
+      int rc;
+
+      rc = step (self->channel, command);
+      if (rc != SSH_AGAIN)
+        return rc;
+      if (link_is_dead_unlocked (link) || g_cancellable_is_cancelled (cancellable))
+        return SSH_ERROR;
+      left = deadline - g_get_monotonic_time ();
+      if (left <= 0)
+        {
+          *timed_out = TRUE;
+          return SSH_ERROR;
+        }
+
+      fds[n_fds].fd = ssh_get_fd (link->session);
+      fds[n_fds].events = G_IO_IN | G_IO_HUP | G_IO_ERR;
+      if ((ssh_get_poll_flags (link->session) & SSH_WRITE_PENDING) != 0)
+        fds[n_fds].events |= G_IO_OUT;
+      if (fds[n_fds].fd != SSH_INVALID_SOCKET)
+        n_fds++;
+      fds[n_fds].fd = wake_fd;
+      fds[n_fds++].events = G_IO_IN;
+      watch_cancellable = g_cancellable_make_pollfd (cancellable, &fds[n_fds]);
+      if (watch_cancellable)
+        n_fds++;
+
+      unlock_link (link, wake_fd);
+      g_poll (fds, n_fds, (int) MIN (left / 1000 + 1, OPEN_POLL_MS));
+      if (watch_cancellable)
+        g_cancellable_release_fd (cancellable);
+      eventfd_read (wake_fd, &drained);
+      lock_session (self);
+    }
+}
+
+/* @lock held. Returns whether the server refused to open the channel on
+ * a connection that is otherwise fine and carries other channels. */
+static gboolean
+set_open_error_unlocked (ExecnetSshSession  *self,
+                         gboolean            timed_out,
+                         gdouble             timeout,
+                         const char         *during,
+                         GError            **error)
+{
+  if (timed_out)
+    _execnet_ssh_set_timed_out (error, during, self->address, timeout);
+  else if (link_is_dead_unlocked (self->link))
+    set_dead_error_unlocked (self, error);
+  else if (g_str_equal (during, "opening a session on"))
+    {
+      g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP,
+                   "ssh: %s refused to open a session: %s",
+                   self->address, ssh_get_error (self->link->session));
+      /* No more on this connection: the next gateway makes its own. If
+       * others use it, this one may too (the connection is not at fault). */
+      self->link->full = TRUE;
+      return self->link->n_channels > 1;
+    }
+  else
+    g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP,
+                 "ssh: %s refused to run the Python interpreter: %s%s%.*s",
+                 self->address, ssh_get_error (self->link->session),
+                 self->stderr_tail->len > 0 ? "; remote error output: " : "",
+                 (int) self->stderr_tail->len, self->stderr_tail->str);
+  return FALSE;
+}
+
+/**
+ * _execnet_ssh_session_open:
+ * @link: (transfer none): a link with a channel promised to the caller
+ *   (_execnet_ssh_link_new() or _execnet_ssh_link_reserve()); the promise
+ *   is kept or given back, whatever happens
+ * @xspec: the gateway's spec, for libssh's log
+ * @command: the remote command
+ * @deadline: monotonic time by which the command must have started
+ * @timeout: the budget @deadline came from, for messages
+ * @cancellable: (nullable): ends the wait
+ * @refused: (out): set when the server refused to open the channel on a
+ *   connection that is otherwise fine and carries other channels (too
+ *   many sessions on it); the link takes no more channels then
+ *
+ * Opens a session channel on @link and starts @command on it, without
+ * holding up the other channels of the link. Blocks; runs in the
+ * transport's worker thread.
+ *
+ * Returns: (transfer full) (nullable): the session, served by sources
+ *   from here on
+ */
+ExecnetSshSession *
+_execnet_ssh_session_open (ExecnetSshLink  *link,
+                           ExecnetXSpec    *xspec,
+                           const char      *command,
+                           gint64           deadline,
+                           gdouble          timeout,
+                           GCancellable    *cancellable,
+                           gboolean        *refused,
+                           GError         **error)
+{
+  g_autoptr(ExecnetSshSession) self = g_atomic_rc_box_new0 (ExecnetSshSession);
+  gboolean timed_out = FALSE;
+  gboolean ok = FALSE;
+  int wake_fd;
+  int rc;
+
+  *refused = FALSE;
+  self->link = _execnet_ssh_link_ref (link);
+  self->counted = TRUE;
+  self->address = g_strdup (link->address);
+  self->xspec = execnet_xspec_ref (xspec);
+  self->stderr_tail = g_string_new (NULL);
+
+  wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd < 0)
+    {
+      int saved_errno = errno;
+
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                   "ssh: cannot open a session on %s: eventfd: %s",
+                   self->address, g_strerror (saved_errno));
+      return NULL;
+    }
+
+  lock_session (self);
+  g_array_append_val (link->waiters, wake_fd);
+
+  if (link->session != NULL)
+    self->channel = ssh_channel_new (link->session);
+  if (self->channel == NULL)
+    {
+      set_open_error_unlocked (self, FALSE, timeout, "opening a session on", error);
+      goto out;
+    }
+  rc = run_step_unlocked (self, step_open, NULL, wake_fd, deadline, cancellable, &timed_out);
+  if (rc != SSH_OK)
+    {
+      *refused = set_open_error_unlocked (self, timed_out, timeout, "opening a session on", error);
+      goto out;
+    }
+
+  /* Before the exec request, so that the command's first stderr bytes
+   * reach the callbacks. */
+  self->callbacks.userdata = self;
+  self->callbacks.channel_data_function = on_channel_data;
+  self->callbacks.channel_exit_status_function = on_channel_exit_status;
+  self->callbacks.channel_exit_signal_function = on_channel_exit_signal;
+  self->callbacks.channel_close_function = on_channel_close;
+  ssh_callbacks_init (&self->callbacks);
+  ssh_set_channel_callbacks (self->channel, &self->callbacks);
+
+  rc = run_step_unlocked (self, step_exec, command, wake_fd, deadline, cancellable, &timed_out);
+  if (rc != SSH_OK)
+    {
+      set_open_error_unlocked (self, timed_out, timeout, "starting Python on", error);
+      goto out;
+    }
+  ok = TRUE;
+
+out:
+  for (guint i = 0; i < link->waiters->len; i++)
+    if (g_array_index (link->waiters, int, i) == wake_fd)
+      {
+        g_array_remove_index_fast (link->waiters, i);
+        break;
+      }
+  _execnet_ssh_log_attach (NULL);
+  unlock_session (self);
+  close (wake_fd);
+
+  if (!ok && g_cancellable_is_cancelled (cancellable))
+    {
+      g_clear_error (error);
+      g_cancellable_set_error_if_cancelled (cancellable, error);
+    }
+  return ok ? g_steal_pointer (&self) : NULL;
 }
 
 /* The source: see the comment at the top. */
@@ -781,7 +1161,7 @@ static void
 update_poll_unlocked (ExecnetSshSource *source)
 {
   ExecnetSshSession *self = source->session;
-  int fd = self->session ? ssh_get_fd (self->session) : SSH_INVALID_SOCKET;
+  int fd = self->link->session ? ssh_get_fd (self->link->session) : SSH_INVALID_SOCKET;
 
   if (source->polling && fd != source->pollfd.fd)
     {
@@ -794,7 +1174,7 @@ update_poll_unlocked (ExecnetSshSource *source)
     return;
 
   source->pollfd.events = G_IO_IN | G_IO_HUP | G_IO_ERR;
-  if ((ssh_get_poll_flags (self->session) & SSH_WRITE_PENDING) != 0)
+  if ((ssh_get_poll_flags (self->link->session) & SSH_WRITE_PENDING) != 0)
     source->pollfd.events |= G_IO_OUT;
   if (!source->polling)
     {
@@ -818,7 +1198,7 @@ ssh_source_prepare (GSource *base,
   ready = is_ready_unlocked (self, source->wait);
   if (!ready)
     update_poll_unlocked (source);
-  g_mutex_unlock (&self->lock);
+  unlock_session (self);
   return ready;
 }
 
@@ -843,7 +1223,7 @@ ssh_source_check (GSource *base)
     }
   finish_if_done_unlocked (self);
   wake_other_contexts_unlocked (self);
-  g_mutex_unlock (&self->lock);
+  unlock_session (self);
   return ready;
 }
 
@@ -910,7 +1290,7 @@ _execnet_ssh_session_create_source (ExecnetSshSession *self,
 
   lock_session (self);
   update_poll_unlocked (source);
-  g_mutex_unlock (&self->lock);
+  unlock_session (self);
 
   return base;
 }

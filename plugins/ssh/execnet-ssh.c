@@ -249,6 +249,7 @@ execnet_ssh_transport_get_keys (ExecnetTransport *transport)
 {
   static const char * const keys[] = {
     "ssh_config",
+    "ssh_share",
     NULL
   };
 
