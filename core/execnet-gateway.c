@@ -1877,6 +1877,9 @@ static const char forward_logging_source[] =
   "import logging\n"
   "gateway = channel.gateway\n"
   "name, level = channel.receive()\n"
+  "if not hasattr(gateway, '_output'):\n"
+  "    raise RuntimeError('forwarding logging needs the execnet-glib agent; '\n"
+  "                       'this gateway runs another one (drop agent=execnet from its spec)')\n"
   "class ExecnetForward(logging.Handler):\n"
   "    def emit(self, record):\n"
   "        try:\n"
@@ -1890,6 +1893,27 @@ static const char forward_logging_source[] =
   "logger.addHandler(ExecnetForward(level))\n"
   "if logger.level == logging.NOTSET or logger.level > level:\n"
   "    logger.setLevel(level)\n";
+
+/* Any thread: runs forward_logging_source and sends it its arguments;
+ * the channel closes cleanly once the handler is installed. */
+static ExecnetChannel *
+start_forward_logging (ExecnetGateway  *self,
+                       const char      *logger,
+                       gint             level,
+                       GError         **error)
+{
+  g_autoptr(ExecnetChannel) channel = NULL;
+
+  channel = execnet_gateway_remote_exec (self, forward_logging_source, error);
+  if (channel == NULL)
+    return NULL;
+  if (!execnet_channel_send (channel, g_variant_new ("(si)", logger != NULL ? logger : "", level), error))
+    {
+      execnet_channel_close (channel, NULL, NULL);
+      return NULL;
+    }
+  return g_steal_pointer (&channel);
+}
 
 /**
  * execnet_gateway_forward_logging:
@@ -1934,13 +1958,111 @@ execnet_gateway_forward_logging (ExecnetGateway  *self,
   if (!_execnet_check_timeout (timeout, error))
     return FALSE;
 
-  channel = execnet_gateway_remote_exec (self, forward_logging_source, error);
+  channel = start_forward_logging (self, logger, level, error);
   if (channel == NULL)
-    return FALSE;
-  if (!execnet_channel_send (channel, g_variant_new ("(si)", logger != NULL ? logger : "", level), error))
     return FALSE;
 
   return execnet_channel_wait_close (channel, timeout, error);
+}
+
+static void
+on_forward_logging_installed (GObject      *source,
+                              GAsyncResult *result,
+                              gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  GError *error = NULL;
+
+  if (!execnet_channel_wait_close_finish (EXECNET_CHANNEL (source), result, &error))
+    {
+      /* Cancelled or timed out: the remote side may still install the
+       * handler; this channel is of no more use. */
+      execnet_channel_close (EXECNET_CHANNEL (source), NULL, NULL);
+      g_task_return_error (task, error);
+      return;
+    }
+  g_task_return_boolean (task, TRUE);
+}
+
+/**
+ * execnet_gateway_forward_logging_async:
+ * @self: a gateway
+ * @logger: (nullable): the remote logger whose records to forward; %NULL
+ *   for the root logger
+ * @level: the least Python level forwarded (`logging.INFO` is 20)
+ * @timeout: seconds to wait for the remote side to install its handler;
+ *   negative waits for ever
+ * @cancellable: (nullable): a #GCancellable; cancelling stops the wait
+ *   (the call fails with %G_IO_ERROR_CANCELLED), but a handler the remote
+ *   side already installed stays
+ * @callback: (scope async): called when the handler is installed or the
+ *   call failed
+ * @user_data: data for @callback
+ *
+ * Forwards the remote interpreter's `logging` records into this process's
+ * structured log, as [method@Execnet.Gateway.forward_logging] does, without
+ * blocking. @callback runs in the thread-default main context of the
+ * calling thread.
+ *
+ * ```c
+ * execnet_gateway_forward_logging_async (gateway, "myapp", 20, 10.0, NULL,
+ *                                        on_forwarding, NULL);
+ * ```
+ *
+ * Since: 1.0
+ */
+void
+execnet_gateway_forward_logging_async (ExecnetGateway      *self,
+                                       const char          *logger,
+                                       gint                 level,
+                                       gdouble              timeout,
+                                       GCancellable        *cancellable,
+                                       GAsyncReadyCallback  callback,
+                                       gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  g_autoptr(ExecnetChannel) channel = NULL;
+  GError *error = NULL;
+
+  g_return_if_fail (EXECNET_IS_GATEWAY (self));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, execnet_gateway_forward_logging_async);
+
+  if (g_task_return_error_if_cancelled (task))
+    return;
+  if (!_execnet_check_timeout (timeout, &error) ||
+      (channel = start_forward_logging (self, logger, level, &error)) == NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  execnet_channel_wait_close_async (channel, timeout, cancellable,
+                                    on_forward_logging_installed, g_steal_pointer (&task));
+}
+
+/**
+ * execnet_gateway_forward_logging_finish:
+ * @self: a gateway
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes execnet_gateway_forward_logging_async().
+ *
+ * Returns: %TRUE when the handler is installed; %FALSE with an error that
+ *   says why not (%G_IO_ERROR_TIMED_OUT, %G_IO_ERROR_CANCELLED, or
+ *   %EXECNET_ERROR_REMOTE, for example with `agent=execnet`)
+ *
+ * Since: 1.0
+ */
+gboolean
+execnet_gateway_forward_logging_finish (ExecnetGateway  *self,
+                                        GAsyncResult    *result,
+                                        GError         **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
 }
 
 /**

@@ -542,11 +542,52 @@ capture_log (GLogLevelFlags   log_level,
   return G_LOG_WRITER_HANDLED;
 }
 
-/* Forwarded logging records land in the structured log, with the
- * gateway's id as a field; records below the level do not. */
-static void
-test_remote_logging (void)
+typedef struct
 {
+  gboolean done;
+  gboolean ok;
+  GError *error;
+} ForwardResult;
+
+static void
+on_forwarding (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  ForwardResult *forward = user_data;
+
+  forward->ok = execnet_gateway_forward_logging_finish (EXECNET_GATEWAY (source), result,
+                                                        &forward->error);
+  forward->done = TRUE;
+}
+
+/* forward_logging_async, run to its end in the default main context. */
+static gboolean
+forward_logging_async (ExecnetGateway  *gateway,
+                       const char      *logger,
+                       GCancellable    *cancellable,
+                       GError         **error)
+{
+  ForwardResult forward = { FALSE, FALSE, NULL };
+
+  execnet_gateway_forward_logging_async (gateway, logger, 20, TEST_TIMEOUT, cancellable,
+                                         on_forwarding, &forward);
+  while (!forward.done)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_true (forward.ok == (forward.error == NULL));
+  if (forward.error != NULL)
+    g_propagate_error (error, forward.error);
+  return forward.ok;
+}
+
+/* Forwarded logging records land in the structured log, with the
+ * gateway's id as a field; records below the level do not. @data: TRUE
+ * to forward with the async form. */
+static void
+test_remote_logging (gconstpointer data)
+{
+  gboolean use_async = GPOINTER_TO_INT (data);
+
   if (test_skip_unless_our_agent ("only our agent forwards logging"))
     return;
 
@@ -558,7 +599,10 @@ test_remote_logging (void)
       g_autoptr(GError) error = NULL;
 
       g_log_set_writer_func (capture_log, NULL, NULL);
-      g_assert_true (execnet_gateway_forward_logging (gateway, "app", 20, TEST_TIMEOUT, &error));
+      if (use_async)
+        g_assert_true (forward_logging_async (gateway, "app", NULL, &error));
+      else
+        g_assert_true (execnet_gateway_forward_logging (gateway, "app", 20, TEST_TIMEOUT, &error));
       g_assert_no_error (error);
       channel = test_remote_exec (gateway,
                                   "import logging\n"
@@ -578,6 +622,100 @@ test_remote_logging (void)
                              "record gateway=logged logger=app.part level=ERROR glib=16 message=an error record*");
   g_test_trap_assert_stdout_unmatched ("*too detailed*");
   g_test_trap_assert_stdout_unmatched ("*not forwarded*");
+}
+
+/* forward_logging_async fails with an error that says why: a gateway that
+ * ended, a peer without our agent, a NaN timeout. */
+static void
+test_remote_logging_async_errors (void)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  ExecnetGateway *gateway = test_make_gateway (group, NULL);
+  g_autoptr(GError) error = NULL;
+  ForwardResult forward = { FALSE, FALSE, NULL };
+
+  execnet_gateway_forward_logging_async (gateway, NULL, 20, NAN, NULL, on_forwarding, &forward);
+  while (!forward.done)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_false (forward.ok);
+  g_assert_error (forward.error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&forward.error);
+
+  if (test_agent () != NULL)
+    {
+      /* execnet's worker has no output channel to forward on. */
+      g_assert_false (forward_logging_async (gateway, NULL, NULL, &error));
+      g_assert_error (error, EXECNET_ERROR, EXECNET_ERROR_REMOTE);
+      g_clear_error (&error);
+    }
+
+  execnet_gateway_exit (gateway);
+  g_assert_true (execnet_gateway_join (gateway, TEST_TIMEOUT, &error));
+  g_assert_no_error (error);
+  g_assert_false (forward_logging_async (gateway, NULL, NULL, &error));
+  g_assert_nonnull (error);
+  g_test_message ("on an ended gateway: %s", error->message);
+  test_terminate (group);
+  test_assert_no_children (5.0);
+}
+
+static gboolean
+cancel_soon (gpointer data)
+{
+  g_cancellable_cancel (data);
+  return G_SOURCE_REMOVE;
+}
+
+/* Cancelling forward_logging_async while the remote side cannot install
+ * its handler yet (a task holds the logging module's lock) fails it with
+ * G_IO_ERROR_CANCELLED at once; the gateway is unharmed, and cancelling
+ * before the call fails it too. */
+static void
+test_remote_logging_async_cancel (void)
+{
+  g_autoptr(ExecnetGroup) group = NULL;
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GCancellable) cancelled = g_cancellable_new ();
+  g_autoptr(ExecnetChannel) holder = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSource) timer = NULL;
+  ExecnetGateway *gateway;
+  gint64 start;
+
+  if (test_skip_unless_our_agent ("only our agent forwards logging"))
+    return;
+
+  group = execnet_group_new ();
+  gateway = test_make_gateway (group, NULL);
+
+  holder = test_remote_exec (gateway,
+                             "import logging\n"
+                             "with logging._lock:\n"
+                             "    channel.send(1)\n"
+                             "    channel.receive()\n");
+  g_variant_unref (test_receive (holder));
+
+  timer = g_timeout_source_new (100);
+  g_source_set_callback (timer, cancel_soon, cancellable, NULL);
+  g_source_attach (timer, NULL);
+  start = g_get_monotonic_time ();
+  g_assert_false (forward_logging_async (gateway, NULL, cancellable, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_cmpfloat ((g_get_monotonic_time () - start) / 1e6, <, TEST_TIMEOUT / 2);
+  g_clear_error (&error);
+  g_source_destroy (timer);
+
+  g_cancellable_cancel (cancelled);
+  g_assert_false (forward_logging_async (gateway, NULL, cancelled, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+
+  test_send (holder, g_variant_new_int32 (0));
+  test_wait_close (holder);
+  g_assert_true (forward_logging_async (gateway, NULL, NULL, &error));
+  g_assert_no_error (error);
+  test_terminate (group);
+  test_assert_no_children (5.0);
 }
 
 /* EXECNET_DEBUG=payload prints every frame with its decoded value, for any
@@ -2997,7 +3135,10 @@ main (int    argc,
   g_test_add_func ("/gateway/debug/structured", test_debug_structured);
   g_test_add_func ("/gateway/remote-output/signal", test_remote_output_signal);
   g_test_add_func ("/gateway/remote-output/stderr", test_remote_output_stderr);
-  g_test_add_func ("/gateway/remote-output/logging", test_remote_logging);
+  g_test_add_data_func ("/gateway/remote-output/logging", GINT_TO_POINTER (FALSE), test_remote_logging);
+  g_test_add_data_func ("/gateway/remote-output/logging-async", GINT_TO_POINTER (TRUE), test_remote_logging);
+  g_test_add_func ("/gateway/remote-output/logging-async-errors", test_remote_logging_async_errors);
+  g_test_add_func ("/gateway/remote-output/logging-async-cancel", test_remote_logging_async_cancel);
 
   add_test ("/gateway/channel/remote-error", test_remote_error);
   add_test ("/gateway/channel/syntax-error", test_syntax_error);

@@ -149,6 +149,12 @@ runUntil(done => {
     });
 });
 runUntil(done => {
+    gw.forward_logging_async('app', 20, 10, null, (source, result) => {
+        check(source.forward_logging_finish(result), 'forward_logging_async');
+        done();
+    });
+});
+runUntil(done => {
     const channel = gw.remote_exec('channel.receive()');
     channel.send_async(new GLib.Variant('s', 'x'), null, (source, result) => {
         check(source.send_finish(result), 'send_async');

@@ -14,7 +14,7 @@ import unittest
 import gi
 
 gi.require_version('Execnet', '1.0')
-from gi.repository import Execnet, GLib, GObject  # noqa: E402
+from gi.repository import Execnet, Gio, GLib, GObject  # noqa: E402
 
 PYTHON = sys.argv.pop(1) if len(sys.argv) > 1 else '/usr/bin/python3'
 SPEC = 'popen//python=' + PYTHON
@@ -202,6 +202,31 @@ class OverridesTest(unittest.TestCase):
         self.group.terminate_async(10.0, None, terminated)
         loop.run()
         self.assertTrue(results[1])
+
+    def test_forward_logging_async(self):
+        loop = GLib.MainLoop()
+        results = []
+
+        def done(gateway, result):
+            try:
+                results.append(gateway.forward_logging_finish(result))
+            except GLib.Error as e:
+                results.append(e)
+            loop.quit()
+
+        self.gw.forward_logging_async('app', 20, 10.0, None, done)
+        GLib.timeout_add_seconds(30, loop.quit)
+        loop.run()
+        self.assertEqual(results, [True])
+
+        cancellable = Gio.Cancellable()
+        cancellable.cancel()
+        self.gw.forward_logging_async(None, 20, 10.0, cancellable, done)
+        loop.run()
+        self.assertIsInstance(results[1], GLib.Error)
+        self.assertTrue(results[1].matches(Gio.io_error_quark(), Gio.IOErrorEnum.CANCELLED))
+        # The gateway is unharmed.
+        self.assertEqual(self.gw.remote_exec('channel.send(1)').receive(10), 1)
 
     def test_enums_have_names(self):
         if Execnet.Error.__gtype__.name.startswith('Py'):

@@ -56,6 +56,18 @@ gboolean        execnet_gateway_forward_logging (ExecnetGateway  *self,
                                                  gdouble          timeout,
                                                  GError         **error);
 EXECNET_AVAILABLE_IN_1_0
+void            execnet_gateway_forward_logging_async (ExecnetGateway      *self,
+                                                       const char          *logger,
+                                                       gint                 level,
+                                                       gdouble              timeout,
+                                                       GCancellable        *cancellable,
+                                                       GAsyncReadyCallback  callback,
+                                                       gpointer             user_data);
+EXECNET_AVAILABLE_IN_1_0
+gboolean        execnet_gateway_forward_logging_finish (ExecnetGateway  *self,
+                                                        GAsyncResult    *result,
+                                                        GError         **error);
+EXECNET_AVAILABLE_IN_1_0
 ExecnetChannel *execnet_gateway_new_channel   (ExecnetGateway  *self);
 EXECNET_AVAILABLE_IN_1_0
 ExecnetChannel *execnet_gateway_channel_from_value (ExecnetGateway *self,
