@@ -963,6 +963,61 @@ test_errors_revoked_host_key (Fixture       *f,
     }
 }
 
+/* known_hosts host patterns with `!`, as OpenSSH reads them: a line whose
+ * negated pattern matches the host does not apply to it, whatever else on
+ * the line matches; a negated pattern that does not match changes nothing. */
+static void
+test_errors_negated_host_pattern (Fixture       *f,
+                                  gconstpointer  data)
+{
+  g_autoptr(GError) file_error = NULL;
+  g_autofree char *plain = NULL;
+  g_autofree char *name = NULL;
+  const char *key;
+  struct {
+    const char *patterns;          /* HOST: the host's name in known_hosts */
+    gboolean applies;
+  } cases[] = {
+    { "*,!HOST", FALSE },
+    { "!HOST,HOST", FALSE },
+    { "127.0.0.*,[127.0.0.1]:*,!HOST", FALSE },
+    { "*,!other.example", TRUE },
+    { "!other.example,HOST", TRUE },
+  };
+
+  REQUIRE_SSHD (f);
+
+  g_assert_true (g_file_get_contents (f->sshd->known_hosts, &plain, NULL, NULL));
+  g_strstrip (plain);
+  name = g_strndup (plain, strchr (plain, ' ') - plain);
+  key = strchr (plain, ' ') + 1;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_auto(GStrv) parts = g_strsplit (cases[i].patterns, "HOST", -1);
+      g_autofree char *patterns = g_strjoinv (name, parts);
+      g_autofree char *line = g_strdup_printf ("%s %s", patterns, key);
+      const char *lines[] = { line, NULL };
+      g_autofree char *known_hosts = write_known_hosts (f, lines);
+      g_autofree char *config = NULL;
+      g_autofree char *spec = NULL;
+
+      config = sshd_fixture_write_client_config (f->sshd, NULL, known_hosts, NULL, &file_error);
+      g_assert_no_error (file_error);
+      spec = g_strdup_printf ("ssh=-F %s -o StrictHostKeyChecking=yes localhost//python=%s",
+                              config, test_python ());
+      g_test_message ("known_hosts line: %s", line);
+      if (cases[i].applies)
+        test_gateway_pid (make_gateway (f, spec));
+      else
+        {
+          g_autoptr(GError) error = expect_failure (f, spec);
+
+          test_assert_error_contains (error, EXECNET_ERROR_AUTHENTICATION, "is not known");
+        }
+    }
+}
+
 /* A private key file named with -i must exist and be private. */
 static void
 test_errors_identity_file (Fixture       *f,
@@ -1734,6 +1789,7 @@ main (int    argc,
   ADD ("/ssh/errors/changed-host-key", test_errors_changed_host_key);
   ADD ("/ssh/errors/host-key-policies", test_errors_host_key_policies);
   ADD ("/ssh/errors/revoked-host-key", test_errors_revoked_host_key);
+  ADD ("/ssh/errors/negated-host-pattern", test_errors_negated_host_pattern);
   ADD ("/ssh/errors/identity-file", test_errors_identity_file);
   ADD ("/ssh/errors/closed-port", test_errors_closed_port);
   ADD ("/ssh/errors/unresolvable", test_errors_unresolvable);

@@ -472,10 +472,17 @@ known_hosts_name (Connect *c)
   return g_strdup_printf ("[%s]:%u", c->host, c->port);
 }
 
+typedef enum
+{
+  HOST_NOT_MATCHED,
+  HOST_MATCHED,
+  HOST_EXCLUDED,     /* a `!` pattern matched: the line does not apply */
+} HostMatch;
+
 /* Whether the known_hosts host pattern list @patterns matches @name:
  * comma-separated patterns with `*` and `?`, `!` to exclude, and hashed
  * names (`|1|SALT|HASH`, an HMAC-SHA1 of the name keyed with the salt). */
-static gboolean
+static HostMatch
 host_patterns_match (const char *patterns,
                      const char *name)
 {
@@ -519,56 +526,70 @@ host_patterns_match (const char *patterns,
         }
 
       if (hit && negated)
-        return FALSE;
+        return HOST_EXCLUDED;
       matched = matched || hit;
     }
 
-  return matched;
+  return matched ? HOST_MATCHED : HOST_NOT_MATCHED;
 }
 
-/* Whether the known_hosts file @path marks @key_base64 `@revoked` for
- * @name. libssh skips marker lines, so we read them ourselves:
- * a revoked key is refused whatever else the files say about it. */
-static gboolean
-file_revokes (const char *path,
-              const char *name,
-              const char *key_base64)
+/* How the lines of known_hosts file @path that list @key_base64 (with
+ * @marker, such as `@revoked`; without one if %NULL) stand to @name: the
+ * strongest of HOST_MATCHED (one applies), HOST_EXCLUDED (one excludes it
+ * with `!`), HOST_NOT_MATCHED. libssh skips marker lines and reads `!`
+ * patterns one at a time, so we read the files ourselves for those. */
+static HostMatch
+file_lists_key (const char *path,
+                const char *marker,
+                const char *name,
+                const char *key_base64)
 {
   g_autofree char *expanded = expand_home (path);
   g_autofree char *contents = NULL;
   g_auto(GStrv) lines = NULL;
+  HostMatch found = HOST_NOT_MATCHED;
+  guint first = marker != NULL ? 1 : 0;
 
   if (!g_file_get_contents (expanded, &contents, NULL, NULL))
-    return FALSE;
+    return HOST_NOT_MATCHED;
 
   lines = g_strsplit (contents, "\n", -1);
-  for (guint i = 0; lines[i] != NULL; i++)
+  for (guint i = 0; lines[i] != NULL && found != HOST_MATCHED; i++)
     {
       g_auto(GStrv) fields = NULL;
       const char *words[4];
       guint n = 0;
+      const char *line = g_strchug (lines[i]);
 
-      if (!g_str_has_prefix (g_strchug (lines[i]), "@revoked"))
+      if (marker != NULL ? !g_str_has_prefix (line, marker) : (*line == '@' || *line == '#'))
         continue;
-      fields = g_strsplit_set (lines[i], " \t\r", -1);
+      fields = g_strsplit_set (line, " \t\r", -1);
       for (guint j = 0; fields[j] != NULL && n < G_N_ELEMENTS (words); j++)
         if (*fields[j] != '\0')
           words[n++] = fields[j];
-      /* "@revoked PATTERNS TYPE BASE64 [comment]"; the base64 blob names
+      /* "[MARKER] PATTERNS TYPE BASE64 [comment]"; the base64 blob names
        * the key type itself. */
-      if (n == 4 && g_str_equal (words[0], "@revoked") &&
-          g_str_equal (words[3], key_base64) && host_patterns_match (words[1], name))
-        return TRUE;
+      if (n >= first + 3 && (marker == NULL || g_str_equal (words[0], marker)) &&
+          g_str_equal (words[first + 2], key_base64))
+        {
+          HostMatch match = host_patterns_match (words[first], name);
+
+          if (match == HOST_MATCHED || (match == HOST_EXCLUDED && found == HOST_NOT_MATCHED))
+            found = match;
+        }
     }
 
-  return FALSE;
+  return found;
 }
 
 /* Refuses a host key that a known_hosts file marks @revoked for this
- * host, as OpenSSH does: before anything else, whatever the policy. */
+ * host, as OpenSSH does: before anything else, whatever the policy. Sets
+ * @excluded when the key is listed for this host only on lines that a `!`
+ * pattern keeps from applying to it: libssh counts those as known. */
 static gboolean
-check_not_revoked (Connect  *c,
-                   GError  **error)
+check_key_lines (Connect   *c,
+                 gboolean  *excluded,
+                 GError   **error)
 {
   g_autofree char *user_file = libssh_string (c->session, SSH_OPTIONS_KNOWNHOSTS);
   g_autofree char *global_file = libssh_string (c->session, SSH_OPTIONS_GLOBAL_KNOWNHOSTS);
@@ -577,7 +598,9 @@ check_not_revoked (Connect  *c,
   ssh_key key = NULL;
   char *base64 = NULL;
   gboolean ok = TRUE;
+  HostMatch plain = HOST_NOT_MATCHED;
 
+  *excluded = FALSE;
   if (ssh_get_server_publickey (c->session, &key) != SSH_OK)
     return TRUE;  /* the known_hosts check reports it */
   if (ssh_pki_export_pubkey_base64 (key, &base64) != SSH_OK)
@@ -587,7 +610,7 @@ check_not_revoked (Connect  *c,
     }
 
   for (gsize i = 0; i < G_N_ELEMENTS (files) && ok; i++)
-    if (files[i] != NULL && file_revokes (files[i], name, base64))
+    if (files[i] != NULL && file_lists_key (files[i], "@revoked", name, base64) == HOST_MATCHED)
       {
         g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_AUTHENTICATION,
                      "ssh: the host key of %s is REVOKED: the server offered its %s key "
@@ -596,6 +619,16 @@ check_not_revoked (Connect  *c,
                      c->address, ssh_key_type_to_char (ssh_key_type (key)), files[i], name);
         ok = FALSE;
       }
+
+  for (gsize i = 0; i < G_N_ELEMENTS (files) && plain != HOST_MATCHED; i++)
+    if (files[i] != NULL)
+      {
+        HostMatch match = file_lists_key (files[i], NULL, name, base64);
+
+        if (match != HOST_NOT_MATCHED)
+          plain = match;
+      }
+  *excluded = plain == HOST_EXCLUDED;
 
   ssh_string_free_char (base64);
   ssh_key_free (key);
@@ -616,11 +649,15 @@ check_host_key (Connect  *c,
   g_autofree char *files = NULL;
   g_autofree char *name = NULL;
   const char *key_type = "unknown";
+  gboolean excluded;
 
-  if (!check_not_revoked (c, error))
+  if (!check_key_lines (c, &excluded, error))
     return FALSE;
 
   verdict = ssh_session_is_known_server (c->session);
+  /* The line libssh found excludes this host with a `!` pattern. */
+  if (verdict == SSH_KNOWN_HOSTS_OK && excluded)
+    verdict = SSH_KNOWN_HOSTS_NOT_FOUND;
   if (verdict == SSH_KNOWN_HOSTS_OK)
     return TRUE;
 
