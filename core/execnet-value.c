@@ -1535,6 +1535,33 @@ decoder_step (Decoder  *dec,
     }
 }
 
+/* What the result may cost as a tree of GVariant instances, per byte of
+ * its serialized form, before decoder_flatten() serializes it. */
+#define FLATTEN_RATIO 2
+/* How deep the containers of a result that decoder_flatten() serializes
+ * may nest: GVariant reads variants nested deeper than 128
+ * (G_VARIANT_MAX_RECURSION_DEPTH) in serialized data as default values,
+ * and every list member is a variant. */
+#define FLATTEN_MAX_DEPTH 64
+
+/* A container decoded into a tree of GVariant instances costs one instance
+ * (about COST_VARIANT) per member: 20-60 times the wire size for many small
+ * members. Serializing the finished value into one buffer frees the tree
+ * (GVariant drops the children of a value once it is serialized), and what
+ * the item then holds is its serialized form: up to 4 times the wire size
+ * (doc/design.md). A value made mostly of large byte strings costs little
+ * more than its serialized size, and keeps sharing the input's memory; a
+ * value nested too deep for serialized GVariant data stays a tree. */
+static void
+decoder_flatten (Decoder  *dec,
+                 GVariant *result,
+                 guint     depth)
+{
+  if (g_variant_is_container (result) && depth <= FLATTEN_MAX_DEPTH &&
+      dec->cost / FLATTEN_RATIO > g_variant_get_size (result))
+    g_variant_get_data (result);
+}
+
 static gboolean
 is_opcode (guint8 byte)
 {
@@ -1599,6 +1626,8 @@ decode_internal (GBytes                  *data,
 
       if (dec.op == OP_STOP)
         {
+          guint depth;
+
           if (dec.stack->len != 1)
             {
               decoder_fail (&dec, error, EXECNET_ERROR_PROTOCOL,
@@ -1614,7 +1643,9 @@ decode_internal (GBytes                  *data,
                             dec.size - dec.pos);
               break;
             }
-          result = decoder_pop (&dec, NULL, NULL, error);
+          result = decoder_pop (&dec, &depth, NULL, error);
+          if (result != NULL)
+            decoder_flatten (&dec, result, depth);
           break;
         }
 

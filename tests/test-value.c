@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <malloc.h>
 #include <string.h>
 
 #include <glib.h>
@@ -13,6 +14,10 @@
 #include <execnet/execnet-serialize.h>
 
 #include "execnet-value-private.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/allocator_interface.h>
+#endif
 
 /* GVariant text for expected values: note that its b'..' byte string
  * literals end with a nul byte, so exact bytes are written [byte ...].
@@ -1196,6 +1201,77 @@ test_decode_budget (void)
     }
 }
 
+/* Bytes allocated now, from whichever allocator is in use. */
+static gsize
+allocated_bytes (void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+  return __sanitizer_get_current_allocated_bytes ();
+#else
+  struct mallinfo2 info = mallinfo2 ();
+
+  return info.uordblks + info.hblkhd;
+#endif
+}
+
+/* What a decoded item holds is at most 8 times its wire size, for the
+ * shapes that cost most as trees of GVariant instances: many small
+ * numbers (a list, a set), a dict of small strings, small tuples in a
+ * list. (A tuple of many members costs GVariant type information per
+ * member, about 40 bytes each: doc/design.md.) */
+static void
+test_decode_memory_per_item (void)
+{
+  const char *shapes[] = { "av", "a{sv}", "a(xmv)" };
+
+  if (g_strcmp0 (g_getenv ("G_SLICE"), "always-malloc") != 0)
+    {
+      g_test_skip ("needs G_SLICE=always-malloc, so that freed memory is counted as freed");
+      return;
+    }
+
+  for (gsize i = 0; i < G_N_ELEMENTS (shapes); i++)
+    {
+      g_autoptr(GVariantBuilder) builder = g_variant_builder_new (G_VARIANT_TYPE (shapes[i]));
+      g_autoptr(GVariant) value = NULL;
+      g_autoptr(GVariant) back = NULL;
+      g_autoptr(GPtrArray) chunks = NULL;
+      g_autoptr(GBytes) wire = NULL;
+      g_autoptr(GError) error = NULL;
+      gsize before, after, wire_size;
+
+      for (gint64 n = 0; n < 200000; n++)
+        {
+          if (i == 0)
+            g_variant_builder_add (builder, "v", g_variant_new_int64 (n));
+          else if (i == 1)
+            {
+              g_autofree char *key = g_strdup_printf ("%" G_GINT64_FORMAT, n);
+
+              g_variant_builder_add (builder, "{sv}", key, g_variant_new_int64 (n));
+            }
+          else
+            g_variant_builder_add (builder, "(xmv)", n, NULL);
+        }
+      value = g_variant_ref_sink (g_variant_builder_end (builder));
+      chunks = _execnet_value_encode (value, &error);
+      g_assert_no_error (error);
+      wire = _execnet_chunks_flatten (chunks, -1);
+      wire_size = g_bytes_get_size (wire);
+
+      before = allocated_bytes ();
+      back = _execnet_value_decode (wire, NULL, NULL, &error);
+      g_assert_no_error (error);
+      after = allocated_bytes ();
+
+      g_test_message ("%s: %" G_GSIZE_FORMAT " bytes on the wire, %" G_GSIZE_FORMAT
+                      " held decoded (%.1fx)", shapes[i], wire_size, after - before,
+                      (after - before) / (gdouble) wire_size);
+      g_assert_cmpuint (after - before, <=, 8 * wire_size);
+      g_assert_cmpuint (g_variant_n_children (back), ==, 200000);
+    }
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1209,6 +1285,7 @@ main (int   argc,
     }
   g_test_add_func ("/value/decode/depth/lists", test_decode_depth_lists);
   g_test_add_func ("/value/decode/budget", test_decode_budget);
+  g_test_add_func ("/value/decode/memory-per-item", test_decode_memory_per_item);
   g_test_add_func ("/value/decode/depth/tuples", test_decode_depth_tuples);
   g_test_add_func ("/value/decode/unset-items-allowed", test_decode_unset_items_allowed);
   g_test_add_func ("/value/decode/channel-func/records", test_decode_channel_func);
