@@ -14,6 +14,7 @@
 #include <execnet/execnet-error.h>
 
 #include "execnet-bootstrap-private.h"
+#include "execnet-connection-private.h"
 #include "execnet-debug-private.h"
 #include "execnet-util-private.h"
 #include "execnet-xspec-private.h"
@@ -31,8 +32,8 @@
 
 #define AGENT_RESOURCE "/org/execnet/remote/agent.py"
 
-/* How a token-demanding socket server's first line begins. */
-#define AUTH_CHALLENGE_PREFIX "execnet-auth-"
+/* How much of an answer that is not the agent's is read, to be quoted. */
+#define FOREIGN_ANSWER_MAX 128
 
 /* Appends @text as the inside of a single-quoted Python literal, pure ASCII. */
 static void
@@ -717,7 +718,8 @@ on_ack_read (GObject      *source,
   if (n == 0)
     {
       bootstrap->eof = TRUE;
-      if (bootstrap->ack_len >= 1 && (bootstrap->ack[0] == 'E' || bootstrap->ack[0] == 'e'))
+      /* An error line, or a line that is not the agent's: quoted. */
+      if (bootstrap->ack_len >= 1 && bootstrap->ack[0] != 'C' && bootstrap->ack[0] != 'S')
         {
           read_ack (g_steal_pointer (&task));  /* reports the message */
           return;
@@ -824,6 +826,18 @@ read_compiled_agent (GTask *task)
   return TRUE;
 }
 
+/* Whether an answer that is not the agent's has been read far enough to
+ * quote: the first byte, if it is not text; else its line, up to
+ * FOREIGN_ANSWER_MAX bytes, or what came before the end of the stream. */
+static gboolean
+foreign_answer_complete (Bootstrap *bootstrap)
+{
+  guint8 last = bootstrap->ack[bootstrap->ack_len - 1];
+
+  return bootstrap->eof || bootstrap->ack_len >= FOREIGN_ANSWER_MAX ||
+         last < 0x20 || last > 0x7e;
+}
+
 /* I/O thread: reads the answer one byte at a time until it is complete, so
  * that nothing after the "1" is consumed. */
 static void
@@ -876,26 +890,18 @@ read_ack (GTask *task)
       g_object_unref (task);
       return;
     }
-  /* A socket server that wants a token greets with its challenge, which
-   * begins with a lower-case "e" (see doc/protocol.md). */
-  else if (bootstrap->ack_len >= 1 && bootstrap->ack[0] == 'e' &&
-      bootstrap->ack_len < strlen (AUTH_CHALLENGE_PREFIX) && !bootstrap->eof &&
-      strncmp ((const char *) bootstrap->ack, AUTH_CHALLENGE_PREFIX, bootstrap->ack_len) == 0)
-    ;  /* read on */
-  else if (bootstrap->ack_len >= strlen (AUTH_CHALLENGE_PREFIX) &&
-           strncmp ((const char *) bootstrap->ack, AUTH_CHALLENGE_PREFIX, strlen (AUTH_CHALLENGE_PREFIX)) == 0)
+  /* Not the agent's answer: a line of text is read to its end, so that
+   * the error quotes it and the transport's explain_failure can read it
+   * (execnet_connection_dup_bootstrap_answer()); a socket server that
+   * wants a token greets with such a line. */
+  else if (bootstrap->ack_len >= 1 && bootstrap->ack[0] != 'E' && foreign_answer_complete (bootstrap))
     {
-      g_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_AUTHENTICATION,
-                               "the socket server at %s requires a token: add token_file=PATH "
-                               "(a file holding the server's token) to the spec",
-                               execnet_connection_get_remote_address (connection));
-      g_object_unref (task);
-      return;
-    }
-  else if (bootstrap->ack_len >= 1 && bootstrap->ack[0] != 'E')
-    {
-      g_autofree char *seen = g_strescape ((const char *) bootstrap->ack, NULL);
+      g_autofree char *line = g_strndup ((const char *) bootstrap->ack, bootstrap->ack_len);
+      g_autoptr(GBytes) answer = g_bytes_new (bootstrap->ack, bootstrap->ack_len);
+      g_autofree char *seen = NULL;
 
+      _execnet_connection_set_bootstrap_answer (connection, answer);
+      seen = g_strescape (g_strchomp (line), NULL);
       g_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP,
                                "the remote side (%s) answered the bootstrap with “%.40s” "
                                "instead of “1”: is the spec's python= a Python interpreter, "

@@ -10,6 +10,8 @@
 #include <execnet/execnet-connection.h>
 #include <execnet/execnet-error.h>
 
+#include "execnet-connection-private.h"
+
 /**
  * ExecnetConnection:
  *
@@ -40,6 +42,7 @@ typedef struct
   GMutex lock;
   int exit_status;                   /* (lock lock); -1 while unknown */
   GString *error_output;             /* (lock lock) (owned) the tail of the remote's stderr */
+  GBytes *bootstrap_answer;          /* (lock lock) (owned) (nullable) not the agent's */
 } ExecnetConnectionPrivate;
 
 /* How much of the remote's error output is kept for messages. */
@@ -154,6 +157,7 @@ execnet_connection_finalize (GObject *object)
   g_clear_object (&priv->stream);
   g_clear_pointer (&priv->remote_address, g_free);
   g_string_free (priv->error_output, TRUE);
+  g_clear_pointer (&priv->bootstrap_answer, g_bytes_unref);
   g_mutex_clear (&priv->lock);
 
   G_OBJECT_CLASS (execnet_connection_parent_class)->finalize (object);
@@ -474,4 +478,49 @@ execnet_connection_dup_error_output (ExecnetConnection *self)
   g_mutex_unlock (&priv->lock);
 
   return copy;
+}
+
+/* I/O thread, before the transport's explain_failure runs: what the remote
+ * answered to the bootstrap line, when it was not the agent's answer. */
+void
+_execnet_connection_set_bootstrap_answer (ExecnetConnection *self,
+                                          GBytes            *answer)
+{
+  ExecnetConnectionPrivate *priv = execnet_connection_get_instance_private (self);
+
+  g_mutex_lock (&priv->lock);
+  g_clear_pointer (&priv->bootstrap_answer, g_bytes_unref);
+  priv->bootstrap_answer = g_bytes_ref (answer);
+  g_mutex_unlock (&priv->lock);
+}
+
+/**
+ * execnet_connection_dup_bootstrap_answer:
+ * @self: a connection
+ *
+ * Gets what the remote side answered to the bootstrap line when that was
+ * not the agent's answer: the first line it wrote (at most 128 bytes), or
+ * its first byte if that is not text. A transport's
+ * [method@Execnet.Transport.explain_failure] can recognise what its kind of
+ * peer says there, such as a socket server's token challenge.
+ *
+ * Returns: (transfer full) (nullable): the raw bytes of the answer, or
+ *   %NULL if the remote answered as an agent does, or not yet
+ *
+ * Since: 1.0
+ */
+GBytes *
+execnet_connection_dup_bootstrap_answer (ExecnetConnection *self)
+{
+  ExecnetConnectionPrivate *priv = execnet_connection_get_instance_private (self);
+  GBytes *answer = NULL;
+
+  g_return_val_if_fail (EXECNET_IS_CONNECTION (self), NULL);
+
+  g_mutex_lock (&priv->lock);
+  if (priv->bootstrap_answer != NULL)
+    answer = g_bytes_ref (priv->bootstrap_answer);
+  g_mutex_unlock (&priv->lock);
+
+  return answer;
 }

@@ -13,8 +13,6 @@ G_BEGIN_DECLS
 
 ExecnetGateway *_execnet_gateway_new             (ExecnetXSpec        *xspec,
                                                   ExecnetGroup        *group);
-void            _execnet_gateway_set_transport_xspec (ExecnetGateway  *self,
-                                                      ExecnetXSpec    *xspec);
 void            _execnet_gateway_start_async     (ExecnetGateway      *self,
                                                   GCancellable        *cancellable,
                                                   GAsyncReadyCallback  callback,

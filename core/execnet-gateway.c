@@ -78,7 +78,6 @@ struct _ExecnetGateway
   GObject parent_instance;
 
   ExecnetXSpec *xspec;              /* (owned) */
-  ExecnetXSpec *transport_xspec;    /* (owned) (nullable) what the transport opens, if not xspec */
   ExecnetGateway *via;              /* (owned) (nullable) the gateway that starts this one's interpreter */
   char *id;                         /* (owned) */
   char *type_name;                  /* (owned) "PopenGateway" */
@@ -280,7 +279,6 @@ execnet_gateway_finalize (GObject *object)
   g_clear_pointer (&self->emitter, _execnet_emitter_free);
   g_weak_ref_clear (&self->group);
   g_clear_pointer (&self->xspec, execnet_xspec_unref);
-  g_clear_pointer (&self->transport_xspec, execnet_xspec_unref);
   g_clear_object (&self->via);
   g_free (self->id);
   g_free (self->type_name);
@@ -1212,7 +1210,24 @@ on_setup_done (GObject      *source,
   g_task_return_boolean (task, TRUE);
 }
 
-static ExecnetXSpec *get_transport_xspec (ExecnetGateway *self);
+/* What a start works with, the data of its task. */
+typedef struct
+{
+  ExecnetTransport *transport;      /* (owned) (nullable) none for via= */
+  ExecnetXSpec *open_xspec;         /* (owned) (nullable) what the transport prepared */
+  ExecnetConnection *connection;    /* (owned) (nullable) via='s, opened before the I/O thread */
+} StartData;
+
+static void
+start_data_free (gpointer data)
+{
+  StartData *start = data;
+
+  g_clear_pointer (&start->open_xspec, execnet_xspec_unref);
+  g_clear_object (&start->connection);
+  g_clear_object (&start->transport);
+  g_free (start);
+}
 
 static void
 on_bootstrapped (GObject      *source,
@@ -1229,16 +1244,15 @@ on_bootstrapped (GObject      *source,
   /* I/O thread */
   if (!_execnet_bootstrap_finish (connection, result, &error))
     {
-      gpointer transport = g_task_get_task_data (task);
+      StartData *start = g_task_get_task_data (task);
       GError *explained = NULL;
 
-      /* A via= gateway's task data is its connection, not a transport. */
       if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
         ;
       else if (self->via != NULL)
         explained = _execnet_via_explain_failure (self->via, self->xspec, connection);
       else
-        explained = execnet_transport_explain_failure (transport, get_transport_xspec (self),
+        explained = execnet_transport_explain_failure (start->transport, start->open_xspec,
                                                        connection, error);
       if (explained != NULL)
         {
@@ -1330,35 +1344,39 @@ connected (GTask             *task,
                             on_bootstrapped, task);
 }
 
-/* The spec the transport opens: for installvia=, one that names the
- * one-shot server the via gateway started; otherwise the gateway's own. */
-static ExecnetXSpec *
-get_transport_xspec (ExecnetGateway *self)
-{
-  return self->transport_xspec != NULL ? self->transport_xspec : self->xspec;
-}
-
-void
-_execnet_gateway_set_transport_xspec (ExecnetGateway *self,
-                                      ExecnetXSpec   *xspec)
-{
-  g_clear_pointer (&self->transport_xspec, execnet_xspec_unref);
-  self->transport_xspec = execnet_xspec_ref (xspec);
-}
-
 static gboolean
 start_in_io_thread (gpointer data)
 {
   GTask *task = data;
-  ExecnetGateway *self = g_task_get_source_object (task);
-  gpointer task_data = g_task_get_task_data (task);
+  StartData *start = g_task_get_task_data (task);
 
-  if (EXECNET_IS_CONNECTION (task_data))
-    connected (task, g_object_ref (task_data));
+  if (start->connection != NULL)
+    connected (task, g_steal_pointer (&start->connection));
   else
-    execnet_transport_open_async (EXECNET_TRANSPORT (task_data), get_transport_xspec (self),
+    execnet_transport_open_async (start->transport, start->open_xspec,
                                   g_task_get_cancellable (task), on_opened, task);
   return G_SOURCE_REMOVE;
+}
+
+/* The calling thread: the transport prepared the spec it opens next. */
+static void
+on_prepared (GObject      *source,
+             GAsyncResult *result,
+             gpointer      user_data)
+{
+  GTask *task = user_data;
+  StartData *start = g_task_get_task_data (task);
+  GError *error = NULL;
+
+  start->open_xspec = execnet_transport_prepare_finish (start->transport, result, &error);
+  if (start->open_xspec == NULL)
+    {
+      g_task_return_error (task, error);
+      g_object_unref (task);
+      return;
+    }
+
+  _execnet_io_worker_invoke (start_in_io_thread, task, NULL);
 }
 
 /* Before start: the interpreter is to be started by @via's agent. */
@@ -1385,25 +1403,25 @@ _execnet_gateway_start_async (ExecnetGateway      *self,
                               gpointer             user_data)
 {
   g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
-  const char *scheme = execnet_xspec_get_scheme (get_transport_xspec (self));
-  ExecnetTransport *transport;
+  g_autoptr(ExecnetGroup) group = NULL;
+  const char *scheme = execnet_xspec_get_scheme (self->xspec);
+  StartData *start = g_new0 (StartData, 1);
   GError *error = NULL;
 
   g_task_set_source_tag (task, _execnet_gateway_start_async);
+  g_task_set_task_data (task, start, start_data_free);
   self->start_time = g_get_monotonic_time ();
 
   if (self->via != NULL)
     {
       /* Sends on the via gateway's channel, which may wait for room: done
        * here, never in the I/O thread. */
-      ExecnetConnection *connection = _execnet_via_connect (self->via, self->xspec, &error);
-
-      if (connection == NULL)
+      start->connection = _execnet_via_connect (self->via, self->xspec, &error);
+      if (start->connection == NULL)
         {
           g_task_return_error (task, error);
           return;
         }
-      g_task_set_task_data (task, connection, g_object_unref);
       _execnet_io_worker_invoke (start_in_io_thread, g_steal_pointer (&task), NULL);
       return;
     }
@@ -1421,21 +1439,24 @@ _execnet_gateway_start_async (ExecnetGateway      *self,
       return;
     }
 
-  transport = execnet_transport_new_for_scheme (scheme, &error);
-  if (transport == NULL)
-    {
-      g_task_return_error (task, error);
-      return;
-    }
-  g_task_set_task_data (task, transport, g_object_unref);
-
-  if (!execnet_transport_check_xspec (transport, self->xspec, &error))
+  start->transport = execnet_transport_new_for_scheme (scheme, &error);
+  if (start->transport == NULL)
     {
       g_task_return_error (task, error);
       return;
     }
 
-  _execnet_io_worker_invoke (start_in_io_thread, g_steal_pointer (&task), NULL);
+  if (!execnet_transport_check_xspec (start->transport, self->xspec, &error))
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+
+  /* Here, in the calling thread: preparing may use other gateways of the
+   * group (installvia= sends on one), which may wait for room. */
+  group = g_weak_ref_get (&self->group);
+  execnet_transport_prepare_async (start->transport, group, self->xspec, cancellable,
+                                   on_prepared, g_steal_pointer (&task));
 }
 
 gboolean

@@ -4,12 +4,6 @@
  */
 #include "config.h"
 
-#include <errno.h>
-#include <sys/random.h>
-#include <unistd.h>
-
-#include <glib/gstdio.h>
-
 #include <execnet/execnet-error.h>
 
 #include "execnet-async-private.h"
@@ -18,7 +12,6 @@
 #include "execnet-gateway-private.h"
 #include "execnet-group-private.h"
 #include "execnet-util-private.h"
-#include "execnet-resources.h"
 
 /**
  * ExecnetGroup:
@@ -510,180 +503,6 @@ on_gateway_started (GObject      *source,
   g_object_unref (task);
 }
 
-/* installvia=ID, as in execnet: the gateway ID starts a one-shot socket
- * server on its host's loopback interface, and the new gateway connects to
- * it with the socket transport. Unlike execnet's, the one-shot server only
- * accepts a connection that proves it holds a random token the master gave
- * it over the via gateway's channel, so no other local user can take the
- * port first. The socket transport reads tokens from files: the token goes
- * into a private temporary file for the duration of the connect. */
-typedef struct
-{
-  ExecnetGateway *gateway;     /* (owned) */
-  ExecnetChannel *channel;     /* (owned) to the one-shot server */
-  char *token_path;            /* (owned) (nullable) */
-} ViaData;
-
-static void
-via_data_free (gpointer data)
-{
-  ViaData *via = data;
-
-  if (via->token_path != NULL)
-    {
-      g_unlink (via->token_path);
-      g_free (via->token_path);
-    }
-  g_clear_object (&via->channel);
-  g_clear_object (&via->gateway);
-  g_free (via);
-}
-
-static void
-on_via_gateway_started (GObject      *source,
-                        GAsyncResult *result,
-                        gpointer      user_data)
-{
-  g_autoptr(GTask) task = user_data;
-  ViaData *via = g_task_get_task_data (task);
-
-  /* Connected or not, the token file has served its purpose. */
-  g_unlink (via->token_path);
-  on_gateway_started (source, result, g_steal_pointer (&task));
-}
-
-static void
-fail_via (GTask  *task,  /* (transfer full) */
-          GError *error) /* (transfer full) */
-{
-  ExecnetGroup *self = g_task_get_source_object (task);
-  ViaData *via = g_task_get_task_data (task);
-
-  g_mutex_lock (&self->lock);
-  g_hash_table_remove (self->reserved, execnet_gateway_get_id (via->gateway));
-  g_mutex_unlock (&self->lock);
-
-  g_task_return_error (task, error);
-  g_object_unref (task);
-}
-
-static void
-on_via_port (GObject      *source,
-             GAsyncResult *result,
-             gpointer      user_data)
-{
-  GTask *task = user_data;
-  ViaData *via = g_task_get_task_data (task);
-  g_autoptr(GVariant) port = NULL;
-  g_autoptr(ExecnetXSpec) target = NULL;
-  g_autofree char *spec = NULL;
-  const char *timeout;
-  GError *error = NULL;
-
-  port = execnet_channel_receive_finish (EXECNET_CHANNEL (source), result, &error);
-  if (port == NULL || !g_variant_is_of_type (port, G_VARIANT_TYPE_INT64))
-    {
-      if (error == NULL)
-        error = g_error_new (EXECNET_ERROR, EXECNET_ERROR_PROTOCOL,
-                             "installvia: the via gateway answered with no port");
-      g_prefix_error (&error, "installvia: cannot start a socket server through gateway %s: ",
-                      execnet_xspec_get (execnet_gateway_get_xspec (via->gateway), "installvia"));
-      fail_via (task, error);
-      return;
-    }
-
-  timeout = execnet_xspec_get (execnet_gateway_get_xspec (via->gateway), "connect_timeout");
-  spec = g_strdup_printf ("socket=127.0.0.1:%" G_GINT64_FORMAT "//token_file=%s%s%s",
-                          g_variant_get_int64 (port), via->token_path,
-                          timeout != NULL ? "//connect_timeout=" : "", timeout != NULL ? timeout : "");
-  target = execnet_xspec_new (spec, &error);
-  if (target == NULL)
-    {
-      fail_via (task, error);
-      return;
-    }
-
-  _execnet_gateway_set_transport_xspec (via->gateway, target);
-  _execnet_gateway_start_async (via->gateway, g_task_get_cancellable (task),
-                                on_via_gateway_started, task);
-}
-
-static void
-install_via (ExecnetGroup   *self,
-             ExecnetGateway *gateway,
-             GTask          *task)  /* (transfer full) */
-{
-  ExecnetXSpec *xspec = execnet_gateway_get_xspec (gateway);
-  const char *via_id = execnet_xspec_get (xspec, "installvia");
-  ViaData *via = g_new0 (ViaData, 1);
-  ExecnetGateway *via_gateway;
-  g_autoptr(GBytes) source = NULL;
-  g_autofree char *token = NULL;
-  guchar random[32];
-  GError *error = NULL;
-  int fd;
-
-  via->gateway = g_object_ref (gateway);
-  g_task_set_task_data (task, via, via_data_free);
-
-  if (g_strcmp0 (execnet_xspec_get_scheme (xspec), "socket") != 0)
-    {
-      fail_via (task, g_error_new (EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
-                                   "invalid spec “%s”: installvia= goes with the socket transport, "
-                                   "as in “socket//installvia=%s”",
-                                   execnet_xspec_to_string (xspec), via_id));
-      return;
-    }
-
-  via_gateway = execnet_group_lookup (self, via_id);
-  if (via_gateway == NULL)
-    {
-      fail_via (task, g_error_new (EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
-                                   "invalid spec “%s”: the group has no gateway “%s” to install "
-                                   "the socket server through",
-                                   execnet_xspec_to_string (xspec), via_id));
-      return;
-    }
-
-  if (getrandom (random, sizeof random, 0) != sizeof random)
-    {
-      int saved_errno = errno;
-
-      fail_via (task, g_error_new (G_IO_ERROR, g_io_error_from_errno (saved_errno),
-                                   "installvia: cannot get random bytes for a token: %s",
-                                   g_strerror (saved_errno)));
-      return;
-    }
-  token = g_malloc (2 * sizeof random + 1);
-  for (gsize i = 0; i < sizeof random; i++)
-    g_snprintf (token + 2 * i, 3, "%02x", random[i]);
-
-  fd = g_file_open_tmp ("execnet-installvia-XXXXXX", &via->token_path, &error);
-  if (fd < 0 || write (fd, token, strlen (token)) != (gssize) strlen (token))
-    {
-      if (error == NULL)
-        error = g_error_new (G_IO_ERROR, g_io_error_from_errno (errno),
-                             "installvia: cannot write a token file: %s", g_strerror (errno));
-      if (fd >= 0)
-        close (fd);
-      fail_via (task, error);
-      return;
-    }
-  close (fd);
-
-  source = g_resource_lookup_data (_execnet_remote_get_resource (), "/org/execnet/remote/installvia.py",
-                                   G_RESOURCE_LOOKUP_FLAGS_NONE, NULL);
-  via->channel = execnet_gateway_remote_exec (via_gateway, g_bytes_get_data (source, NULL), &error);
-  if (via->channel == NULL ||
-      !execnet_channel_send (via->channel, g_variant_new_string (token), &error))
-    {
-      fail_via (task, error);
-      return;
-    }
-
-  execnet_channel_receive_async (via->channel, g_task_get_cancellable (task), on_via_port, task);
-}
-
 /**
  * execnet_group_make_gateway_for_xspec_async:
  * @self: a group
@@ -750,10 +569,7 @@ execnet_group_make_gateway_for_xspec_async (ExecnetGroup        *self,
         }
       _execnet_gateway_set_via (gateway, via);
     }
-  if (execnet_xspec_get (xspec, "installvia") != NULL)
-    install_via (self, gateway, g_steal_pointer (&task));
-  else
-    _execnet_gateway_start_async (gateway, cancellable, on_gateway_started, g_steal_pointer (&task));
+  _execnet_gateway_start_async (gateway, cancellable, on_gateway_started, g_steal_pointer (&task));
 }
 
 /* Every error of making gateways passes here, whichever transport made

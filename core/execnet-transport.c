@@ -9,6 +9,7 @@
 #include <gmodule.h>
 
 #include <execnet/execnet-error.h>
+#include <execnet/execnet-group.h>
 #include <execnet/execnet-transport.h>
 
 #include "execnet-debug-private.h"
@@ -194,6 +195,30 @@ closest_word (const char  *word,
   return best_distance <= limit ? best : NULL;
 }
 
+/* The scheme of the installed transport that accepts @key, if any: a
+ * key put on the wrong scheme (popen//installvia=gw0) is named as the
+ * other transport's. Only called on the error path: it loads every
+ * transport. */
+static char *
+owning_scheme (const char *key)
+{
+  g_auto(GStrv) schemes = execnet_transport_list_schemes ();
+
+  for (guint i = 0; schemes[i] != NULL; i++)
+    {
+      g_autoptr(ExecnetTransport) transport = execnet_transport_new_for_scheme (schemes[i], NULL);
+      const char * const *own_keys;
+
+      if (transport == NULL)
+        continue;
+      own_keys = EXECNET_TRANSPORT_GET_IFACE (transport)->get_keys (transport);
+      if (own_keys != NULL && g_strv_contains (own_keys, key))
+        return g_strdup (schemes[i]);
+    }
+
+  return NULL;
+}
+
 /**
  * execnet_transport_check_xspec:
  * @self: the transport that serves @xspec's scheme
@@ -237,6 +262,7 @@ execnet_transport_check_xspec (ExecnetTransport  *self,
       g_autoptr(GPtrArray) known = NULL;
       g_autoptr(GString) message = NULL;
       g_autofree char *valid_text = NULL;
+      g_autofree char *owner = NULL;
       const char *suggestion;
 
       if (g_strcmp0 (keys[i], scheme) == 0 ||
@@ -256,7 +282,11 @@ execnet_transport_check_xspec (ExecnetTransport  *self,
                               "Invalid gateway spec “%s”: the %s transport does not know the key “%s”",
                               valid_text, scheme != NULL ? scheme : "", keys[i]);
       suggestion = closest_word (keys[i], known);
-      if (suggestion != NULL)
+      owner = owning_scheme (keys[i]);
+      if (owner != NULL)
+        g_string_append_printf (message, "; it is a key of the %s transport, as in %s//%s=...",
+                                owner, owner, keys[i]);
+      else if (suggestion != NULL)
         g_string_append_printf (message, "; did you mean %s?", suggestion);
       else
         {
@@ -311,6 +341,88 @@ execnet_transport_explain_failure (ExecnetTransport  *self,
   if (iface->explain_failure == NULL)
     return NULL;
   return iface->explain_failure (self, xspec, connection, error);
+}
+
+static void
+prepare_default (ExecnetTransport    *self,
+                 ExecnetXSpec        *xspec,
+                 GCancellable        *cancellable,
+                 GAsyncReadyCallback  callback,
+                 gpointer             user_data)
+{
+  g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
+
+  g_task_set_source_tag (task, prepare_default);
+  g_task_return_pointer (task, execnet_xspec_ref (xspec), (GDestroyNotify) execnet_xspec_unref);
+}
+
+/**
+ * execnet_transport_prepare_async:
+ * @self: the transport that serves @xspec's scheme
+ * @group: (nullable): the group the gateway is made in
+ * @xspec: a checked gateway spec
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called with the spec to open
+ * @user_data: data for @callback
+ *
+ * Lets @self do what @xspec needs done before it can be opened, and
+ * produce the spec that [method@Execnet.Transport.open_async] then opens:
+ * for `socket//installvia=ID`, the socket transport starts a one-shot
+ * server through gateway ID of @group and answers with a spec naming it.
+ * A transport without a prepare step answers with @xspec itself. Making a
+ * gateway calls this after [method@Execnet.Transport.check_xspec], in the
+ * thread that makes it; @callback runs in that thread's thread-default
+ * main context.
+ *
+ * Since: 1.0
+ */
+void
+execnet_transport_prepare_async (ExecnetTransport    *self,
+                                 ExecnetGroup        *group,
+                                 ExecnetXSpec        *xspec,
+                                 GCancellable        *cancellable,
+                                 GAsyncReadyCallback  callback,
+                                 gpointer             user_data)
+{
+  ExecnetTransportInterface *iface;
+
+  g_return_if_fail (EXECNET_IS_TRANSPORT (self));
+  g_return_if_fail (group == NULL || EXECNET_IS_GROUP (group));
+  g_return_if_fail (xspec != NULL);
+
+  iface = EXECNET_TRANSPORT_GET_IFACE (self);
+  if (iface->prepare_async == NULL)
+    prepare_default (self, xspec, cancellable, callback, user_data);
+  else
+    iface->prepare_async (self, group, xspec, cancellable, callback, user_data);
+}
+
+/**
+ * execnet_transport_prepare_finish:
+ * @self: a transport
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes execnet_transport_prepare_async().
+ *
+ * Returns: (transfer full): the spec to open, or %NULL on error
+ *
+ * Since: 1.0
+ */
+ExecnetXSpec *
+execnet_transport_prepare_finish (ExecnetTransport  *self,
+                                  GAsyncResult      *result,
+                                  GError           **error)
+{
+  ExecnetTransportInterface *iface;
+
+  g_return_val_if_fail (EXECNET_IS_TRANSPORT (self), NULL);
+  g_return_val_if_fail (G_IS_ASYNC_RESULT (result), NULL);
+
+  iface = EXECNET_TRANSPORT_GET_IFACE (self);
+  if (g_async_result_is_tagged (result, prepare_default) || iface->prepare_finish == NULL)
+    return g_task_propagate_pointer (G_TASK (result), error);
+  return iface->prepare_finish (self, result, error);
 }
 
 /**

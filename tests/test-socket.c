@@ -704,9 +704,10 @@ test_wrong_token (Fixture       *fixture,
 
 /* A master without a token writes its bootstrap line at once and reads the
  * challenge where it expects the bootstrap's answer. The server refuses
- * the bootstrap line as an answer, so no process starts; the core
- * recognises the challenge (a first line starting "execnet-auth-") and
- * says that the spec needs token_file=. */
+ * the bootstrap line as an answer, so no process starts; the socket
+ * transport recognises the challenge (a first line starting
+ * "execnet-auth-") in the answer the core quotes, and says that the spec
+ * needs token_file=. */
 static void
 test_no_token (Fixture       *fixture,
                gconstpointer  user_data)

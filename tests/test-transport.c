@@ -101,6 +101,7 @@ static const SpecCheck spec_checks[] = {
   { "socket=h:1//tokenfile=t", "did you mean token_file?" },
   { "socket=h:1//instalvia=gw0", "did you mean installvia?" },
   { "socket=h:1//ssh_config=c", "the socket transport does not know the key “ssh_config”" },
+  { "popen//installvia=gw0", "it is a key of the socket transport" },
   { "ssh=host//ssh_config=c", NULL },
   { "ssh=host//ssh_confg=c", "did you mean ssh_config?" },
   { "ssh=host//token_file=t", "the ssh transport does not know the key “token_file”" },

@@ -19,7 +19,7 @@
 #include <gio/gio.h>
 
 #include "execnet-tool.h"
-#include "plugins/socket/execnet-socket-auth.h"
+#include "execnet-socket-auth.h"
 
 /* A socket server in the sense of execnet: for each connection it starts a
  * Python interpreter that reads one line from the connection, evaluates it

@@ -108,5 +108,7 @@ void                  execnet_connection_append_error_output (ExecnetConnection 
                                                               gsize                length);
 EXECNET_AVAILABLE_IN_1_0
 char                 *execnet_connection_dup_error_output   (ExecnetConnection    *self);
+EXECNET_AVAILABLE_IN_1_0
+GBytes               *execnet_connection_dup_bootstrap_answer (ExecnetConnection  *self);
 
 G_END_DECLS

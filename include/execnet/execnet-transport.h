@@ -53,6 +53,16 @@ G_DECLARE_INTERFACE (ExecnetTransport, execnet_transport, EXECNET, TRANSPORT, GO
  *   wrote on stderr ([method@Execnet.Connection.dup_error_output]) and its
  *   exit status; return %NULL to keep @error. Called in the I/O thread; it
  *   must not block.
+ * @prepare_async: (nullable): before @open_async, do what the spec needs
+ *   done first and produce the spec to open, for a spec whose interpreter
+ *   is not there yet (`socket//installvia=ID` starts a one-shot server
+ *   through another gateway of @group). Called in the thread that makes
+ *   the gateway, after @check_xspec; it may use other gateways of @group.
+ *   The same transport instance then opens the spec @prepare_finish
+ *   returned, so it may keep what it prepared (and clean it up in its
+ *   finalize). The default opens @xspec itself.
+ * @prepare_finish: (nullable): finish @prepare_async, returning the spec
+ *   to open.
  *
  * The interface a transport plugin implements. See doc/transports.md.
  *
@@ -78,9 +88,18 @@ struct _ExecnetTransportInterface
                                           ExecnetXSpec      *xspec,
                                           ExecnetConnection *connection,
                                           const GError      *error);
+  void                (*prepare_async)  (ExecnetTransport     *self,
+                                         ExecnetGroup         *group,
+                                         ExecnetXSpec         *xspec,
+                                         GCancellable         *cancellable,
+                                         GAsyncReadyCallback   callback,
+                                         gpointer              user_data);
+  ExecnetXSpec       *(*prepare_finish) (ExecnetTransport     *self,
+                                         GAsyncResult         *result,
+                                         GError              **error);
 
   /*< private >*/
-  gpointer padding[9];
+  gpointer padding[7];
 };
 
 EXECNET_AVAILABLE_IN_1_0
@@ -105,6 +124,17 @@ ExecnetConnection *execnet_transport_spawn       (ExecnetXSpec         *xspec,
                                                   const char * const   *launcher_argv,
                                                   GCancellable         *cancellable,
                                                   GError              **error);
+EXECNET_AVAILABLE_IN_1_0
+void               execnet_transport_prepare_async   (ExecnetTransport    *self,
+                                                      ExecnetGroup        *group,
+                                                      ExecnetXSpec        *xspec,
+                                                      GCancellable        *cancellable,
+                                                      GAsyncReadyCallback  callback,
+                                                      gpointer             user_data);
+EXECNET_AVAILABLE_IN_1_0
+ExecnetXSpec      *execnet_transport_prepare_finish  (ExecnetTransport    *self,
+                                                      GAsyncResult        *result,
+                                                      GError             **error);
 EXECNET_AVAILABLE_IN_1_0
 GError            *execnet_transport_explain_failure (ExecnetTransport  *self,
                                                       ExecnetXSpec      *xspec,

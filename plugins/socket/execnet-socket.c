@@ -16,6 +16,7 @@
 #include <execnet/execnet.h>
 
 #include "execnet-socket-auth.h"
+#include "execnet-socket-private.h"
 
 /* The socket transport connects to a socket server (`execnet-tool
  * socketserver`, or Python execnet's socketserver.py) that starts a Python
@@ -68,6 +69,10 @@ G_DECLARE_FINAL_TYPE (ExecnetSocketTransport, execnet_socket_transport, EXECNET,
 struct _ExecnetSocketTransport
 {
   GObject parent_instance;
+
+  /* Written by prepare, in the thread that makes the gateway, before the
+   * I/O thread opens the spec it answered; freed with the transport. */
+  ExecnetSocketInstalled *installed; /* (owned) (nullable) for installvia= */
 };
 
 static void execnet_socket_transport_iface_init (ExecnetTransportInterface *iface);
@@ -810,17 +815,92 @@ execnet_socket_transport_get_keys (ExecnetTransport *transport)
   return keys;
 }
 
+/* A server that wants a token greets with its challenge where a master
+ * without one expects the bootstrap's answer; the core quotes that line as
+ * an answer that is not the agent's, and we say what it means. */
+static GError *
+execnet_socket_transport_explain_failure (ExecnetTransport  *transport,
+                                          ExecnetXSpec      *xspec,
+                                          ExecnetConnection *connection,
+                                          const GError      *error)
+{
+  g_autoptr(GBytes) answer = execnet_connection_dup_bootstrap_answer (connection);
+  gsize length = 0;
+  const char *data = answer != NULL ? g_bytes_get_data (answer, &length) : NULL;
+
+  if (data == NULL || length < strlen (EXECNET_SOCKET_AUTH_GREETING) ||
+      memcmp (data, EXECNET_SOCKET_AUTH_GREETING, strlen (EXECNET_SOCKET_AUTH_GREETING)) != 0)
+    return NULL;
+
+  return g_error_new (EXECNET_ERROR, EXECNET_ERROR_AUTHENTICATION,
+                      "the socket server at %s requires a token: add token_file=PATH "
+                      "(a file holding the server's token) to the spec",
+                      execnet_connection_get_remote_address (connection));
+}
+
+/* installvia=ID: the spec to open names a one-shot server that gateway
+ * ID starts (execnet-socket-installvia.c); any other spec is opened as it
+ * is. */
+static void
+execnet_socket_transport_prepare_async (ExecnetTransport    *transport,
+                                        ExecnetGroup        *group,
+                                        ExecnetXSpec        *xspec,
+                                        GCancellable        *cancellable,
+                                        GAsyncReadyCallback  callback,
+                                        gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+
+  if (execnet_xspec_get (xspec, "installvia") != NULL)
+    {
+      _execnet_socket_install_via_async (transport, group, xspec, cancellable, callback, user_data);
+      return;
+    }
+
+  task = g_task_new (transport, cancellable, callback, user_data);
+  g_task_set_source_tag (task, execnet_socket_transport_prepare_async);
+  g_task_return_pointer (task, execnet_xspec_ref (xspec), (GDestroyNotify) execnet_xspec_unref);
+}
+
+static ExecnetXSpec *
+execnet_socket_transport_prepare_finish (ExecnetTransport  *transport,
+                                         GAsyncResult      *result,
+                                         GError           **error)
+{
+  ExecnetSocketTransport *self = EXECNET_SOCKET_TRANSPORT (transport);
+
+  if (g_task_get_source_tag (G_TASK (result)) == execnet_socket_transport_prepare_async)
+    return g_task_propagate_pointer (G_TASK (result), error);
+
+  g_clear_pointer (&self->installed, _execnet_socket_installed_free);
+  return _execnet_socket_install_via_finish (result, &self->installed, error);
+}
+
 static void
 execnet_socket_transport_iface_init (ExecnetTransportInterface *iface)
 {
   iface->get_keys = execnet_socket_transport_get_keys;
+  iface->prepare_async = execnet_socket_transport_prepare_async;
+  iface->prepare_finish = execnet_socket_transport_prepare_finish;
   iface->open_async = execnet_socket_transport_open_async;
   iface->open_finish = execnet_socket_transport_open_finish;
+  iface->explain_failure = execnet_socket_transport_explain_failure;
+}
+
+static void
+execnet_socket_transport_finalize (GObject *object)
+{
+  ExecnetSocketTransport *self = EXECNET_SOCKET_TRANSPORT (object);
+
+  g_clear_pointer (&self->installed, _execnet_socket_installed_free);
+
+  G_OBJECT_CLASS (execnet_socket_transport_parent_class)->finalize (object);
 }
 
 static void
 execnet_socket_transport_class_init (ExecnetSocketTransportClass *klass)
 {
+  G_OBJECT_CLASS (klass)->finalize = execnet_socket_transport_finalize;
 }
 
 static void

@@ -10,8 +10,9 @@
 
 #include "execnet-ssh-args.h"
 
-/* Pure: GLib and the spec helpers of libexecnet, no I/O, so that tests
- * can compile this file in and table-test it.
+/* Pure: GLib and the spec helpers of libexecnet, no I/O, so that
+ * tests/test-ssh.c can link its static library (execnet_ssh_args_dep) and
+ * table-test it.
  *
  * execnet passes the value of `ssh=` to the ssh program as its first
  * arguments, so users write there what they would type after `ssh`:
