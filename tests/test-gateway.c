@@ -2632,6 +2632,60 @@ test_concurrent_sends (Fixture       *f,
   test_wait_close (channel);
 }
 
+/* Several remote threads send on one channel at once, small items and
+ * large ones (which the agent writes without copying), more than the
+ * agent queues for a busy writer: every item arrives, each thread's in
+ * the order it sent them. */
+static void
+test_concurrent_remote_sends (Fixture       *f,
+                              gconstpointer  data)
+{
+  g_autoptr(ExecnetChannel) channel = NULL;
+  gint64 last[N_SENDERS];
+  guint count = 0;
+
+  channel = test_remote_exec (f->gateway,
+                              "import _thread\n"
+                              "n_threads, per_thread = channel.receive()\n"
+                              "done = _thread.allocate_lock()\n"
+                              "left = [n_threads]\n"
+                              "done.acquire()\n"
+                              "def send(t):\n"
+                              "    for seq in range(per_thread):\n"
+                              "        big = seq % 97 == 0\n"
+                              "        channel.send((t, seq, b'x' * (200000 if big else seq % 50)))\n"
+                              "    with lock:\n"
+                              "        left[0] -= 1\n"
+                              "        if not left[0]:\n"
+                              "            done.release()\n"
+                              "lock = _thread.allocate_lock()\n"
+                              "for t in range(n_threads):\n"
+                              "    _thread.start_new_thread(send, (t,))\n"
+                              "done.acquire()\n");
+  test_send (channel, g_variant_new ("(ii)", N_SENDERS, N_PER_SENDER));
+
+  for (guint i = 0; i < N_SENDERS; i++)
+    last[i] = -1;
+  while (count < N_SENDERS * N_PER_SENDER)
+    {
+      g_autoptr(GVariant) item = test_receive (channel);
+      g_autoptr(GVariant) payload = NULL;
+      gint64 t, seq;
+      gsize size;
+
+      g_assert_true (g_variant_is_of_type (item, G_VARIANT_TYPE ("(xxay)")));
+      g_variant_get (item, "(xx@ay)", &t, &seq, &payload);
+      size = g_variant_get_size (payload);
+      g_assert_cmpint (t, >=, 0);
+      g_assert_cmpint (t, <, N_SENDERS);
+      g_assert_cmpint (seq, ==, last[t] + 1);
+      g_assert_cmpuint (size, ==, seq % 97 == 0 ? 200000 : (gsize) (seq % 50));
+      last[t] = seq;
+      count++;
+    }
+  test_wait_close (channel);
+}
+
 #define N_RECEIVERS 4
 #define N_ITEMS 2000
 
@@ -3170,6 +3224,7 @@ main (int    argc,
   add_test ("/gateway/lost/killed-mid-frame", test_killed_mid_frame);
   add_test ("/gateway/channel/iterate-remote-error", test_iterate_remote_error);
   add_test ("/gateway/channel/concurrent-sends", test_concurrent_sends);
+  add_test ("/gateway/channel/concurrent-remote-sends", test_concurrent_remote_sends);
   add_test ("/gateway/channel/concurrent-receives", test_concurrent_receives);
   add_test ("/gateway/channel/stream/write", test_stream_write);
   add_test ("/gateway/channel/stream/read", test_stream_read);

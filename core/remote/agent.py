@@ -69,6 +69,7 @@ _OPS_INT = b'FG'                   # the integer is the value
 _OPS_STRING_ALONE = b'ANSM'         # strings that _Blob reads apart
 
 _BIG = 65536       # larger items are written without being copied
+_COALESCE = 262144  # bytes queued for a busy writer before senders wait
 _CHUNK = 262144    # the read buffer: many small frames per read(2)
 _NOEND = object()  # setcallback() without an endmarker
 _END = object()    # queued behind the last item of a closed channel
@@ -563,10 +564,16 @@ class _Gateway(object):
         self._callbacks = {}  # id -> (callback, endmarker); reader thread
         self._next_id = 2
         self._ended = False  # the master said goodbye or went away
-        # Guards the output stream, _writing, _output_closed, _write_queue.
+        # Held by the thread writing to the output stream, for as long as it
+        # writes. Frames sent meanwhile are queued (up to _COALESCE bytes)
+        # and that thread writes them too, many in one writev.
         self._write_lock = _thread.RLock()
+        # Guards _writing, _output_closed, _write_queue, _queued. Re-entrant:
+        # a finalizer (Channel.__del__) may send while it is held.
+        self._queue_lock = _thread.RLock()
         self._writing = self._output_closed = False
         self._write_queue = []
+        self._queued = 0
         # Guards _n_tasks, _tasks_done, _main_busy, _main_task.
         self._tasks_lock = _lock()
         self._n_tasks = 0  # executing tasks
@@ -626,31 +633,55 @@ class _Gateway(object):
     def _send(self, code, id, parts=()):
         if len(parts) == 1 and len(parts[0]) < _BIG:
             # A small item: one buffer, one write.
-            bufs = [_hdr.pack(code, id, len(parts[0])) + parts[0]]
+            n = len(parts[0])
+            bufs = [_hdr.pack(code, id, n) + parts[0]]
         else:
             bufs = [p for p in parts if len(p)]
             n = sum(map(len, bufs))
             if n > 0x7fffffff:
                 raise DumpError('message is too large')
             bufs.insert(0, _hdr.pack(code, id, n))
-        with self._write_lock:
+        with self._queue_lock:
             if self._output_closed:
                 raise IOError('cannot send (already closed?)')
-            if self._writing:
-                # A finalizer (Channel.__del__) ran in the middle of a write.
-                return self._write_queue.append(bufs)
-            self._writing = True
+            if self._writing and self._queued < _COALESCE:
+                # The thread writing takes it along.
+                self._write_queue += bufs
+                self._queued += n
+                return
+        with self._write_lock:
+            with self._queue_lock:
+                if self._output_closed:
+                    raise IOError('cannot send (already closed?)')
+                if self._writing:
+                    # A finalizer ran in the middle of our own write.
+                    self._write_queue += bufs
+                    self._queued += n
+                    return
+                self._writing = True
             try:
-                self._writeall(bufs)
-                while self._write_queue:
-                    self._writeall(self._write_queue.pop(0))
+                while bufs:
+                    self._writeall(bufs)
+                    with self._queue_lock:
+                        bufs, self._write_queue, self._queued = self._write_queue, [], 0
+                        self._writing = bool(bufs)
             except BaseException as e:
-                self._output_closed = True  # a partial frame may be out
+                with self._queue_lock:
+                    self._output_closed = True  # a partial frame may be out
+                    self._writing = False
+                    self._write_queue = []
                 if isinstance(e, OSError):
                     raise IOError('cannot send (already closed?)')
                 raise
-            finally:
-                self._writing = False
+
+    def _close_output(self):
+        # What other threads queued is written by the thread writing, which
+        # holds _write_lock until the queue is empty: wait for it (a second
+        # at most: the master may have stopped reading).
+        if self._write_lock.acquire(True, 1.0):
+            self._write_lock.release()
+        with self._queue_lock:
+            self._output_closed = True  # finalizers must not write: the stream may be gone
 
     def _writeall(self, bufs):
         if len(bufs) == 1:
@@ -1047,7 +1078,7 @@ def execnet_agent_serve(mode='stdio', sock=None, gateway_id='gw', execmodel='thr
             pass
     if gw._pumps is not None:
         gw._end_output()
-    gw._output_closed = True  # finalizers must not write: the stream may be gone
+    gw._close_output()
     if not stdio:
         try:
             sock.close()
