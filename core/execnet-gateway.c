@@ -4,9 +4,7 @@
  */
 #include "config.h"
 
-#include <errno.h>
 #include <math.h>
-#include <unistd.h>
 
 #include <execnet/execnet-error.h>
 #include <execnet/execnet-transport.h>
@@ -806,19 +804,8 @@ on_remote_output (ExecnetGateway *self,
       gsize size;
       const char *bytes = g_variant_get_fixed_array (data, &size, 1);
 
-      /* As the remote's stderr always did; a short write loses output only. */
-      while (size > 0)
-        {
-          gssize n = write (STDERR_FILENO, bytes, size);
-
-          if (n <= 0 && errno != EINTR)
-            break;
-          if (n > 0)
-            {
-              bytes += n;
-              size -= n;
-            }
-        }
+      /* As the remote's stderr always did. */
+      execnet_transport_write_stderr (bytes, size);
     }
 }
 

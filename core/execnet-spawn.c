@@ -49,16 +49,30 @@
  * the fork therefore always happens in the library's I/O thread, which
  * lives as long as the process, whichever thread calls spawn. */
 
-/* I/O thread. A failure to write our stderr (a closed pipe) must not
- * disturb the gateway, let alone raise SIGPIPE: the signal is blocked
- * around the write and one it raised is taken back. */
-static void
-pass_to_stderr (const char *data,
-                gsize       length)
+/**
+ * execnet_transport_write_stderr:
+ * @data: (array length=length) (element-type guint8): bytes the remote
+ *   interpreter or its launcher wrote on its stderr
+ * @length: the number of bytes in @data
+ *
+ * Writes @data to this process's stderr, as a local child's stderr would
+ * reach it: transports that read the remote's stderr themselves (ssh) pass
+ * it on with this, as the launcher kit does. A failure to write (stderr a
+ * closed pipe) is ignored and never raises `SIGPIPE`: the signal is
+ * blocked in the calling thread around the write, and one it raised is
+ * taken back. Callable from any thread.
+ *
+ * Since: 1.0
+ */
+void
+execnet_transport_write_stderr (const char *data,
+                                gsize       length)
 {
   sigset_t pipe_only, saved;
   gboolean broken = FALSE;
   gsize done = 0;
+
+  g_return_if_fail (data != NULL || length == 0);
 
   sigemptyset (&pipe_only);
   sigaddset (&pipe_only, SIGPIPE);
@@ -153,7 +167,7 @@ stderr_pipe_drain (StderrPipe *self)
           open = n < 0 && errno == EAGAIN;
           break;
         }
-      pass_to_stderr (buffer, n);
+      execnet_transport_write_stderr (buffer, n);
       if (connection != NULL)
         execnet_connection_append_error_output (connection, buffer, n);
     }

@@ -343,6 +343,32 @@ test_spawn_stderr_quoted (void)
   test_assert_no_children (5.0);
 }
 
+/* What transports pass on from the remote's stderr reaches ours whole;
+ * with our stderr a pipe nobody reads, the write fails quietly instead of
+ * killing the process with SIGPIPE. */
+static void
+test_write_stderr (void)
+{
+  if (g_test_subprocess ())
+    {
+      int fds[2];
+
+      execnet_transport_write_stderr ("from the remote\n", strlen ("from the remote\n"));
+      g_assert_cmpint (pipe (fds), ==, 0);
+      close (fds[0]);
+      g_assert_cmpint (dup2 (fds[1], STDERR_FILENO), ==, STDERR_FILENO);
+      execnet_transport_write_stderr ("lost", 4);
+      execnet_transport_write_stderr ("lost again", 10);
+      g_print ("survived\n");
+      return;
+    }
+
+  g_test_trap_subprocess (NULL, 10 * G_USEC_PER_SEC, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+  g_test_trap_assert_stderr ("from the remote\n");
+  g_test_trap_assert_stdout ("survived\n");
+}
+
 /* A whole gateway through a launcher plugin: the worked example of
  * doc/transports.md, registered with EXECNET_DEFINE_TRANSPORT_MODULE and
  * using the default open_finish. */
@@ -491,6 +517,7 @@ main (int   argc,
   g_test_add_func ("/transport/spawn/exit-status", test_spawn_exit_status);
   g_test_add_func ("/transport/spawn/missing-launcher", test_spawn_missing_launcher);
   g_test_add_func ("/transport/spawn/stderr-quoted", test_spawn_stderr_quoted);
+  g_test_add_func ("/transport/write-stderr", test_write_stderr);
   g_test_add_func ("/transport/spawn/wrap-gateway", test_wrap_gateway);
 
   g_test_add_func ("/transport/popen/group/terminate", test_popen_group_terminate);

@@ -142,6 +142,10 @@ GError            *execnet_transport_explain_failure (ExecnetTransport  *self,
                                                       const GError      *error);
 
 EXECNET_AVAILABLE_IN_1_0
+void               execnet_transport_write_stderr    (const char          *data,
+                                                      gsize                length);
+
+EXECNET_AVAILABLE_IN_1_0
 char  **execnet_transport_build_python_argv    (ExecnetXSpec  *xspec,
                                                 GError       **error);
 EXECNET_AVAILABLE_IN_1_0

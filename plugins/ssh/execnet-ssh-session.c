@@ -5,7 +5,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <time.h>
 #include <string.h>
@@ -153,53 +152,14 @@ signal_number (const char *name)
   return 0;
 }
 
-/* Any thread. The remote's stderr is ours, as a local child's would be.
- * A failure to write it (stderr a closed pipe) must not disturb the
- * gateway, let alone kill the process with SIGPIPE: the signal is blocked
- * in this thread around the write, and one it raised is taken back. */
-static void
-write_to_stderr (const char *data,
-                 gsize       len)
-{
-  sigset_t pipe_only, saved;
-  gboolean broken = FALSE;
-  gsize done = 0;
-
-  sigemptyset (&pipe_only);
-  sigaddset (&pipe_only, SIGPIPE);
-  pthread_sigmask (SIG_BLOCK, &pipe_only, &saved);
-
-  while (done < len)
-    {
-      gssize n = write (STDERR_FILENO, data + done, len - done);
-
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        {
-          broken = n < 0 && errno == EPIPE;
-          break;
-        }
-      done += n;
-    }
-
-  if (broken && !sigismember (&saved, SIGPIPE))
-    {
-      const struct timespec now = { 0, 0 };
-
-      while (sigtimedwait (&pipe_only, NULL, &now) < 0 && errno == EINTR)
-        ;
-    }
-  pthread_sigmask (SIG_SETMASK, &saved, NULL);
-}
-
 /* Runs inside a libssh call, with @lock held. */
 static void
 keep_stderr_unlocked (ExecnetSshSession *self,
                       const char        *data,
                       gsize              len)
 {
-  write_to_stderr (data, len);
+  /* The remote's stderr is ours, as a local child's would be. */
+  execnet_transport_write_stderr (data, len);
 
   g_string_append_len (self->stderr_tail, data, len);
   if (self->stderr_tail->len > STDERR_TAIL_KEEP)
