@@ -586,13 +586,27 @@ test_terminate_stuck_with_grandchild (Fixture       *fixture,
   wait_no_children (fixture->server->pid);
 }
 
+static void
+on_terminated (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  GAsyncResult **out = user_data;
+
+  *out = g_object_ref (result);
+  g_main_context_wakeup (NULL);
+}
+
 /* Something that left the interpreter's process group keeps the
  * connection open: the server cannot end it, so nothing confirms the end,
- * and terminate() says so, in bounded time, naming where. */
+ * and terminate() (or terminate_async(), as @user_data says) says so, in
+ * bounded time, naming where. */
 static void
 test_terminate_unconfirmed (Fixture       *fixture,
                             gconstpointer  user_data)
 {
+  gboolean use_async = GPOINTER_TO_INT (user_data);
+  gboolean terminated;
   g_autoptr(ExecnetGroup) group = execnet_group_new ();
   g_autoptr(GError) error = NULL;
   g_autofree char *spec = NULL;
@@ -621,7 +635,18 @@ test_terminate_unconfirmed (Fixture       *fixture,
                                  "channel.send(child.pid)\n");
 
   start = g_get_monotonic_time ();
-  g_assert_false (execnet_group_terminate (group, 1.0, &error));
+  if (use_async)
+    {
+      g_autoptr(GAsyncResult) result = NULL;
+
+      execnet_group_terminate_async (group, 1.0, NULL, on_terminated, &result);
+      while (result == NULL)
+        g_main_context_iteration (NULL, TRUE);
+      terminated = execnet_group_terminate_finish (group, result, &error);
+    }
+  else
+    terminated = execnet_group_terminate (group, 1.0, &error);
+  g_assert_false (terminated);
   g_assert_error (error, EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED);
   g_assert_nonnull (strstr (error->message, "nothing confirmed its end"));
   g_assert_nonnull (strstr (error->message, address));
@@ -1350,7 +1375,9 @@ main (int    argc,
               fixture_set_up, test_terminate_ends_grandchild, fixture_tear_down);
   g_test_add ("/socket/terminate/stuck-with-grandchild", Fixture, NULL,
               fixture_set_up, test_terminate_stuck_with_grandchild, fixture_tear_down);
-  g_test_add ("/socket/terminate/unconfirmed", Fixture, NULL,
+  g_test_add ("/socket/terminate/unconfirmed", Fixture, GINT_TO_POINTER (FALSE),
+              fixture_set_up, test_terminate_unconfirmed, fixture_tear_down);
+  g_test_add ("/socket/terminate/unconfirmed-async", Fixture, GINT_TO_POINTER (TRUE),
               fixture_set_up, test_terminate_unconfirmed, fixture_tear_down);
   g_test_add ("/socket/lost/killed-mid-frame", Fixture, NULL,
               fixture_set_up, test_killed_mid_frame, fixture_tear_down);
