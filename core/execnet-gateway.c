@@ -75,21 +75,25 @@ struct _ExecnetGateway
 {
   GObject parent_instance;
 
+  /* Written once, in _execnet_gateway_new() or (via) before the start
+   * begins, and never again: read without the lock. */
   ExecnetXSpec *xspec;              /* (owned) */
   ExecnetGateway *via;              /* (owned) (nullable) the gateway that starts this one's interpreter */
   char *id;                         /* (owned) */
   char *type_name;                  /* (owned) "PopenGateway" */
-  GWeakRef group;                   /* ExecnetGroup, empty once removed */
   ExecnetEmitter *emitter;          /* (owned) signals, in the context the gateway was made in */
+  GWeakRef group;                   /* ExecnetGroup, empty once removed; thread-safe itself */
 
-  GMutex lock;                      /* guards everything below */
+  GMutex lock;                      /* guards everything below, except where said */
   GCond cond;                       /* signalled when the gateway ends */
   GList *end_waiters;               /* (element-type GTask) (owned) wait_ended_async calls */
-  /* connection, wire and description are written only in the I/O thread
-   * during start-up (and description in _execnet_gateway_new, before the
-   * gateway is shared). The I/O thread reads them without the lock; any
-   * other thread takes it. connection and wire, once set, stay until
-   * finalize. */
+  /* connection, wire and description are written under the lock, only in
+   * the I/O thread during start-up (and description in
+   * _execnet_gateway_new, before the gateway is shared). The I/O thread
+   * reads them without the lock. So does code that runs once the start
+   * completed, since nothing writes them again (the group hands a gateway
+   * out only then), and _execnet_gateway_account(), which reads wire for
+   * items the wire delivered. connection and wire stay until finalize. */
   ExecnetConnection *connection;    /* (owned) (nullable) set when the transport connected */
   ExecnetWire *wire;                /* (owned) (nullable) set once bootstrapped */
   char *description;                /* (owned) "gateway gw0 (python3 pid 42)" */
@@ -101,54 +105,13 @@ struct _ExecnetGateway
   gboolean lost_reported;
   GError *read_error;               /* (owned) (nullable) why reading stopped */
   GSource *lost_timer;              /* (owned) (nullable) */
-  gsize unconsumed;                 /* bytes that arrived on channels and wait there */
-  gboolean reading_paused;          /* for backpressure, see _execnet_gateway_account */
-  gint64 start_time;                /* monotonic: start-up began */
+  gint64 start_time;                /* monotonic: start-up began; written before the I/O
+                                     * thread takes part, so its writes of the other
+                                     * times come after */
   gint64 connected_time;            /* the transport connected */
   gint64 acknowledged_time;         /* the agent acknowledged the bootstrap */
-  struct Observer *observer;        /* (owned) (nullable) given to the wire once it exists */
+  ExecnetWireTap *tap;              /* (owned) (nullable) the wire observer, given to the wire once it exists */
 };
-
-typedef struct Observer
-{
-  gatomicrefcount ref_count;
-  ExecnetGateway *gateway;          /* (unowned) whoever calls it holds the gateway */
-  ExecnetWireObserver func;
-  gpointer data;
-  GDestroyNotify notify;
-} Observer;
-
-static Observer *
-observer_ref (Observer *observer)
-{
-  g_atomic_ref_count_inc (&observer->ref_count);
-  return observer;
-}
-
-static void
-observer_unref (gpointer data)
-{
-  Observer *observer = data;
-
-  if (observer != NULL && g_atomic_ref_count_dec (&observer->ref_count))
-    {
-      if (observer->notify != NULL)
-        observer->notify (observer->data);
-      g_free (observer);
-    }
-}
-
-static void
-show_frame_to_observer (gpointer            data,
-                        gboolean            outgoing,
-                        ExecnetMessageCode  code,
-                        gint32              channel,
-                        GBytes             *payload)
-{
-  Observer *observer = data;
-
-  observer->func (observer->gateway, outgoing, code, channel, payload, observer->data);
-}
 
 enum {
   PROP_0,
@@ -169,11 +132,6 @@ static guint signals[N_SIGNALS];
 
 G_DEFINE_FINAL_TYPE (ExecnetGateway, execnet_gateway, G_TYPE_OBJECT)
 
-/* Above this many unconsumed bytes, the gateway stops reading its
- * connection; below the low mark it reads again. */
-#define UNCONSUMED_HIGH ((gsize) 64 << 20)
-#define UNCONSUMED_LOW ((gsize) 32 << 20)
-
 /* How long the channels' error waits to learn how the remote process ended. */
 #define LOST_REPORT_DELAY_MS 1000
 
@@ -183,36 +141,18 @@ static const char info_source[] =
   "                  platform=sys.platform, cwd=os.getcwd(), pid=os.getpid()))\n";
 
 /* Any thread: @delta bytes arrived on a channel (positive) or were taken
- * from one (negative). Incoming data is bounded: past UNCONSUMED_HIGH the
- * gateway stops reading, so the remote side's writes block, until
- * consumers bring it below UNCONSUMED_LOW. A consumer that waits on one
+ * from one (negative); the wire counts them and pauses reading
+ * (_execnet_wire_account). The wire is read without the lock: an item
+ * exists only once the wire delivered it, in the I/O thread that set
+ * self->wire before, and reaches other threads through the channel's
+ * lock; the wire stays until finalize. A consumer that waits on one
  * channel while another holds 64 MiB nobody takes will wait for ever, as
  * with any bounded pipe. */
 void
 _execnet_gateway_account (ExecnetGateway *self,
                           gssize          delta)
 {
-  g_autoptr(ExecnetWire) wire = NULL;
-  gboolean pause = FALSE, resume = FALSE;
-
-  g_mutex_lock (&self->lock);
-  if (delta < 0)
-    self->unconsumed -= MIN ((gsize) -delta, self->unconsumed);
-  else
-    self->unconsumed += delta;
-  if (!self->reading_paused && self->unconsumed > UNCONSUMED_HIGH)
-    pause = self->reading_paused = TRUE;
-  else if (self->reading_paused && self->unconsumed < UNCONSUMED_LOW)
-    {
-      self->reading_paused = FALSE;
-      resume = TRUE;
-    }
-  if ((pause || resume) && self->wire != NULL)
-    wire = _execnet_wire_ref (self->wire);
-  g_mutex_unlock (&self->lock);
-
-  if (wire != NULL)
-    _execnet_wire_set_reading_paused (wire, pause);
+  _execnet_wire_account (self->wire, delta);
 }
 
 static void
@@ -273,7 +213,7 @@ execnet_gateway_finalize (GObject *object)
   g_clear_pointer (&self->wire, _execnet_wire_unref);
   g_clear_object (&self->connection);
   g_clear_error (&self->read_error);
-  g_clear_pointer (&self->observer, observer_unref);
+  g_clear_pointer (&self->tap, _execnet_wire_tap_unref);
   g_clear_pointer (&self->emitter, _execnet_emitter_free);
   g_weak_ref_clear (&self->group);
   g_clear_pointer (&self->xspec, execnet_xspec_unref);
@@ -1254,8 +1194,8 @@ on_bootstrapped (GObject      *source,
   g_mutex_lock (&self->lock);
   self->acknowledged_time = g_get_monotonic_time ();
   self->wire = _execnet_wire_new (connection, self->id, self->description, &wire_handler, G_OBJECT (self));
-  if (self->observer != NULL)
-    _execnet_wire_set_tap (self->wire, show_frame_to_observer, observer_ref (self->observer), observer_unref);
+  if (self->tap != NULL)
+    _execnet_wire_set_tap (self->wire, self->tap);
   g_mutex_unlock (&self->lock);
 
   setup = _execnet_bootstrap_setup_source (self->xspec);
@@ -2543,34 +2483,23 @@ execnet_gateway_set_wire_observer (ExecnetGateway      *self,
                                    gpointer             user_data,
                                    GDestroyNotify       notify)
 {
-  Observer *observer = NULL;
-  Observer *old;
+  ExecnetWireTap *tap = NULL;
+  ExecnetWireTap *old;
 
   g_return_if_fail (EXECNET_IS_GATEWAY (self));
 
   if (func != NULL)
-    {
-      observer = g_new0 (Observer, 1);
-      g_atomic_ref_count_init (&observer->ref_count);
-      observer->gateway = self;
-      observer->func = func;
-      observer->data = user_data;
-      observer->notify = notify;
-    }
+    tap = _execnet_wire_tap_new (self, func, user_data, notify);
 
   g_mutex_lock (&self->lock);
-  old = self->observer;
-  self->observer = observer;
+  old = self->tap;
+  self->tap = tap;
   if (self->wire != NULL)
-    {
-      if (observer != NULL)
-        _execnet_wire_set_tap (self->wire, show_frame_to_observer, observer_ref (observer), observer_unref);
-      else
-        _execnet_wire_set_tap (self->wire, NULL, NULL, NULL);
-    }
+    _execnet_wire_set_tap (self->wire, tap);
   g_mutex_unlock (&self->lock);
 
-  observer_unref (old);
+  /* Its notify may run user code: never under the lock. */
+  _execnet_wire_tap_unref (old);
 }
 
 /**

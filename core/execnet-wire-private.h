@@ -5,6 +5,7 @@
 #pragma once
 
 #include <gio/gio.h>
+#include <execnet/execnet-gateway.h>
 #include <execnet/execnet-transport.h>
 
 #include "execnet-frame-private.h"
@@ -48,22 +49,32 @@ void         _execnet_wire_abort           (ExecnetWire              *self,
                                             const GError             *error);
 gboolean     _execnet_wire_is_reading      (ExecnetWire              *self);
 gboolean     _execnet_wire_is_congested    (ExecnetWire              *self);
-void         _execnet_wire_set_reading_paused (ExecnetWire           *self,
-                                               gboolean               paused);
 
-/* Sees every frame: outgoing ones in the sender's thread before they are
- * written, incoming ones in the I/O thread before they are handled.
- * @payload (transfer none). */
-typedef void (*ExecnetWireTap) (gpointer            data,
-                                gboolean            outgoing,
-                                ExecnetMessageCode  code,
-                                gint32              channel,
-                                GBytes             *payload);
+/* Incoming data is bounded by the wire alone: _execnet_wire_account()
+ * counts the bytes of delivered items that wait unconsumed. Past
+ * EXECNET_WIRE_UNCONSUMED_HIGH the wire stops reading after the frames it
+ * has, so the remote side's writes block; once consumers bring the count
+ * below EXECNET_WIRE_UNCONSUMED_LOW it reads again. */
+#define EXECNET_WIRE_UNCONSUMED_HIGH ((gsize) 64 << 20)
+#define EXECNET_WIRE_UNCONSUMED_LOW  ((gsize) 32 << 20)
 
-void         _execnet_wire_set_tap         (ExecnetWire              *self,
-                                            ExecnetWireTap            tap,
+void         _execnet_wire_account         (ExecnetWire              *self,
+                                            gssize                    delta);
+
+/* The one wire observer: refcounted, so that a frame being shown to it
+ * keeps it alive while another thread replaces it. It sees every frame:
+ * outgoing ones in the sender's thread before they are written, incoming
+ * ones in the I/O thread before they are handled. */
+typedef struct _ExecnetWireTap ExecnetWireTap;
+
+ExecnetWireTap *_execnet_wire_tap_new      (ExecnetGateway           *gateway,
+                                            ExecnetWireObserver       func,
                                             gpointer                  data,
                                             GDestroyNotify            notify);
+ExecnetWireTap *_execnet_wire_tap_ref      (ExecnetWireTap           *tap);
+void         _execnet_wire_tap_unref       (ExecnetWireTap           *tap);
+void         _execnet_wire_set_tap         (ExecnetWire              *self,
+                                            ExecnetWireTap           *tap);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ExecnetWire, _execnet_wire_unref)
 

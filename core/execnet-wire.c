@@ -40,8 +40,10 @@
  *
  * Reading: the I/O thread reads straight into the buffers the frame reader
  * hands out and passes each complete frame to the owner's handler. The
- * owner may pause reading while too much that arrived is unconsumed; the
- * remote side's writes then block, which bounds memory on both sides.
+ * wire also owns the count of delivered bytes that wait unconsumed, and
+ * the decision to park reading while there are too many
+ * (_execnet_wire_account); the remote side's writes then block, which
+ * bounds memory on both sides.
  *
  * Life cycle: a wire starts reading as soon as it is made, and holds a
  * reference on its owner from then until read_closed has been delivered, so that the
@@ -68,7 +70,11 @@ struct _ExecnetWire
   guint vector_index;              /* the first vector not yet written, with fd */
   gboolean write_closed;           /* close_write() was called on the connection */
   gboolean read_parked;            /* reading stopped for backpressure */
-  gint pause_reading;              /* (atomic) the owner asked to stop reading */
+
+  /* Any thread, atomically: the bytes of delivered items that wait
+   * unconsumed (_execnet_wire_account). The I/O thread alone decides to
+   * park reading, after each read, and to go on, in resume_in_io_thread. */
+  gsize unconsumed;
 
   GMutex lock;                     /* guards the fields below */
   GCond cond;                      /* signalled when queued_bytes drops or writing dies */
@@ -82,26 +88,46 @@ struct _ExecnetWire
   gboolean reading;                /* started and not yet ended */
   GError *write_error;             /* (owned) (nullable) set once writing is dead */
   GError *abort_error;             /* (owned) (nullable) why the wire was aborted */
-  struct Tap *tap;                 /* (owned) (nullable) set under the lock, read atomically */
+  ExecnetWireTap *tap;             /* (owned) (nullable) set under the lock, read atomically */
 };
 
-typedef struct Tap
+struct _ExecnetWireTap
 {
   gatomicrefcount ref_count;
-  ExecnetWireTap func;
+  ExecnetGateway *gateway;         /* (unowned) it outlives its wire, and so its tap's use */
+  ExecnetWireObserver func;
   gpointer data;
   GDestroyNotify notify;
-} Tap;
+};
 
-static Tap *
-tap_ref (Tap *tap)
+/* Any thread. */
+ExecnetWireTap *
+_execnet_wire_tap_new (ExecnetGateway      *gateway,
+                       ExecnetWireObserver  func,
+                       gpointer             data,
+                       GDestroyNotify       notify)
+{
+  ExecnetWireTap *tap = g_new0 (ExecnetWireTap, 1);
+
+  g_atomic_ref_count_init (&tap->ref_count);
+  tap->gateway = gateway;
+  tap->func = func;
+  tap->data = data;
+  tap->notify = notify;
+  return tap;
+}
+
+ExecnetWireTap *
+_execnet_wire_tap_ref (ExecnetWireTap *tap)
 {
   g_atomic_ref_count_inc (&tap->ref_count);
   return tap;
 }
 
-static void
-tap_unref (Tap *tap)
+/* Any thread; the last reference runs the observer's notify, so never
+ * with a lock held. */
+void
+_execnet_wire_tap_unref (ExecnetWireTap *tap)
 {
   if (tap != NULL && g_atomic_ref_count_dec (&tap->ref_count))
     {
@@ -240,7 +266,7 @@ _execnet_wire_unref (ExecnetWire *self)
   _execnet_frame_reader_free (self->reader);
   g_clear_error (&self->write_error);
   g_clear_error (&self->abort_error);
-  g_clear_pointer (&self->tap, tap_unref);
+  g_clear_pointer (&self->tap, _execnet_wire_tap_unref);
   g_object_unref (self->cancellable);
   g_object_unref (self->connection);
   g_free (self->gateway_id);
@@ -575,30 +601,22 @@ maybe_write (ExecnetWire *self)
     }
 }
 
+/* Any thread: @tap (nullable) (transfer none) replaces the wire's. */
 void
 _execnet_wire_set_tap (ExecnetWire    *self,
-                       ExecnetWireTap  func,
-                       gpointer        data,
-                       GDestroyNotify  notify)
+                       ExecnetWireTap *tap)
 {
-  Tap *tap = NULL;
-  Tap *old;
+  ExecnetWireTap *old;
 
-  if (func != NULL)
-    {
-      tap = g_new0 (Tap, 1);
-      g_atomic_ref_count_init (&tap->ref_count);
-      tap->func = func;
-      tap->data = data;
-      tap->notify = notify;
-    }
+  if (tap != NULL)
+    _execnet_wire_tap_ref (tap);
 
   g_mutex_lock (&self->lock);
   old = self->tap;
   g_atomic_pointer_set (&self->tap, tap);
   g_mutex_unlock (&self->lock);
 
-  tap_unref (old);
+  _execnet_wire_tap_unref (old);
 }
 
 /* Any thread: with EXECNET_DEBUG=payload, prints the frame with its value
@@ -639,12 +657,12 @@ tap_and_debug_frame (ExecnetWire        *self,
 {
   gboolean debug = EXECNET_DEBUG_ENABLED (EXECNET_DEBUG_PAYLOAD);
   g_autoptr(GBytes) flat = NULL;
-  Tap *tap = NULL;
+  ExecnetWireTap *tap = NULL;
 
   if (g_atomic_pointer_get (&self->tap) != NULL)
     {
       g_mutex_lock (&self->lock);
-      tap = self->tap != NULL ? tap_ref (self->tap) : NULL;
+      tap = self->tap != NULL ? _execnet_wire_tap_ref (self->tap) : NULL;
       g_mutex_unlock (&self->lock);
     }
   if (tap == NULL && !debug)
@@ -655,8 +673,8 @@ tap_and_debug_frame (ExecnetWire        *self,
 
   if (tap != NULL)
     {
-      tap->func (tap->data, outgoing, code, channel, payload);
-      tap_unref (tap);
+      tap->func (tap->gateway, outgoing, code, channel, payload, tap->data);
+      _execnet_wire_tap_unref (tap);
     }
   if (debug)
     debug_payload (self, outgoing, code, channel, payload);
@@ -889,7 +907,7 @@ on_read (GObject      *source,
 
       if (g_cancellable_is_cancelled (self->cancellable))
         reading_done (self, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED, "aborted"));
-      else if (g_atomic_int_get (&self->pause_reading))
+      else if ((gsize) g_atomic_pointer_get (&self->unconsumed) > EXECNET_WIRE_UNCONSUMED_HIGH)
         {
           EXECNET_NOTE (WIRE, self->gateway_id, "%s: reading paused: too much unconsumed", self->description);
           self->read_parked = TRUE;
@@ -935,32 +953,47 @@ start_reading (ExecnetWire *self)
                                (GDestroyNotify) _execnet_wire_unref);
 }
 
-/* I/O thread: reading goes on, if it was parked. */
+/* I/O thread: reading goes on, if it was parked and consumers caught up,
+ * or ends if the wire was aborted meanwhile. */
 static gboolean
 resume_in_io_thread (gpointer data)
 {
   ExecnetWire *self = data;
 
-  if (self->read_parked && !g_atomic_int_get (&self->pause_reading))
+  if (!self->read_parked)
+    return G_SOURCE_REMOVE;
+
+  if (g_cancellable_is_cancelled (self->cancellable))
     {
       self->read_parked = FALSE;
-      if (g_cancellable_is_cancelled (self->cancellable))
-        reading_done (self, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED, "aborted"));
-      else
-        read_more (self);
+      reading_done (self, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED, "aborted"));
+    }
+  else if ((gsize) g_atomic_pointer_get (&self->unconsumed) < EXECNET_WIRE_UNCONSUMED_LOW)
+    {
+      self->read_parked = FALSE;
+      EXECNET_NOTE (WIRE, self->gateway_id, "%s: reading again", self->description);
+      read_more (self);
     }
   return G_SOURCE_REMOVE;
 }
 
-/* Any thread: stops reading after the frames already read, or goes on. */
+/* Any thread: @delta bytes were delivered on a channel (positive) or
+ * taken from one (negative); every delivered byte is taken exactly once.
+ * A decrease that crosses the low mark asks the I/O thread to go on
+ * reading if it parked. */
 void
-_execnet_wire_set_reading_paused (ExecnetWire *self,
-                                  gboolean     paused)
+_execnet_wire_account (ExecnetWire *self,
+                       gssize       delta)
 {
-  g_atomic_int_set (&self->pause_reading, paused);
-  if (!paused)
-    _execnet_io_worker_invoke (resume_in_io_thread, _execnet_wire_ref (self),
-                               (GDestroyNotify) _execnet_wire_unref);
+  gsize before = (gsize) g_atomic_pointer_add (&self->unconsumed, delta);
+
+  if (delta < 0)
+    {
+      g_assert (before >= (gsize) -delta);
+      if (before >= EXECNET_WIRE_UNCONSUMED_LOW && before + delta < EXECNET_WIRE_UNCONSUMED_LOW)
+        _execnet_io_worker_invoke (resume_in_io_thread, _execnet_wire_ref (self),
+                                   (GDestroyNotify) _execnet_wire_unref);
+    }
 }
 
 /* Any thread: stops reading and writing; read_closed reports @error. */
@@ -976,7 +1009,6 @@ _execnet_wire_abort (ExecnetWire  *self,
 
   g_cancellable_cancel (self->cancellable);
   /* A parked reader has no read to cancel: wake it to end. */
-  g_atomic_int_set (&self->pause_reading, FALSE);
   _execnet_io_worker_invoke (resume_in_io_thread, _execnet_wire_ref (self),
                              (GDestroyNotify) _execnet_wire_unref);
 }

@@ -474,32 +474,47 @@ test_receive_eof_everywhere (void)
     }
 }
 
-/* The read side pauses after what it has already read, and goes on when
- * asked: the read cap's mechanism. */
+/* Not a synchronisation: a bounded look for the absence of progress. */
+static void
+assert_no_more_received (Fixture *f,
+                         guint    count)
+{
+  gint64 until = g_get_monotonic_time () + G_USEC_PER_SEC / 5;
+
+  g_mutex_lock (&f->lock);
+  while (g_cond_wait_until (&f->cond, &f->lock, until))
+    ;
+  g_assert_cmpuint (f->received->len, ==, count);
+  g_mutex_unlock (&f->lock);
+}
+
+/* The read cap: past the high mark of unconsumed bytes the read side stops
+ * after what it has already read, and goes on only once consumers bring
+ * the count below the low mark, not as soon as it drops under the high
+ * one. */
 static void
 test_receive_paused (Fixture       *f,
                      gconstpointer  data)
 {
   const guint8 payload[] = "ab";
   g_autoptr(GBytes) frame = make_frame_bytes (EXECNET_MESSAGE_CHANNEL_DATA, 1, payload, 2);
-  gint64 until;
 
-  _execnet_wire_set_reading_paused (f->wire, TRUE);
+  _execnet_wire_account (f->wire, EXECNET_WIRE_UNCONSUMED_HIGH + 1);
   /* The read already under way takes this one. */
   peer_write (f, g_bytes_get_data (frame, NULL), g_bytes_get_size (frame));
   wait_received (f, 1);
 
   peer_write (f, g_bytes_get_data (frame, NULL), g_bytes_get_size (frame));
-  /* Not a synchronisation: a bounded look for the absence of progress. */
-  until = g_get_monotonic_time () + G_USEC_PER_SEC / 5;
-  g_mutex_lock (&f->lock);
-  while (g_cond_wait_until (&f->cond, &f->lock, until))
-    ;
-  g_assert_cmpuint (f->received->len, ==, 1);
-  g_mutex_unlock (&f->lock);
+  assert_no_more_received (f, 1);
 
-  _execnet_wire_set_reading_paused (f->wire, FALSE);
+  /* Between the marks: still parked. */
+  _execnet_wire_account (f->wire, -(gssize) (EXECNET_WIRE_UNCONSUMED_HIGH - EXECNET_WIRE_UNCONSUMED_LOW));
+  assert_no_more_received (f, 1);
+
+  /* Below the low mark: reading goes on. */
+  _execnet_wire_account (f->wire, -2);
   wait_received (f, 2);
+  _execnet_wire_account (f->wire, -(gssize) (EXECNET_WIRE_UNCONSUMED_LOW - 1));
 }
 
 /* Aborting while a large frame is half written ends reading with the
