@@ -16,6 +16,7 @@
 #include "execnet-bootstrap-private.h"
 #include "execnet-connection-private.h"
 #include "execnet-debug-private.h"
+#include "execnet-inbox-private.h"
 #include "execnet-util-private.h"
 #include "execnet-xspec-private.h"
 #include "execnet-resources.h"
@@ -657,11 +658,11 @@ on_waited_after_eof (GObject      *source,
 
   if (execnet_connection_get_bootstrap_mode (connection) == EXECNET_BOOTSTRAP_SOCKET)
     {
-      g_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP,
-                               "the socket server at %s closed the connection before its "
-                               "Python acknowledged the bootstrap: the server may be at its "
-                               "connection limit, or may have failed to start Python (see its log)",
-                               execnet_connection_get_remote_address (connection));
+      _execnet_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP,
+                                      "the socket server at %s closed the connection before its "
+                                      "Python acknowledged the bootstrap: the server may be at its "
+                                      "connection limit, or may have failed to start Python (see its log)",
+                                      execnet_connection_get_remote_address (connection));
       return;
     }
 
@@ -675,7 +676,7 @@ on_waited_after_eof (GObject      *source,
   if (output != NULL)
     g_string_append_printf (message, "; its error output ends with: %s", g_strstrip (output));
 
-  g_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP, "%s", message->str);
+  _execnet_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP, "%s", message->str);
 }
 
 static gboolean
@@ -700,18 +701,18 @@ on_ack_read (GObject      *source,
   if (n < 0)
     {
       if (bootstrap->timed_out)
-        g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                                 "the remote Python (%s) did not acknowledge the bootstrap "
-                                 "within %g seconds; raise connect_timeout= if it is just slow",
-                                 execnet_connection_get_remote_address (connection),
-                                 bootstrap->timeout);
+        _execnet_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                                        "the remote Python (%s) did not acknowledge the bootstrap "
+                                        "within %g seconds; raise connect_timeout= if it is just slow",
+                                        execnet_connection_get_remote_address (connection),
+                                        bootstrap->timeout);
       else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-        g_task_return_error (task, g_steal_pointer (&error));
+        _execnet_task_return_error (task, g_steal_pointer (&error));
       else
-        g_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP,
-                                 "cannot read the bootstrap answer of %s: %s",
-                                 execnet_connection_get_remote_address (connection),
-                                 error->message);
+        _execnet_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP,
+                                        "cannot read the bootstrap answer of %s: %s",
+                                        execnet_connection_get_remote_address (connection),
+                                        error->message);
       return;
     }
 
@@ -765,18 +766,18 @@ on_compiled_read (GObject      *source,
       n != bootstrap->compiled_len)
     {
       if (bootstrap->timed_out)
-        g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                                 "the remote Python (%s) did not finish starting within %g "
-                                 "seconds; raise connect_timeout= if it is just slow",
-                                 execnet_connection_get_remote_address (connection),
-                                 bootstrap->timeout);
+        _execnet_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                                        "the remote Python (%s) did not finish starting within %g "
+                                        "seconds; raise connect_timeout= if it is just slow",
+                                        execnet_connection_get_remote_address (connection),
+                                        bootstrap->timeout);
       else if (error != NULL && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-        g_task_return_error (task, g_steal_pointer (&error));
+        _execnet_task_return_error (task, g_steal_pointer (&error));
       else
-        g_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP,
-                                 "the remote Python (%s) stopped while answering the bootstrap: %s",
-                                 execnet_connection_get_remote_address (connection),
-                                 error != NULL ? error->message : "the connection was closed");
+        _execnet_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP,
+                                        "the remote Python (%s) stopped while answering the bootstrap: %s",
+                                        execnet_connection_get_remote_address (connection),
+                                        error != NULL ? error->message : "the connection was closed");
       return;
     }
 
@@ -810,11 +811,11 @@ read_compiled_agent (GTask *task)
   if (bootstrap->ack_len < 9 || bootstrap->ack[3] != '\r' || bootstrap->ack[4] != '\n' ||
       length <= 0 || length > COMPILED_MAX_SIZE)
     {
-      g_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP,
-                               "the remote side (%s) answered the bootstrap with something that "
-                               "is not our agent's compiled code: does the remote shell print "
-                               "anything at login?",
-                               execnet_connection_get_remote_address (connection));
+      _execnet_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP,
+                                      "the remote side (%s) answered the bootstrap with something that "
+                                      "is not our agent's compiled code: does the remote shell print "
+                                      "anything at login?",
+                                      execnet_connection_get_remote_address (connection));
       g_object_unref (task);
       return TRUE;
     }
@@ -872,7 +873,7 @@ read_ack (GTask *task)
     }
   else if (bootstrap->ack_len >= 1 && bootstrap->ack[0] == '1')
     {
-      g_task_return_boolean (task, TRUE);
+      _execnet_task_return_boolean (task, TRUE);
       g_object_unref (task);
       return;
     }
@@ -883,10 +884,10 @@ read_ack (GTask *task)
     {
       g_autofree char *reason = g_strndup ((const char *) bootstrap->ack + 1, bootstrap->ack_len - 1);
 
-      g_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP,
-                               "the remote Python (%s) refused to start: %s",
-                               execnet_connection_get_remote_address (connection),
-                               g_strstrip (reason));
+      _execnet_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP,
+                                      "the remote Python (%s) refused to start: %s",
+                                      execnet_connection_get_remote_address (connection),
+                                      g_strstrip (reason));
       g_object_unref (task);
       return;
     }
@@ -902,11 +903,11 @@ read_ack (GTask *task)
 
       _execnet_connection_set_bootstrap_answer (connection, answer);
       seen = g_strescape (g_strchomp (line), NULL);
-      g_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP,
-                               "the remote side (%s) answered the bootstrap with “%.40s” "
-                               "instead of “1”: is the spec's python= a Python interpreter, "
-                               "and does the remote shell print anything at login?",
-                               execnet_connection_get_remote_address (connection), seen);
+      _execnet_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP,
+                                      "the remote side (%s) answered the bootstrap with “%.40s” "
+                                      "instead of “1”: is the spec's python= a Python interpreter, "
+                                      "and does the remote shell print anything at login?",
+                                      execnet_connection_get_remote_address (connection), seen);
       g_object_unref (task);
       return;
     }
@@ -929,11 +930,11 @@ on_line_written (GObject      *source,
   if (!g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error))
     {
       if (bootstrap->timed_out)
-        g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                                 "the remote Python (%s) did not read the bootstrap within %g seconds",
-                                 execnet_connection_get_remote_address (connection), bootstrap->timeout);
+        _execnet_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                                        "the remote Python (%s) did not read the bootstrap within %g seconds",
+                                        execnet_connection_get_remote_address (connection), bootstrap->timeout);
       else if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-        g_task_return_error (task, g_steal_pointer (&error));
+        _execnet_task_return_error (task, g_steal_pointer (&error));
       else
         {
           /* Most likely the interpreter is already gone: reading tells why. */
@@ -1033,7 +1034,7 @@ _execnet_bootstrap_async (ExecnetConnection   *connection,
   if (!_execnet_xspec_get_double (xspec, "connect_timeout", EXECNET_BOOTSTRAP_DEFAULT_TIMEOUT,
                                   &bootstrap->timeout, &error))
     {
-      g_task_return_error (task, error);
+      _execnet_task_return_error (task, error);
       g_object_unref (task);
       return;
     }
@@ -1041,7 +1042,7 @@ _execnet_bootstrap_async (ExecnetConnection   *connection,
   if (!build_lines (bootstrap, xspec, gateway_id,
                     execnet_connection_get_bootstrap_mode (connection), &error))
     {
-      g_task_return_error (task, error);
+      _execnet_task_return_error (task, error);
       g_object_unref (task);
       return;
     }

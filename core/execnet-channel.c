@@ -12,6 +12,7 @@
 #include "execnet-emitter-private.h"
 #include "execnet-error-private.h"
 #include "execnet-gateway-private.h"
+#include "execnet-inbox-private.h"
 #include "execnet-io-worker-private.h"
 #include "execnet-util-private.h"
 #include "execnet-value-private.h"
@@ -75,7 +76,7 @@ struct _ExecnetChannel
   GDestroyNotify callback_notify;
   GVariant *endmarker;              /* (owned) (nullable) */
   GMainContext *callback_context;   /* (owned) (nullable) */
-  GSource *dispatch_source;         /* (owned) (nullable) a pending dispatch */
+  gboolean dispatch_queued;         /* a dispatch is queued in callback_context's inbox */
   gboolean callback_finished;       /* the endmarker (if any) was delivered */
 };
 
@@ -132,9 +133,9 @@ return_item (GTask *task,
   GVariant *value = item_take (item, &error);
 
   if (value != NULL)
-    g_task_return_pointer (task, value, (GDestroyNotify) g_variant_unref);
+    _execnet_task_return_pointer (task, value, (GDestroyNotify) g_variant_unref);
   else
-    g_task_return_error (task, error);
+    _execnet_task_return_error (task, error);
 }
 
 G_DEFINE_FINAL_TYPE (ExecnetChannel, execnet_channel, G_TYPE_OBJECT)
@@ -221,7 +222,7 @@ execnet_channel_finalize (GObject *object)
   g_assert (g_queue_is_empty (&self->waiters));
   g_assert (g_queue_is_empty (&self->close_waiters));
   g_assert (g_queue_is_empty (&self->sends));
-  g_assert (self->dispatch_source == NULL);
+  g_assert (!self->dispatch_queued);
 
   if (self->callback_notify != NULL)
     self->callback_notify (self->callback_data);
@@ -341,28 +342,25 @@ end_error_unlocked (ExecnetChannel *self)
                       "channel %d is closed: nothing more will arrive on it", self->id);
 }
 
-static gboolean dispatch_callback (gpointer data);
+static void dispatch_callback (gpointer data);
 
 /* Called with the lock held: have the callback context deliver what is
  * queued, and the endmarker once the channel has ended. */
 static void
 schedule_dispatch_unlocked (ExecnetChannel *self)
 {
-  if (!self->has_callback || self->dispatch_source != NULL || self->callback_finished)
+  if (!self->has_callback || self->dispatch_queued || self->callback_finished)
     return;
   if (g_queue_is_empty (&self->items) && !self->receive_closed)
     return;
 
-  self->dispatch_source = g_idle_source_new ();
-  g_source_set_priority (self->dispatch_source, G_PRIORITY_DEFAULT);
-  g_source_set_static_name (self->dispatch_source, "[execnet] channel callback");
-  g_source_set_callback (self->dispatch_source, dispatch_callback,
-                         g_object_ref (self), g_object_unref);
-  g_source_attach (self->dispatch_source, self->callback_context);
+  self->dispatch_queued = TRUE;
+  _execnet_context_invoke (self->callback_context, dispatch_callback,
+                           g_object_ref (self), g_object_unref);
 }
 
 /* Callback context: delivers queued items in order, then the endmarker. */
-static gboolean
+static void
 dispatch_callback (gpointer data)
 {
   ExecnetChannel *self = data;
@@ -377,7 +375,7 @@ dispatch_callback (gpointer data)
       item = g_queue_pop_head (&self->items);
       if (item == NULL)
         {
-          g_clear_pointer (&self->dispatch_source, g_source_unref);
+          self->dispatch_queued = FALSE;
           if (self->receive_closed && !self->callback_finished)
             {
               self->callback_finished = TRUE;
@@ -401,8 +399,6 @@ dispatch_callback (gpointer data)
 
   if (finished && self->gateway != NULL)
     _execnet_gateway_hold_channel (self->gateway, self, FALSE);
-
-  return G_SOURCE_REMOVE;
 }
 
 /* Called with the lock held; the caller completes the returned waiters'
@@ -442,9 +438,9 @@ fail_waiters (ExecnetChannel *self,
         error = end_error_unlocked (self);
       g_mutex_unlock (&self->lock);
       if (error != NULL)
-        g_task_return_error (waiter->task, error);
+        _execnet_task_return_error (waiter->task, error);
       else
-        g_task_return_boolean (waiter->task, TRUE);
+        _execnet_task_return_boolean (waiter->task, TRUE);
       waiter_free (waiter);
     }
   g_list_free (waiters);
@@ -728,11 +724,11 @@ on_receive_cancelled (GCancellable *cancellable,
   if (found != NULL)
     {
       if (found->deadline != NULL && _execnet_deadline_timed_out (found->deadline))
-        g_task_return_new_error (found->task, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                                 "channel %d did not close in time", self->id);
+        _execnet_task_return_new_error (found->task, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                                        "channel %d did not close in time", self->id);
       else
-        g_task_return_new_error (found->task, G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                                 "the operation was cancelled");
+        _execnet_task_return_new_error (found->task, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                        "the operation was cancelled");
       waiter_free (found);
     }
   return G_SOURCE_REMOVE;
@@ -787,7 +783,7 @@ execnet_channel_receive_async (ExecnetChannel      *self,
 
   g_clear_pointer (&waiter, waiter_free);
   if (error != NULL)
-    g_task_return_error (task, error);
+    _execnet_task_return_error (task, error);
   else if (item != NULL)
     return_item (task, item);
 }
@@ -1020,7 +1016,7 @@ execnet_channel_wait_close_async (ExecnetChannel      *self,
 
   if (!_execnet_check_timeout (timeout, &error))
     {
-      g_task_return_error (task, error);
+      _execnet_task_return_error (task, error);
       return;
     }
   if (g_task_return_error_if_cancelled (task))
@@ -1039,9 +1035,9 @@ execnet_channel_wait_close_async (ExecnetChannel      *self,
 
   g_clear_pointer (&waiter, waiter_free);
   if (error != NULL)
-    g_task_return_error (task, error);
+    _execnet_task_return_error (task, error);
   else if (ended)
-    g_task_return_boolean (task, TRUE);
+    _execnet_task_return_boolean (task, TRUE);
 }
 
 /**
@@ -1092,9 +1088,9 @@ run_sends (GTask        *sender,
       if (g_task_return_error_if_cancelled (task))
         continue;
       if (execnet_channel_send (self, g_task_get_task_data (task), &error))
-        g_task_return_boolean (task, TRUE);
+        _execnet_task_return_boolean (task, TRUE);
       else
-        g_task_return_error (task, error);
+        _execnet_task_return_error (task, error);
     }
 
   g_task_return_boolean (sender, TRUE);
@@ -1162,9 +1158,9 @@ execnet_channel_send_async (ExecnetChannel      *self,
     return;
 
   if (execnet_channel_send (self, value, &error))
-    g_task_return_boolean (task, TRUE);
+    _execnet_task_return_boolean (task, TRUE);
   else
-    g_task_return_error (task, error);
+    _execnet_task_return_error (task, error);
 }
 
 /**

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include "execnet-emitter-private.h"
+#include "execnet-inbox-private.h"
 
 /* GDBusConnection's rule, which every object of ours with signals follows:
  * a signal is emitted in the main context that was thread-default when the
@@ -21,13 +22,13 @@
 
 struct _ExecnetEmitter
 {
-  gatomicrefcount ref_count;   /* the owner's, plus one while a source is pending */
+  gatomicrefcount ref_count;   /* the owner's, plus one while a run is queued */
   GMainContext *context;       /* (owned) */
   GThread *thread;             /* (unowned) the thread that made the owner */
 
   GMutex lock;                 /* guards everything below */
   GQueue events;               /* (element-type Event) (owned) */
-  GSource *source;             /* (owned) (nullable) pending dispatch */
+  gboolean scheduled;          /* a run of the events is queued in the context's inbox */
 };
 
 typedef struct
@@ -57,7 +58,6 @@ emitter_unref (gpointer data)
   if (!g_atomic_ref_count_dec (&self->ref_count))
     return;
 
-  g_assert (self->source == NULL);
   g_queue_clear_full (&self->events, (GDestroyNotify) event_free);
   g_main_context_unref (self->context);
   g_mutex_clear (&self->lock);
@@ -102,6 +102,9 @@ _execnet_emitter_new_for_context (GMainContext *context)
   g_atomic_ref_count_init (&self->ref_count);
   self->context = g_main_context_ref (context);
   self->thread = g_thread_self ();
+  /* Attached here, most often in the context's own thread, rather than by
+   * the first signal from the I/O thread. */
+  _execnet_inbox_ensure (context);
   g_mutex_init (&self->lock);
   g_queue_init (&self->events);
 
@@ -122,21 +125,10 @@ _execnet_emitter_new (void)
 void
 _execnet_emitter_free (ExecnetEmitter *self)
 {
-  GSource *source;
-
   if (self == NULL)
     return;
 
-  g_mutex_lock (&self->lock);
-  source = g_steal_pointer (&self->source);
-  g_mutex_unlock (&self->lock);
-
-  if (source != NULL)
-    {
-      /* Its destroy notify drops the reference it held. */
-      g_source_destroy (source);
-      g_source_unref (source);
-    }
+  /* A run still queued holds its own reference. */
   emitter_unref (self);
 }
 
@@ -154,38 +146,32 @@ _execnet_emitter_is_home (ExecnetEmitter *self)
   return g_thread_self () == self->thread || g_main_context_is_owner (self->context);
 }
 
-/* Home: runs what is queued, in order. Returns whether anything ran. */
-static gboolean
+/* Home: runs what is queued, in order. */
+static void
 run_events (ExecnetEmitter *self,
-            gboolean        from_source)
+            gboolean        from_inbox)
 {
-  gboolean ran = FALSE;
-
   for (;;)
     {
       Event *event;
 
       g_mutex_lock (&self->lock);
       event = g_queue_pop_head (&self->events);
-      if (event == NULL && from_source)
-        g_clear_pointer (&self->source, g_source_unref);
+      if (event == NULL && from_inbox)
+        self->scheduled = FALSE;
       g_mutex_unlock (&self->lock);
 
       if (event == NULL)
         break;
       event->func (event->object, event->data);
       event_free (event);
-      ran = TRUE;
     }
-
-  return ran;
 }
 
-static gboolean
-dispatch_events (gpointer data)
+static void
+run_scheduled_events (gpointer data)
 {
   run_events (data, TRUE);
-  return G_SOURCE_REMOVE;
 }
 
 /* Any thread: runs @func (@object, @data) in the emitter's context, after
@@ -198,6 +184,7 @@ _execnet_emitter_queue (ExecnetEmitter  *self,
                         GDestroyNotify   free_data)
 {
   Event *event = g_new0 (Event, 1);
+  gboolean schedule;
 
   event->object = g_object_ref (object);
   event->func = func;
@@ -206,16 +193,15 @@ _execnet_emitter_queue (ExecnetEmitter  *self,
 
   g_mutex_lock (&self->lock);
   g_queue_push_tail (&self->events, event);
-  if (self->source == NULL)
+  schedule = !self->scheduled;
+  self->scheduled = TRUE;
+  g_mutex_unlock (&self->lock);
+
+  if (schedule)
     {
       g_atomic_ref_count_inc (&self->ref_count);
-      self->source = g_idle_source_new ();
-      g_source_set_priority (self->source, G_PRIORITY_DEFAULT);
-      g_source_set_static_name (self->source, "[execnet] signal");
-      g_source_set_callback (self->source, dispatch_events, self, emitter_unref);
-      g_source_attach (self->source, self->context);
+      _execnet_context_invoke (self->context, run_scheduled_events, self, emitter_unref);
     }
-  g_mutex_unlock (&self->lock);
 }
 
 /* Home: runs what is queued now instead of waiting for the context. */

@@ -16,6 +16,7 @@
 #include "execnet-emitter-private.h"
 #include "execnet-gateway-private.h"
 #include "execnet-group-private.h"
+#include "execnet-inbox-private.h"
 #include "execnet-source-private.h"
 #include "execnet-via-private.h"
 #include "execnet-io-worker-private.h"
@@ -877,7 +878,7 @@ complete_end_waiters (GList *waiters)  /* (transfer full) */
 {
   for (GList *l = waiters; l != NULL; l = l->next)
     {
-      g_task_return_boolean (l->data, TRUE);
+      _execnet_task_return_boolean (l->data, TRUE);
       g_object_unref (l->data);
     }
   g_list_free (waiters);
@@ -900,8 +901,8 @@ on_wait_ended_cancelled (GCancellable *cancellable,
 
   if (link != NULL)
     {
-      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                               "the operation was cancelled");
+      _execnet_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                      "the operation was cancelled");
       g_object_unref (task);
     }
   return G_SOURCE_REMOVE;
@@ -933,7 +934,7 @@ _execnet_gateway_wait_ended_async (ExecnetGateway      *self,
   g_mutex_unlock (&self->lock);
 
   if (ended)
-    g_task_return_boolean (task, TRUE);
+    _execnet_task_return_boolean (task, TRUE);
 }
 
 gboolean
@@ -1128,13 +1129,13 @@ on_setup_done (GObject      *source,
     {
       g_prefix_error (&error, "%s cannot apply chdir/nice/env: ", self->description);
       execnet_connection_terminate (self->connection, TRUE);
-      g_task_return_error (task, error);
+      _execnet_task_return_error (task, error);
       return;
     }
 
   EXECNET_NOTE (GATEWAY, self->id, "%s: ready", self->description);
   EXECNET_PHASE (self->id, "ready", "the agent answered");
-  g_task_return_boolean (task, TRUE);
+  _execnet_task_return_boolean (task, TRUE);
 }
 
 /* What a start works with, the data of its task. */
@@ -1187,7 +1188,7 @@ on_bootstrapped (GObject      *source,
           error = explained;
         }
       execnet_connection_terminate (connection, TRUE);
-      g_task_return_error (task, error);
+      _execnet_task_return_error (task, error);
       return;
     }
 
@@ -1206,7 +1207,7 @@ on_bootstrapped (GObject      *source,
       channel = execnet_gateway_remote_exec (self, setup, &error);
       if (channel == NULL)
         {
-          g_task_return_error (task, error);
+          _execnet_task_return_error (task, error);
           return;
         }
       execnet_channel_receive_async (channel, NULL, on_setup_done, g_steal_pointer (&task));
@@ -1215,7 +1216,7 @@ on_bootstrapped (GObject      *source,
 
   EXECNET_NOTE (GATEWAY, self->id, "%s: ready", self->description);
   EXECNET_PHASE (self->id, "ready", "the agent answered");
-  g_task_return_boolean (task, TRUE);
+  _execnet_task_return_boolean (task, TRUE);
 }
 
 static void connected (GTask             *task,
@@ -1234,7 +1235,7 @@ on_opened (GObject      *source,
   connection = execnet_transport_open_finish (EXECNET_TRANSPORT (source), result, &error);
   if (connection == NULL)
     {
-      g_task_return_error (task, error);
+      _execnet_task_return_error (task, error);
       g_object_unref (task);
       return;
     }
@@ -1298,7 +1299,7 @@ on_prepared (GObject      *source,
   start->open_xspec = execnet_transport_prepare_finish (start->transport, result, &error);
   if (start->open_xspec == NULL)
     {
-      g_task_return_error (task, error);
+      _execnet_task_return_error (task, error);
       g_object_unref (task);
       return;
     }
@@ -1346,7 +1347,7 @@ _execnet_gateway_start_async (ExecnetGateway      *self,
       start->connection = _execnet_via_connect (self->via, self->xspec, &error);
       if (start->connection == NULL)
         {
-          g_task_return_error (task, error);
+          _execnet_task_return_error (task, error);
           return;
         }
       _execnet_io_worker_invoke (start_in_io_thread, g_steal_pointer (&task), NULL);
@@ -1358,24 +1359,24 @@ _execnet_gateway_start_async (ExecnetGateway      *self,
       g_auto(GStrv) schemes = execnet_transport_list_schemes ();
       g_autofree char *known = g_strjoinv (", ", schemes);
 
-      g_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_UNKNOWN_TRANSPORT,
-                               "the spec “%s” names no transport; start it with one of: %s "
-                               "(for example popen, ssh=HOST or socket=HOST:PORT)",
-                               execnet_xspec_to_string (self->xspec),
-                               *known != '\0' ? known : "none found");
+      _execnet_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_UNKNOWN_TRANSPORT,
+                                      "the spec “%s” names no transport; start it with one of: %s "
+                                      "(for example popen, ssh=HOST or socket=HOST:PORT)",
+                                      execnet_xspec_to_string (self->xspec),
+                                      *known != '\0' ? known : "none found");
       return;
     }
 
   start->transport = execnet_transport_new_for_scheme (scheme, &error);
   if (start->transport == NULL)
     {
-      g_task_return_error (task, error);
+      _execnet_task_return_error (task, error);
       return;
     }
 
   if (!execnet_transport_check_xspec (start->transport, self->xspec, &error))
     {
-      g_task_return_error (task, error);
+      _execnet_task_return_error (task, error);
       return;
     }
 
@@ -1926,10 +1927,10 @@ on_forward_logging_installed (GObject      *source,
       /* Cancelled or timed out: the remote side may still install the
        * handler; this channel is of no more use. */
       execnet_channel_close (EXECNET_CHANNEL (source), NULL, NULL);
-      g_task_return_error (task, error);
+      _execnet_task_return_error (task, error);
       return;
     }
-  g_task_return_boolean (task, TRUE);
+  _execnet_task_return_boolean (task, TRUE);
 }
 
 /**
@@ -1982,7 +1983,7 @@ execnet_gateway_forward_logging_async (ExecnetGateway      *self,
   if (!_execnet_check_timeout (timeout, &error) ||
       (channel = start_forward_logging (self, logger, level, &error)) == NULL)
     {
-      g_task_return_error (task, error);
+      _execnet_task_return_error (task, error);
       return;
     }
   execnet_channel_wait_close_async (channel, timeout, cancellable,
@@ -2183,16 +2184,16 @@ on_join_ended (GObject      *source,
   GError *error = NULL;
 
   if (_execnet_gateway_wait_ended_finish (self, result, &error))
-    g_task_return_boolean (task, TRUE);
+    _execnet_task_return_boolean (task, TRUE);
   else if (_execnet_deadline_timed_out (deadline) &&
            !g_cancellable_is_cancelled (g_task_get_cancellable (task)))
     {
       g_error_free (error);
-      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                               "%s did not end in time", self->description);
+      _execnet_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                                      "%s did not end in time", self->description);
     }
   else
-    g_task_return_error (task, error);
+    _execnet_task_return_error (task, error);
 }
 
 /**
@@ -2227,7 +2228,7 @@ execnet_gateway_join_async (ExecnetGateway      *self,
   g_task_set_source_tag (task, execnet_gateway_join_async);
   if (!_execnet_check_timeout (timeout, &error))
     {
-      g_task_return_error (task, error);
+      _execnet_task_return_error (task, error);
       return;
     }
 
@@ -2271,9 +2272,9 @@ on_reply_closed (GObject      *source,
   GError *error = NULL;
 
   if (!execnet_channel_wait_close_finish (EXECNET_CHANNEL (source), result, &error))
-    g_task_return_error (task, error);
+    _execnet_task_return_error (task, error);
   else
-    g_task_return_pointer (task, g_variant_ref (g_task_get_task_data (task)),
+    _execnet_task_return_pointer (task, g_variant_ref (g_task_get_task_data (task)),
                            (GDestroyNotify) g_variant_unref);
 }
 
@@ -2292,7 +2293,7 @@ on_reply (GObject      *source,
   if (reply == NULL)
     {
       execnet_channel_close (channel, NULL, NULL);
-      g_task_return_error (task, error);
+      _execnet_task_return_error (task, error);
       return;
     }
   g_task_set_task_data (task, reply, (GDestroyNotify) g_variant_unref);
@@ -2309,7 +2310,7 @@ receive_reply (GTask          *task,
 {
   if (channel == NULL)
     {
-      g_task_return_error (task, error);
+      _execnet_task_return_error (task, error);
       g_object_unref (task);
       return;
     }

@@ -11,6 +11,7 @@
 #include "execnet-error-private.h"
 #include "execnet-gateway-private.h"
 #include "execnet-group-private.h"
+#include "execnet-inbox-private.h"
 #include "execnet-util-private.h"
 
 /**
@@ -441,7 +442,7 @@ on_failed_start_reaped (GObject      *source,
   FailedStart *failed = user_data;
 
   _execnet_gateway_wait_ended_finish (EXECNET_GATEWAY (source), result, NULL);
-  g_task_return_error (failed->task, failed->error);
+  _execnet_task_return_error (failed->task, failed->error);
   g_object_unref (failed->task);
   _execnet_deadline_free (failed->deadline);
   g_free (failed);
@@ -499,7 +500,7 @@ on_gateway_started (GObject      *source,
     }
 
   flush_if_home (self);
-  g_task_return_pointer (task, g_object_ref (gateway), g_object_unref);
+  _execnet_task_return_pointer (task, g_object_ref (gateway), g_object_unref);
   g_object_unref (task);
 }
 
@@ -542,9 +543,9 @@ execnet_group_make_gateway_for_xspec_async (ExecnetGroup        *self,
   if (id_in_use_unlocked (self, id))
     {
       g_mutex_unlock (&self->lock);
-      g_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_DUPLICATE_ID,
-                               "the group has a gateway with id “%s” already; "
-                               "choose another id= or leave it out for an automatic one", id);
+      _execnet_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_DUPLICATE_ID,
+                                      "the group has a gateway with id “%s” already; "
+                                      "choose another id= or leave it out for an automatic one", id);
       return;
     }
   g_hash_table_add (self->reserved, g_strdup (id));
@@ -561,10 +562,10 @@ execnet_group_make_gateway_for_xspec_async (ExecnetGroup        *self,
           g_mutex_lock (&self->lock);
           g_hash_table_remove (self->reserved, id);
           g_mutex_unlock (&self->lock);
-          g_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
-                                   "invalid spec “%s”: via=%s names no gateway of this group; "
-                                   "via= takes the id of a running gateway of the same group",
-                                   execnet_xspec_to_string (xspec), via_id);
+          _execnet_task_return_new_error (task, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
+                                          "invalid spec “%s”: via=%s names no gateway of this group; "
+                                          "via= takes the id of a running gateway of the same group",
+                                          execnet_xspec_to_string (xspec), via_id);
           return;
         }
       _execnet_gateway_set_via (gateway, via);
@@ -700,9 +701,9 @@ on_made_from_spec (GObject      *source,
 
   gateway = execnet_group_make_gateway_for_xspec_finish (EXECNET_GROUP (source), result, &error);
   if (gateway == NULL)
-    g_task_return_error (task, error);
+    _execnet_task_return_error (task, error);
   else
-    g_task_return_pointer (task, g_object_ref (gateway), g_object_unref);
+    _execnet_task_return_pointer (task, g_object_ref (gateway), g_object_unref);
 }
 
 /**
@@ -740,7 +741,7 @@ execnet_group_make_gateway_async (ExecnetGroup        *self,
   xspec = parse_spec (self, spec, &error);
   if (xspec == NULL)
     {
-      g_task_return_error (task, error);
+      _execnet_task_return_error (task, error);
       return;
     }
   execnet_group_make_gateway_for_xspec_async (self, xspec, cancellable, on_made_from_spec,
@@ -910,7 +911,7 @@ on_many_terminated (GObject      *source,
   g_autoptr(GTask) task = user_data;
   Many *many = g_task_get_task_data (task);
 
-  g_task_return_error (task, g_steal_pointer (&many->error));
+  _execnet_task_return_error (task, g_steal_pointer (&many->error));
 }
 
 static void
@@ -949,7 +950,7 @@ on_one_made (GObject      *source,
 
   if (many->error == NULL)
     {
-      g_task_return_pointer (task, copy_gateways (many->gateways), (GDestroyNotify) g_ptr_array_unref);
+      _execnet_task_return_pointer (task, copy_gateways (many->gateways), (GDestroyNotify) g_ptr_array_unref);
       return;
     }
 
@@ -1007,14 +1008,14 @@ execnet_group_make_gateways_async (ExecnetGroup        *self,
   many->xspecs = parse_specs (self, specs, &error);
   if (many->xspecs == NULL)
     {
-      g_task_return_error (task, g_steal_pointer (&error));
+      _execnet_task_return_error (task, g_steal_pointer (&error));
       return;
     }
   g_ptr_array_set_size (many->gateways, many->xspecs->len);
 
   if (many->xspecs->len == 0)
     {
-      g_task_return_pointer (task, copy_gateways (many->gateways), (GDestroyNotify) g_ptr_array_unref);
+      _execnet_task_return_pointer (task, copy_gateways (many->gateways), (GDestroyNotify) g_ptr_array_unref);
       return;
     }
 
@@ -1575,12 +1576,12 @@ terminate_return (GTask  *task,
   g_clear_pointer (&term->timer, _execnet_cancel_source_free);
   g_clear_pointer (&term->cancel_source, _execnet_cancel_source_free);
   if (error != NULL)
-    g_task_return_error (task, error);
+    _execnet_task_return_error (task, error);
   else if (g_cancellable_is_cancelled (g_task_get_cancellable (task)))
-    g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                             "terminate was cancelled; the gateways were killed and reaped");
+    _execnet_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                    "terminate was cancelled; the gateways were killed and reaped");
   else
-    g_task_return_boolean (task, TRUE);
+    _execnet_task_return_boolean (task, TRUE);
 }
 
 static gboolean
@@ -1839,7 +1840,7 @@ terminate_start (ExecnetGroup        *self,
   if (!_execnet_check_timeout (timeout, &error))
     {
       term->returned = TRUE;
-      g_task_return_error (task, error);
+      _execnet_task_return_error (task, error);
       return;
     }
 

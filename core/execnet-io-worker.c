@@ -6,6 +6,7 @@
 
 #include <signal.h>
 
+#include "execnet-inbox-private.h"
 #include "execnet-io-worker-private.h"
 
 /* All gateways of a process share one I/O thread, like GDBus connections
@@ -61,6 +62,7 @@ _execnet_io_worker_get_context (void)
 
       ignore_sigpipe ();
       worker_context = g_main_context_new ();
+      _execnet_inbox_ensure (worker_context);
       loop = g_main_loop_new (worker_context, FALSE);
       worker_thread = g_thread_new ("execnet-io", worker_main, loop);
       g_once_init_leave (&started, 1);
@@ -75,17 +77,43 @@ _execnet_io_worker_is_current (void)
   return worker_thread != NULL && g_thread_self () == worker_thread;
 }
 
-/* Any thread: runs @func once in the I/O thread, soon. */
+typedef struct
+{
+  GSourceFunc func;
+  gpointer data;
+  GDestroyNotify notify;
+} Call;
+
+static void
+run_call (gpointer data)
+{
+  Call *call = data;
+
+  call->func (call->data);
+}
+
+static void
+call_free (gpointer data)
+{
+  Call *call = data;
+
+  if (call->notify != NULL)
+    call->notify (call->data);
+  g_free (call);
+}
+
+/* Any thread: runs @func once in the I/O thread, soon, through the I/O
+ * context's inbox (execnet-inbox.c), so that the caller never waits for
+ * the I/O context's lock. */
 void
 _execnet_io_worker_invoke (GSourceFunc    func,
                            gpointer       data,
                            GDestroyNotify notify)
 {
-  GSource *source = g_idle_source_new ();
+  Call *call = g_new (Call, 1);
 
-  g_source_set_priority (source, G_PRIORITY_DEFAULT);
-  g_source_set_callback (source, func, data, notify);
-  g_source_set_static_name (source, "[execnet] invoke");
-  g_source_attach (source, _execnet_io_worker_get_context ());
-  g_source_unref (source);
+  call->func = func;
+  call->data = data;
+  call->notify = notify;
+  _execnet_context_invoke (_execnet_io_worker_get_context (), run_call, call, call_free);
 }

@@ -9,6 +9,7 @@
 
 #include "execnet-async-private.h"
 #include "execnet-gateway-private.h"
+#include "execnet-inbox-private.h"
 #include "execnet-receive-queue-private.h"
 #include "execnet-util-private.h"
 
@@ -306,9 +307,9 @@ on_each_item (GObject      *source,
   if (--each->pending > 0)
     return;
   if (each->error != NULL)
-    g_task_return_error (task, g_steal_pointer (&each->error));
+    _execnet_task_return_error (task, g_steal_pointer (&each->error));
   else
-    g_task_return_pointer (task, items_to_variant (each->items), (GDestroyNotify) g_variant_unref);
+    _execnet_task_return_pointer (task, items_to_variant (each->items), (GDestroyNotify) g_variant_unref);
 }
 
 /**
@@ -344,7 +345,7 @@ execnet_multi_channel_receive_each_async (ExecnetMultiChannel *self,
   g_task_set_source_tag (task, execnet_multi_channel_receive_each_async);
   if (!_execnet_check_timeout (timeout, &error))
     {
-      g_task_return_error (task, error);
+      _execnet_task_return_error (task, error);
       return;
     }
 
@@ -357,7 +358,7 @@ execnet_multi_channel_receive_each_async (ExecnetMultiChannel *self,
 
   if (self->channels->len == 0)
     {
-      g_task_return_pointer (task, items_to_variant (each->items), (GDestroyNotify) g_variant_unref);
+      _execnet_task_return_pointer (task, items_to_variant (each->items), (GDestroyNotify) g_variant_unref);
       return;
     }
   for (guint i = 0; i < self->channels->len; i++)

@@ -20,6 +20,7 @@
 #include <execnet/execnet-error.h>
 #include <execnet/execnet-transport.h>
 
+#include "execnet-inbox-private.h"
 #include "execnet-io-worker-private.h"
 
 /* A spawned gateway is a small tree of processes in a process group of its
@@ -231,7 +232,7 @@ on_guard_waited (GObject      *source,
 
   if (!g_subprocess_wait_finish (G_SUBPROCESS (source), result, &error))
     {
-      g_task_return_error (task, error);
+      _execnet_task_return_error (task, error);
       return;
     }
 
@@ -240,7 +241,7 @@ on_guard_waited (GObject      *source,
 
   execnet_connection_set_exit_status (EXECNET_CONNECTION (self),
                                       g_subprocess_get_status (self->subprocess));
-  g_task_return_boolean (task, TRUE);
+  _execnet_task_return_boolean (task, TRUE);
 }
 
 static void

@@ -13,6 +13,7 @@
 #include <execnet/execnet-gateway.h>
 #include <execnet/execnet-channel.h>
 
+#include "execnet-inbox-private.h"
 #include "execnet-resources.h"
 #include "execnet-via-private.h"
 
@@ -179,7 +180,7 @@ pump_in (gpointer data)
   g_mutex_unlock (&relay->lock);
 
   for (guint i = 0; i < waiters->len; i++)
-    g_task_return_boolean (g_ptr_array_index (waiters, i), TRUE);
+    _execnet_task_return_boolean (g_ptr_array_index (waiters, i), TRUE);
   g_ptr_array_unref (waiters);
 
   relay_unref (relay);
@@ -240,7 +241,7 @@ execnet_via_connection_wait_async (ExecnetConnection   *connection,
     }
   g_mutex_unlock (&relay->lock);
 
-  g_task_return_boolean (task, TRUE);
+  _execnet_task_return_boolean (task, TRUE);
 }
 
 static gboolean
