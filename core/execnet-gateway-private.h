@@ -56,5 +56,8 @@ gboolean        _execnet_load_source_file        (GFile               *file,
 void            _execnet_gateway_set_via         (ExecnetGateway      *self,
                                                   ExecnetGateway      *via);
 ExecnetGateway *_execnet_gateway_get_via         (ExecnetGateway      *self);
+void            _execnet_gateway_set_start_order (ExecnetGateway      *self,
+                                                  guint64              start_order);
+guint64         _execnet_gateway_get_start_order (ExecnetGateway      *self);
 
 G_END_DECLS

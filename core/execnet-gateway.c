@@ -82,6 +82,7 @@ struct _ExecnetGateway
   ExecnetGateway *via;              /* (owned) (nullable) the gateway that starts this one's interpreter */
   char *id;                         /* (owned) */
   char *type_name;                  /* (owned) "PopenGateway" */
+  guint64 start_order;              /* set once by the group, before the start: where it lists it */
   ExecnetEmitter *emitter;          /* (owned) signals, in the context the gateway was made in */
   GWeakRef group;                   /* ExecnetGroup, empty once removed; thread-safe itself */
 
@@ -1320,6 +1321,21 @@ ExecnetGateway *
 _execnet_gateway_get_via (ExecnetGateway *self)
 {
   return self->via;
+}
+
+/* Before start, by the group: the position of its start among the
+ * group's, by which the group lists its members. */
+void
+_execnet_gateway_set_start_order (ExecnetGateway *self,
+                                  guint64         start_order)
+{
+  self->start_order = start_order;
+}
+
+guint64
+_execnet_gateway_get_start_order (ExecnetGateway *self)
+{
+  return self->start_order;
 }
 
 /* Any thread: connects and bootstraps; completes in the caller's

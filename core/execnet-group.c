@@ -22,7 +22,10 @@
  *
  * Gateways get the id given by their spec's `id=` key, or the next free one
  * of `gw0`, `gw1`, ... A group is a [iface@Gio.ListModel] of its gateways,
- * in the order they were made.
+ * in the order their starts were asked for, as in execnet: gateways started
+ * together, by [method@Execnet.Group.make_gateways_async] or otherwise, are
+ * listed in the order of their specs, whichever becomes ready first; each
+ * joins the list at its place with an items-changed that adds it there.
  *
  * Threads: every method is thread-safe. The group's signals,
  * [signal@Gio.ListModel::items-changed] and `notify::default-spec`, are
@@ -96,6 +99,7 @@ struct _ExecnetGroup
   GPtrArray *to_join;          /* (element-type ExecnetGateway) (owned) exited, not yet joined */
   GHashTable *reserved;        /* (element-type utf8) (owned) ids of gateways being made */
   guint next_id;
+  guint64 next_start_order;    /* members are kept sorted by their start order */
   /* Interned (g_intern_string) and so never freed: the pointer that
    * execnet_group_get_default_spec() returned stays valid whatever another
    * thread sets later. A program sets few distinct default specs. */
@@ -487,8 +491,13 @@ on_gateway_started (GObject      *source,
   g_hash_table_remove (self->reserved, execnet_gateway_get_id (gateway));
   if (ok)
     {
+      /* At its place among the members: after every one started before it. */
       position = self->gateways->len;
-      g_ptr_array_add (self->gateways, g_object_ref (gateway));
+      while (position > 0 &&
+             _execnet_gateway_get_start_order (g_ptr_array_index (self->gateways, position - 1)) >
+             _execnet_gateway_get_start_order (gateway))
+        position--;
+      g_ptr_array_insert (self->gateways, position, g_object_ref (gateway));
       changed_unlocked (self, position, 0, gateways_of (gateway));
     }
   g_mutex_unlock (&self->lock);
@@ -529,6 +538,7 @@ execnet_group_make_gateway_for_xspec_async (ExecnetGroup        *self,
 {
   g_autoptr(GTask) task = NULL;
   g_autoptr(ExecnetGateway) gateway = NULL;
+  guint64 start_order;
   const char *id;
 
   g_return_if_fail (EXECNET_IS_GROUP (self));
@@ -549,9 +559,11 @@ execnet_group_make_gateway_for_xspec_async (ExecnetGroup        *self,
       return;
     }
   g_hash_table_add (self->reserved, g_strdup (id));
+  start_order = self->next_start_order++;
   g_mutex_unlock (&self->lock);
 
   gateway = _execnet_gateway_new (xspec, self);
+  _execnet_gateway_set_start_order (gateway, start_order);
   if (execnet_xspec_get (xspec, "via") != NULL)
     {
       const char *via_id = execnet_xspec_get (xspec, "via");
@@ -977,9 +989,10 @@ on_one_made (GObject      *source,
  *
  * Makes one gateway per spec, all started at once. A spec written
  * `N*SPEC`, as pytest-xdist's `--tx 4*popen`, makes N gateways from SPEC;
- * ids (`gw0`, `gw1`, ...) are given in the order of the specs. They join
- * the group as each becomes ready. If one fails, those that started are terminated and
- * the first error is returned. @callback runs in the thread-default main
+ * ids (`gw0`, `gw1`, ...) are given in the order of the specs. Each joins
+ * the group as it becomes ready, at the place of its spec, so that the
+ * group lists them in the order of the specs too. If one fails, those that
+ * started are terminated and the first error is returned. @callback runs in the thread-default main
  * context of the calling thread.
  *
  * Since: 1.0
@@ -1137,18 +1150,6 @@ execnet_group_new_with_specs (const char * const  *specs,
   if (gateways == NULL)
     return NULL;
 
-  /* They became members in any order; list them in the order of the
-   * specs. Nobody can be listening to a group this new. */
-  g_mutex_lock (&self->lock);
-  g_ptr_array_set_size (self->gateways, 0);
-  g_ptr_array_set_size (self->model, 0);
-  for (guint i = 0; i < gateways->len; i++)
-    {
-      g_ptr_array_add (self->gateways, g_object_ref (g_ptr_array_index (gateways, i)));
-      g_ptr_array_add (self->model, g_object_ref (g_ptr_array_index (gateways, i)));
-    }
-  g_mutex_unlock (&self->lock);
-
   return g_steal_pointer (&self);
 }
 
@@ -1259,7 +1260,7 @@ execnet_group_get_size (ExecnetGroup *self)
  * @self: a group
  * @index: a position
  *
- * Gets a member by position, in the order the members were made.
+ * Gets a member by position, in the order their starts were asked for.
  *
  * Returns: (transfer none) (nullable): the member at @index, or %NULL
  *

@@ -4,7 +4,9 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
+#include <fcntl.h>
 #include <math.h>
+#include <sys/stat.h>
 
 #include <glib/gstdio.h>
 #include <string.h>
@@ -1285,6 +1287,121 @@ test_make_gateway_async (void)
   test_assert_no_children (5.0);
 }
 
+/* Gateways started together are listed in the order of their specs, not
+ * in the order they became ready: the first spec's interpreter is held
+ * back (its python= waits on a FIFO) until the second has joined. */
+typedef struct
+{
+  ExecnetGroup *group;
+  GPtrArray *made;
+  GError *error;
+  gboolean done;
+} ManyData;
+
+static void
+on_many_made (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  ManyData *data = user_data;
+
+  data->made = execnet_group_make_gateways_finish (EXECNET_GROUP (source), result, &data->error);
+  data->done = TRUE;
+}
+
+static gboolean
+many_done (gpointer data)
+{
+  return ((ManyData *) data)->done;
+}
+
+static gboolean
+has_one_member (gpointer data)
+{
+  return g_list_model_get_n_items (G_LIST_MODEL (((ManyData *) data)->group)) == 1 ||
+         ((ManyData *) data)->done;
+}
+
+static gpointer
+release_fifo (gpointer data)
+{
+  /* Blocks until the held-back interpreter's wrapper opens the FIFO. */
+  int fd = open (data, O_WRONLY | O_CLOEXEC);
+
+  g_assert_cmpint (fd, >=, 0);
+  g_assert_cmpint (write (fd, "go\n", 3), ==, 3);
+  close (fd);
+  return NULL;
+}
+
+static void
+test_make_gateways_order (void)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("execnet-order-XXXXXX", &error);
+  g_autofree char *fifo = g_build_filename (dir, "go", NULL);
+  g_autofree char *wrapper = g_build_filename (dir, "held-python", NULL);
+  g_autofree char *script = NULL;
+  g_autofree char *slow = NULL;
+  g_autofree char *fast = test_spec (NULL);
+  const char *specs[3];
+  ChangesData changes = { g_thread_self (), g_string_new (NULL) };
+  ManyData data = { NULL, NULL, NULL, FALSE };
+  g_autofree char *text = NULL;
+  GThread *releaser;
+
+  g_assert_no_error (error);
+  g_assert_cmpint (mkfifo (fifo, 0600), ==, 0);
+  script = g_strdup_printf ("#!/bin/sh\nread line < '%s'\nexec '%s' \"$@\"\n", fifo, test_python ());
+  g_file_set_contents (wrapper, script, -1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_chmod (wrapper, 0700), ==, 0);
+  slow = g_strdup_printf ("popen//python=%s%s%s", wrapper,
+                          test_agent () != NULL ? "//agent=" : "",
+                          test_agent () != NULL ? test_agent () : "");
+  specs[0] = slow;
+  specs[1] = fast;
+  specs[2] = NULL;
+
+  g_main_context_push_thread_default (context);
+  data.group = execnet_group_new ();
+  g_signal_connect (data.group, "items-changed", G_CALLBACK (on_items_changed), &changes);
+  execnet_group_make_gateways_async (data.group, specs, NULL, on_many_made, &data);
+
+  /* The second joins first, at position 0... */
+  test_iterate_until (context, has_one_member, &data, TEST_TIMEOUT);
+  g_assert_false (data.done);
+  g_assert_cmpstr (execnet_gateway_get_id (execnet_group_get_gateway (data.group, 0)), ==, "gw1");
+  g_assert_cmpstr (changes.log->str, ==, "(0,0,1)");
+
+  /* ...and the first, once it may start, joins before it. */
+  releaser = g_thread_new ("release-fifo", release_fifo, fifo);
+  test_iterate_until (context, many_done, &data, TEST_TIMEOUT);
+  g_thread_join (releaser);
+  g_assert_no_error (data.error);
+  g_assert_cmpuint (data.made->len, ==, 2);
+  g_assert_cmpstr (execnet_gateway_get_id (g_ptr_array_index (data.made, 0)), ==, "gw0");
+  g_assert_cmpstr (execnet_gateway_get_id (g_ptr_array_index (data.made, 1)), ==, "gw1");
+  g_assert_cmpstr (changes.log->str, ==, "(0,0,1)(0,0,1)");
+  g_assert_true (execnet_group_get_gateway (data.group, 0) == g_ptr_array_index (data.made, 0));
+  g_assert_true (g_list_model_get_item (G_LIST_MODEL (data.group), 0) == g_ptr_array_index (data.made, 0));
+  g_object_unref (g_ptr_array_index (data.made, 0));
+  text = execnet_group_to_string (data.group);
+  g_assert_cmpstr (text, ==, "<Group ['gw0', 'gw1']>");
+  g_main_context_pop_thread_default (context);
+
+  g_signal_handlers_disconnect_by_data (data.group, &changes);
+  g_string_free (changes.log, TRUE);
+  g_ptr_array_unref (data.made);
+  test_terminate (data.group);
+  g_object_unref (data.group);
+  g_unlink (wrapper);
+  g_unlink (fifo);
+  g_rmdir (dir);
+  test_assert_no_children (5.0);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1305,6 +1422,7 @@ main (int   argc,
   g_test_add_func ("/group/default-spec", test_default_spec);
   g_test_add_func ("/group/many/ten-at-once", test_ten_at_once);
   g_test_add_func ("/group/many/specs-order", test_with_specs_order);
+  g_test_add_func ("/group/many/order-of-specs-not-readiness", test_make_gateways_order);
   g_test_add_func ("/group/many/threads", test_make_from_threads);
   g_test_add_func ("/group/spec/duplicate-key", test_bad_spec_duplicate_key);
   g_test_add_func ("/group/spec/malformed", test_bad_spec_malformed);
