@@ -26,9 +26,12 @@
  * threads queue; the inbox runs what is queued, in order, in its context.
  *
  * An inbox lives as long as its context: the context's last unref destroys
- * its sources, and the inbox leaves the table when finalized. Whoever
+ * its sources, and the inbox leaves the table when finalized, unless a new
+ * context at the same address has its own inbox there by then. Whoever
  * queues holds a reference on the context (a GTask, an emitter), so the
- * context cannot go while something is queued for it. */
+ * context cannot go while something is queued for it. The table's lock
+ * also keeps an inbox's memory valid while it is in the table: finalizing
+ * takes that lock before anything is freed. */
 
 typedef struct
 {
@@ -121,8 +124,11 @@ lookup_or_attach_unlocked (GMainContext *context)
 
   if (inboxes == NULL)
     inboxes = g_hash_table_new (NULL, NULL);
+  /* A destroyed inbox belonged to a context that is gone, or going, at
+   * the same address: never handed out, so that no reference is taken on
+   * a source being finalized; a new one takes its place in the table. */
   self = g_hash_table_lookup (inboxes, context);
-  if (self != NULL)
+  if (self != NULL && !g_source_is_destroyed (&self->source))
     return self;
 
   self = (Inbox *) g_source_new (&inbox_funcs, sizeof (Inbox));
@@ -136,7 +142,7 @@ lookup_or_attach_unlocked (GMainContext *context)
   self->tag = g_source_add_unix_fd (&self->source, self->fds[0], G_IO_IN);
   g_source_set_priority (&self->source, G_PRIORITY_DEFAULT);
   g_source_set_static_name (&self->source, "[execnet] inbox");
-  g_hash_table_insert (inboxes, context, self);
+  g_hash_table_replace (inboxes, context, self);
   /* The context holds the only reference. */
   g_source_attach (&self->source, context);
   g_source_unref (&self->source);
