@@ -54,11 +54,13 @@ struct _ExecnetChannel
 {
   GObject parent_instance;
 
+  /* Written once in _execnet_channel_new(), cleared only in finalize:
+   * read without the lock. */
   ExecnetGateway *gateway;          /* (owned) */
   gint32 id;
   ExecnetEmitter *emitter;          /* (owned) signals, in the context the channel was made in */
 
-  GMutex lock;                      /* guards everything below */
+  GMutex lock;                      /* guards everything below, except where said */
   GCond cond;                       /* signalled when an item arrives or the channel ends */
   GQueue items;                     /* (element-type Item) (owned) */
   GQueue waiters;                   /* (element-type Waiter) receive_async calls */
@@ -70,6 +72,10 @@ struct _ExecnetChannel
   char *remote_error;               /* (owned) (nullable) the remote traceback */
   GError *end_error;                /* (owned) (nullable) the connection was lost */
 
+  /* Written once, under the lock, by set_callback (a second call is
+   * refused). callback, its data and endmarker are then read without the
+   * lock by dispatches, which are scheduled only after that write, under
+   * the lock. */
   gboolean has_callback;
   ExecnetChannelCallback callback;
   gpointer callback_data;

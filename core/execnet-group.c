@@ -90,6 +90,7 @@ struct _ExecnetGroup
 {
   GObject parent_instance;
 
+  /* Written once in init, never again: read without the lock. */
   ExecnetEmitter *emitter;     /* (owned) signals, in the context the group was made in */
 
   GMutex lock;                 /* guards everything below */

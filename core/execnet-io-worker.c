@@ -23,6 +23,13 @@
  * kills the process; like GDBus, we ignore SIGPIPE (if nobody installed a
  * handler) so that a dead remote is an error on one gateway instead. */
 
+/* Both set once, inside g_once_init_enter() in
+ * _execnet_io_worker_get_context(), whose g_once_init_leave() publishes
+ * them to every caller of that function: read without a lock.
+ * _execnet_io_worker_is_current() reads worker_thread without the once:
+ * the I/O thread itself runs only sources attached after the write, so it
+ * sees it, and any other thread finds it unequal to itself whether it
+ * sees NULL or the thread. */
 static GMainContext *worker_context;  /* (owned) set once */
 static GThread *worker_thread;        /* (owned) set once */
 
@@ -71,6 +78,7 @@ _execnet_io_worker_get_context (void)
   return worker_context;
 }
 
+/* Any thread: whether it is the I/O thread (see worker_thread). */
 gboolean
 _execnet_io_worker_is_current (void)
 {

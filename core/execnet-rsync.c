@@ -78,6 +78,10 @@ struct _ExecnetRSync
 {
   GObject         parent_instance;
 
+  /* No lock: source_dir and emitter are written once at construction;
+   * targets is changed by add_target only, which must not run while a
+   * send does (its documentation says so), and a send's job threads only
+   * read it, each its own Target. */
   char           *source_dir;  /* (owned) */
   GPtrArray      *targets;     /* (owned) (element-type Target) */
   ExecnetEmitter *emitter;     /* (owned) signals in the making context */
@@ -209,7 +213,8 @@ execnet_rsync_get_source_dir (ExecnetRSync *self)
  * @flags: how to treat the destination
  * @error: return location for a #GError
  *
- * Adds a destination for the next [method@Execnet.RSync.send].
+ * Adds a destination for the next [method@Execnet.RSync.send]. Add
+ * targets before sending, not while a send runs.
  *
  * Returns: %TRUE, or %FALSE with @error set when @dest_dir is empty
  *

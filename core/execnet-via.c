@@ -37,6 +37,8 @@
 
 typedef struct {
   gatomicrefcount ref;
+  /* Written once before the pumps start, never again: read without the
+   * lock. The weak reference is thread-safe itself. */
   ExecnetChannel *channel;     /* (owned) the relay task's channel */
   int fd;                      /* the pumps' end of the socketpair */
   GWeakRef connection;         /* the ExecnetViaConnection, for its error output */
@@ -194,6 +196,8 @@ struct _ExecnetViaConnection
 {
   ExecnetConnection parent_instance;
 
+  /* Both written once before the connection is handed out: read without
+   * a lock (the relay has its own). */
   Relay *relay;          /* (owned) */
   GSocket *socket;       /* (owned) the wire's end */
 };

@@ -55,6 +55,9 @@ struct _ExecnetWire
 {
   gatomicrefcount ref_count;
 
+  /* Written once in _execnet_wire_new(), never again (owner is cleared
+   * only in the I/O thread when reading ended, or at the last unref):
+   * read without the lock. */
   ExecnetConnection *connection;   /* (owned) */
   char *gateway_id;                /* (owned) for the debug log's EXECNET_GATEWAY field */
   char *description;               /* (owned) for messages: "gateway gw0 (python3 pid 42)" */
