@@ -13,7 +13,10 @@
 #include <execnet/execnet-gateway.h>
 #include <execnet/execnet-channel.h>
 
+#include <glib-unix.h>
+
 #include "execnet-inbox-private.h"
+#include "execnet-io-worker-private.h"
 #include "execnet-resources.h"
 #include "execnet-via-private.h"
 
@@ -25,27 +28,42 @@
  *
  * On the master, the new gateway's connection is one end of a socketpair,
  * so its wire, bootstrap and framing are exactly those of any other
- * transport. Two threads of the relay pump the other end: "out" reads what
- * the wire writes and sends it on the channel, "in" receives from the
- * channel and writes it to the socket. The interpreter's exit status comes
- * back as ('exit', returncode); when the channel ends without one (the via
- * gateway died) the process counts as ended with an unknown status, which
- * is true: the relay's death closed its stdin, and our agent exits at EOF.
+ * transport. The library's I/O thread pumps the other end, like every
+ * other stream, with no thread of its own: "out" reads what the wire
+ * writes (at most one chunk of OUT_CHUNK bytes at a time, handed to the
+ * relay channel without a copy, and the next read waits until that one is
+ * sent), "in" takes one item at a time from the channel and writes it to
+ * the socket (the next receive waits until the socket took all of it).
+ * So each direction holds at most one chunk, whatever the volume.
+ *
+ * The interpreter's exit status comes back as ('exit', returncode); when
+ * the channel ends without one (the via gateway died) the process counts
+ * as ended with an unknown status, which is true: the relay's death closed
+ * its stdin, and our agent exits at EOF.
  *
  * Nesting needs nothing more: the via gateway may itself be a via gateway.
  */
+
+#define OUT_CHUNK (256 * 1024)
 
 typedef struct {
   gatomicrefcount ref;
   /* Written once before the pumps start, never again: read without the
    * lock. The weak reference is thread-safe itself. */
   ExecnetChannel *channel;     /* (owned) the relay task's channel */
-  int fd;                      /* the pumps' end of the socketpair */
+  int fd;                      /* the pumps' end of the socketpair, non-blocking */
   GWeakRef connection;         /* the ExecnetViaConnection, for its error output */
+
+  /* I/O thread only */
+  GSource *read_source;        /* (owned) (nullable) "out" waits for the wire */
+  GSource *write_source;       /* (owned) (nullable) "in" waits for room */
+  GVariant *pending;           /* (owned) (nullable) the item "in" is writing */
+  gsize pending_offset;        /* how much of it the socket took */
+  int wait_status;             /* -1 when unknown, until "in" ends */
 
   GMutex lock;                 /* guards everything below */
   gboolean ended;              /* the "in" pump finished */
-  int wait_status;             /* -1 when unknown */
+  int final_status;            /* -1 when unknown */
   GPtrArray *waiters;          /* (owned) (element-type GTask) wait_async calls */
 } Relay;
 
@@ -62,6 +80,8 @@ relay_unref (Relay *relay)
   if (!g_atomic_ref_count_dec (&relay->ref))
     return;
 
+  g_assert (relay->read_source == NULL && relay->write_source == NULL);
+  g_clear_pointer (&relay->pending, g_variant_unref);
   g_object_unref (relay->channel);
   g_weak_ref_clear (&relay->connection);
   close (relay->fd);
@@ -75,108 +95,95 @@ static void
 relay_send_control (Relay      *relay,
                     const char *what)
 {
-  execnet_channel_send (relay->channel, g_variant_new ("(s)", what), NULL);
+  execnet_channel_send_async (relay->channel, g_variant_new ("(s)", what), NULL, NULL, NULL);
 }
 
-/* The "out" thread: what the wire writes, to the relay. */
-static gpointer
-pump_out (gpointer data)
+static void out_wait (Relay *relay);
+
+/* I/O thread: one chunk went to the relay channel; read the next. */
+static void
+on_out_sent (GObject      *source,
+             GAsyncResult *result,
+             gpointer      user_data)
 {
-  Relay *relay = data;
-  gsize size = 256 * 1024;
-  g_autofree guint8 *buffer = g_malloc (size);
+  Relay *relay = user_data;
 
-  for (;;)
-    {
-      gssize n = read (relay->fd, buffer, size);
-
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        break;
-      if (!execnet_channel_send (relay->channel,
-                                 g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, buffer, n, 1),
-                                 NULL))
-        break;
-    }
-
-  /* The wire closed its writing side: the interpreter's stdin ends. */
-  relay_send_control (relay, "eof");
+  if (execnet_channel_send_finish (EXECNET_CHANNEL (source), result, NULL))
+    out_wait (relay);
+  /* Else the relay is gone: nothing more goes there. */
   relay_unref (relay);
-  return NULL;
 }
 
+/* I/O thread: the "out" pump, what the wire writes, to the relay. */
 static gboolean
-write_all (int           fd,
-           const guint8 *data,
-           gsize         size)
+on_out_readable (int          fd,
+                 GIOCondition condition,
+                 gpointer     user_data)
 {
-  while (size > 0)
-    {
-      gssize n = write (fd, data, size);
+  Relay *relay = user_data;
+  guint8 *buffer = g_malloc (OUT_CHUNK);
+  g_autoptr(GBytes) chunk = NULL;
+  gssize n;
 
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n <= 0)
-        return FALSE;
-      data += n;
-      size -= n;
+  do
+    n = read (relay->fd, buffer, OUT_CHUNK);
+  while (n < 0 && errno == EINTR);
+
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    {
+      g_free (buffer);
+      return G_SOURCE_CONTINUE;
     }
-  return TRUE;
+
+  g_clear_pointer (&relay->read_source, g_source_unref);
+  if (n <= 0)
+    {
+      /* The wire closed its writing side: the interpreter's stdin ends. */
+      g_free (buffer);
+      relay_send_control (relay, "eof");
+      return G_SOURCE_REMOVE;
+    }
+
+  /* The buffer becomes the item: no copy. */
+  chunk = g_bytes_new_take (g_realloc (buffer, n), n);
+  execnet_channel_send_async (relay->channel,
+                              g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING, chunk, TRUE),
+                              NULL, on_out_sent, relay_ref (relay));
+  return G_SOURCE_REMOVE;
 }
 
-/* The "in" thread: what the interpreter writes, to the wire. */
-static gpointer
-pump_in (gpointer data)
+/* I/O thread */
+static void
+out_wait (Relay *relay)
 {
-  Relay *relay = data;
-  int wait_status = -1;
+  relay->read_source = g_unix_fd_source_new (relay->fd, G_IO_IN | G_IO_HUP | G_IO_ERR);
+  g_source_set_static_name (relay->read_source, "[execnet] via out");
+  g_source_set_callback (relay->read_source, G_SOURCE_FUNC (on_out_readable),
+                         relay_ref (relay), (GDestroyNotify) relay_unref);
+  g_source_attach (relay->read_source, _execnet_io_worker_get_context ());
+}
+
+static void in_receive (Relay *relay);
+
+/* I/O thread: the channel ended (the exit status came, or the via gateway
+ * is gone): the wire reads the end of the stream, and wait() returns. */
+static void
+in_end (Relay *relay)
+{
   GPtrArray *waiters;
 
-  for (;;)
+  if (relay->write_source != NULL)
     {
-      g_autoptr(GVariant) item = execnet_channel_receive (relay->channel, -1, NULL);
-
-      if (item == NULL)
-        break;
-      if (g_variant_is_of_type (item, G_VARIANT_TYPE_BYTESTRING))
-        {
-          gsize size;
-          const guint8 *bytes = g_variant_get_fixed_array (item, &size, 1);
-
-          /* A wire that is gone takes nothing more; keep receiving until
-           * the exit status arrives. */
-          write_all (relay->fd, bytes, size);
-        }
-      else if (g_variant_is_of_type (item, G_VARIANT_TYPE ("(say)")))
-        {
-          g_autoptr(ExecnetConnection) connection = g_weak_ref_get (&relay->connection);
-          g_autoptr(GVariant) bytes = g_variant_get_child_value (item, 1);
-
-          /* The interpreter's (or its ssh client's) stderr, kept to quote
-           * if the bootstrap fails. */
-          if (connection != NULL)
-            execnet_connection_append_error_output (connection, g_variant_get_data (bytes),
-                                                    g_variant_get_size (bytes));
-        }
-      else if (g_variant_is_of_type (item, G_VARIANT_TYPE ("(sx)")))
-        {
-          gint64 code;
-
-          g_variant_get (item, "(&sx)", NULL, &code);
-          /* Python's returncode: the exit code, or minus the signal. */
-          wait_status = code >= 0 ? (int) (code & 0xff) << 8 : (int) (-code & 0x7f);
-          break;
-        }
+      g_source_destroy (relay->write_source);
+      g_clear_pointer (&relay->write_source, g_source_unref);
     }
-
-  /* The wire reads the end of the stream; the relay task may finish. */
+  g_clear_pointer (&relay->pending, g_variant_unref);
   shutdown (relay->fd, SHUT_WR);
   execnet_channel_close (relay->channel, NULL, NULL);
 
   g_mutex_lock (&relay->lock);
   relay->ended = TRUE;
-  relay->wait_status = wait_status;
+  relay->final_status = relay->wait_status;
   waiters = g_steal_pointer (&relay->waiters);
   relay->waiters = g_ptr_array_new_with_free_func (g_object_unref);
   g_mutex_unlock (&relay->lock);
@@ -184,9 +191,133 @@ pump_in (gpointer data)
   for (guint i = 0; i < waiters->len; i++)
     _execnet_task_return_boolean (g_ptr_array_index (waiters, i), TRUE);
   g_ptr_array_unref (waiters);
+}
+
+/* I/O thread: writes what it can of the pending item; TRUE when it is all
+ * written (or the wire is gone, which takes nothing more). */
+static gboolean
+in_write_pending (Relay *relay)
+{
+  gsize size;
+  const guint8 *bytes = g_variant_get_fixed_array (relay->pending, &size, 1);
+
+  while (relay->pending_offset < size)
+    {
+      gssize n = send (relay->fd, bytes + relay->pending_offset,
+                       size - relay->pending_offset, MSG_NOSIGNAL);
+
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return FALSE;
+      if (n <= 0)
+        break;
+      relay->pending_offset += n;
+    }
+  g_clear_pointer (&relay->pending, g_variant_unref);
+  return TRUE;
+}
+
+/* I/O thread */
+static gboolean
+on_in_writable (int          fd,
+                GIOCondition condition,
+                gpointer     user_data)
+{
+  Relay *relay = user_data;
+
+  if (!in_write_pending (relay))
+    return G_SOURCE_CONTINUE;
+  g_clear_pointer (&relay->write_source, g_source_unref);
+  in_receive (relay);
+  return G_SOURCE_REMOVE;
+}
+
+/* I/O thread: the "in" pump, what the interpreter writes, to the wire. */
+static void
+on_in_received (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  Relay *relay = user_data;
+  g_autoptr(GVariant) item = execnet_channel_receive_finish (EXECNET_CHANNEL (source), result, NULL);
+
+  if (item == NULL)
+    in_end (relay);
+  else if (g_variant_is_of_type (item, G_VARIANT_TYPE_BYTESTRING))
+    {
+      relay->pending = g_steal_pointer (&item);
+      relay->pending_offset = 0;
+      if (in_write_pending (relay))
+        in_receive (relay);
+      else
+        {
+          relay->write_source = g_unix_fd_source_new (relay->fd, G_IO_OUT | G_IO_HUP | G_IO_ERR);
+          g_source_set_static_name (relay->write_source, "[execnet] via in");
+          g_source_set_callback (relay->write_source, G_SOURCE_FUNC (on_in_writable),
+                                 relay_ref (relay), (GDestroyNotify) relay_unref);
+          g_source_attach (relay->write_source, _execnet_io_worker_get_context ());
+        }
+    }
+  else if (g_variant_is_of_type (item, G_VARIANT_TYPE ("(say)")))
+    {
+      g_autoptr(ExecnetConnection) connection = g_weak_ref_get (&relay->connection);
+      g_autoptr(GVariant) bytes = g_variant_get_child_value (item, 1);
+
+      /* The interpreter's (or its ssh client's) stderr, kept to quote
+       * if the bootstrap fails. */
+      if (connection != NULL)
+        execnet_connection_append_error_output (connection, g_variant_get_data (bytes),
+                                                g_variant_get_size (bytes));
+      in_receive (relay);
+    }
+  else if (g_variant_is_of_type (item, G_VARIANT_TYPE ("(sx)")))
+    {
+      gint64 code;
+
+      g_variant_get (item, "(&sx)", NULL, &code);
+      /* Python's returncode: the exit code, or minus the signal. */
+      relay->wait_status = code >= 0 ? (int) (code & 0xff) << 8 : (int) (-code & 0x7f);
+      in_end (relay);
+    }
+  else
+    in_receive (relay);
 
   relay_unref (relay);
-  return NULL;
+}
+
+/* I/O thread */
+static void
+in_receive (Relay *relay)
+{
+  execnet_channel_receive_async (relay->channel, NULL, on_in_received, relay_ref (relay));
+}
+
+/* I/O thread: both pumps start. */
+static gboolean
+start_pumps (gpointer data)
+{
+  Relay *relay = data;
+
+  out_wait (relay);
+  in_receive (relay);
+  return G_SOURCE_REMOVE;
+}
+
+/* Any thread: the connection is finalized; the "out" pump stops reading
+ * (the socket it reads is shut down too, so it would only see EOF). */
+static gboolean
+stop_out_pump (gpointer data)
+{
+  Relay *relay = data;
+
+  if (relay->read_source != NULL)
+    {
+      g_source_destroy (relay->read_source);
+      g_clear_pointer (&relay->read_source, g_source_unref);
+      relay_send_control (relay, "eof");
+    }
+  return G_SOURCE_REMOVE;
 }
 
 #define EXECNET_TYPE_VIA_CONNECTION (execnet_via_connection_get_type ())
@@ -259,7 +390,7 @@ execnet_via_connection_wait_finish (ExecnetConnection  *connection,
   g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
 
   g_mutex_lock (&self->relay->lock);
-  wait_status = self->relay->wait_status;
+  wait_status = self->relay->final_status;
   g_mutex_unlock (&self->relay->lock);
   if (wait_status >= 0)
     execnet_connection_set_exit_status (connection, wait_status);
@@ -272,10 +403,10 @@ execnet_via_connection_finalize (GObject *object)
 {
   ExecnetViaConnection *self = EXECNET_VIA_CONNECTION (object);
 
-  /* Wakes the "out" pump if it still reads. */
   g_socket_shutdown (self->socket, TRUE, TRUE, NULL);
   g_clear_object (&self->socket);
-  relay_unref (self->relay);
+  _execnet_io_worker_invoke (stop_out_pump, g_steal_pointer (&self->relay),
+                             (GDestroyNotify) relay_unref);
 
   G_OBJECT_CLASS (execnet_via_connection_parent_class)->finalize (object);
 }
@@ -408,7 +539,7 @@ _execnet_via_connect (ExecnetGateway  *via,
       return NULL;
     }
 
-  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) < 0)
     {
       int saved_errno = errno;
 
@@ -433,6 +564,7 @@ _execnet_via_connect (ExecnetGateway  *via,
   relay->channel = g_steal_pointer (&channel);
   relay->fd = fds[1];
   relay->wait_status = -1;
+  relay->final_status = -1;
   relay->waiters = g_ptr_array_new_with_free_func (g_object_unref);
   g_mutex_init (&relay->lock);
 
@@ -447,8 +579,7 @@ _execnet_via_connect (ExecnetGateway  *via,
   self->relay = relay;
   g_weak_ref_init (&relay->connection, self);
 
-  g_thread_unref (g_thread_new ("execnet-via-out", pump_out, relay_ref (relay)));
-  g_thread_unref (g_thread_new ("execnet-via-in", pump_in, relay_ref (relay)));
+  _execnet_io_worker_invoke (start_pumps, relay_ref (relay), (GDestroyNotify) relay_unref);
 
   return EXECNET_CONNECTION (self);
 }
