@@ -67,11 +67,12 @@ typedef struct {
 
 typedef struct {
   char    *path;       /* (owned) relative, '/'-separated */
-  char     type;       /* 'd', 'f' or 'l' */
+  char     type;       /* 'd', 'f', 'l', 'p' (FIFO) or 'h' (hard link) */
   guint64  size;
   gint64   mtime_ns;
   guint32  mode;
-  char    *link;       /* (owned) the link's text, "" for others */
+  char    *link;       /* (owned) the link's text; for 'h', the path of the
+                        * earlier entry of the same file; "" for others */
 } Entry;
 
 struct _ExecnetRSync
@@ -259,11 +260,15 @@ compare_names (gconstpointer a,
 }
 
 /* Appends the entries under @dir (relative path @prefix, "" at the top),
- * parents before children; symbolic links are not followed. */
+ * parents before children; symbolic links are not followed. @inodes maps
+ * "dev:ino" of each regular file with several links to its first path: a
+ * later path of the same file becomes a hard link to it. Sockets and
+ * devices are skipped. */
 static gboolean
 scan_dir (const char  *dir,
           const char  *prefix,
           GPtrArray   *entries,
+          GHashTable  *inodes,
           GError     **error)
 {
   g_autoptr(GDir) handle = NULL;
@@ -297,8 +302,9 @@ scan_dir (const char  *dir,
                        g_strerror (saved_errno));
           return FALSE;
         }
-      if (!S_ISDIR (st.st_mode) && !S_ISREG (st.st_mode) && !S_ISLNK (st.st_mode))
-        continue;  /* sockets, fifos and devices are not copied */
+      if (!S_ISDIR (st.st_mode) && !S_ISREG (st.st_mode) && !S_ISLNK (st.st_mode) &&
+          !S_ISFIFO (st.st_mode))
+        continue;  /* sockets and devices are not copied */
 
       entry = g_new0 (Entry, 1);
       entry->path = g_strdup (rel);
@@ -316,12 +322,33 @@ scan_dir (const char  *dir,
           if (entry->link == NULL)
             return FALSE;
         }
+      else if (S_ISREG (st.st_mode) && st.st_nlink > 1)
+        {
+          g_autofree char *key = g_strdup_printf ("%" G_GUINT64_FORMAT ":%" G_GUINT64_FORMAT,
+                                                  (guint64) st.st_dev, (guint64) st.st_ino);
+          const char *first = g_hash_table_lookup (inodes, key);
+
+          if (first != NULL)
+            {
+              entry->type = 'h';
+              entry->size = 0;
+              g_free (entry->link);
+              entry->link = g_strdup (first);
+            }
+          else
+            {
+              entry->type = 'f';
+              g_hash_table_insert (inodes, g_steal_pointer (&key), g_strdup (rel));
+            }
+        }
       else if (S_ISREG (st.st_mode))
         entry->type = 'f';
+      else if (S_ISFIFO (st.st_mode))
+        entry->type = 'p';
       else
         {
           entry->type = 'd';
-          if (!scan_dir (full, rel, entries, error))
+          if (!scan_dir (full, rel, entries, inodes, error))
             return FALSE;
         }
     }
@@ -333,6 +360,7 @@ scan_source (const char  *source_dir,
              GError     **error)
 {
   g_autoptr(GPtrArray) entries = g_ptr_array_new_with_free_func (entry_free);
+  g_autoptr(GHashTable) inodes = NULL;
 
   if (!g_file_test (source_dir, G_FILE_TEST_IS_DIR))
     {
@@ -341,7 +369,8 @@ scan_source (const char  *source_dir,
                    "give an existing local directory", source_dir);
       return NULL;
     }
-  if (!scan_dir (source_dir, "", entries, error))
+  inodes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  if (!scan_dir (source_dir, "", entries, inodes, error))
     return NULL;
   return g_steal_pointer (&entries);
 }

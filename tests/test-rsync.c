@@ -10,6 +10,8 @@
 
 #include <glib/gstdio.h>
 
+#include <gio/gunixsocketaddress.h>
+
 #include <execnet/execnet.h>
 
 #include "test-helpers.h"
@@ -486,6 +488,101 @@ test_dotdot_refused (Fixture       *fixture,
   g_assert_false (g_file_test (escape, G_FILE_TEST_EXISTS));
 }
 
+static void
+assert_same_file (const char *a,
+                  const char *b)
+{
+  struct stat sa, sb;
+
+  g_assert_cmpint (lstat (a, &sa), ==, 0);
+  g_assert_cmpint (lstat (b, &sb), ==, 0);
+  g_assert_cmpuint (sa.st_dev, ==, sb.st_dev);
+  g_assert_cmpuint (sa.st_ino, ==, sb.st_ino);
+}
+
+/* Special files in the source: the names of one file stay hard links to
+ * each other (the content is sent once), a FIFO is made again with its
+ * mode and time, a socket is skipped (devices too). A second send changes
+ * nothing; a name that stops being a link in the source stops being one
+ * in the destination. */
+static void
+test_special_files (Fixture       *fixture,
+                    gconstpointer  data)
+{
+  g_autofree char *d0 = dest_path (fixture, "d0");
+  g_autoptr(ExecnetRSync) rsync = make_rsync (fixture, d0, NULL, EXECNET_RSYNC_NONE);
+  g_autofree char *a = g_build_filename (fixture->src, "a.txt", NULL);
+  g_autofree char *again = g_build_filename (fixture->src, "b-again", NULL);
+  g_autofree char *hard = g_build_filename (fixture->src, "sub", "hard", NULL);
+  g_autofree char *fifo = g_build_filename (fixture->src, "pipe", NULL);
+  g_autofree char *sock_path = g_build_filename (fixture->src, "sock", NULL);
+  g_autofree char *d_a = g_build_filename (d0, "a.txt", NULL);
+  g_autofree char *d_again = g_build_filename (d0, "b-again", NULL);
+  g_autofree char *d_hard = g_build_filename (d0, "sub", "hard", NULL);
+  g_autofree char *d_fifo = g_build_filename (d0, "pipe", NULL);
+  g_autofree char *d_sock = g_build_filename (d0, "sock", NULL);
+  g_autoptr(GSocket) sock = NULL;
+  g_autoptr(GSocketAddress) address = NULL;
+  g_autoptr(GError) error = NULL;
+  struct timespec times[2] = { { 1500000000, 5 }, { 1500000000, 5 } };
+  struct stat st;
+
+  g_assert_no_errno (link (a, again));
+  g_assert_no_errno (link (a, hard));
+  g_assert_no_errno (mkfifo (fifo, 0640));
+  g_assert_no_errno (chmod (fifo, 0640));
+  g_assert_no_errno (utimensat (AT_FDCWD, fifo, times, AT_SYMLINK_NOFOLLOW));
+  sock = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT, &error);
+  g_assert_no_error (error);
+  address = g_unix_socket_address_new (sock_path);
+  g_assert_true (g_socket_bind (sock, address, FALSE, &error));
+  g_assert_no_error (error);
+
+  send_ok (rsync);
+  /* Content once, however many names. */
+  g_assert_cmpuint (sent_count (fixture, fixture->gw[0], "a.txt"), ==, 1);
+  g_assert_cmpuint (sent_count (fixture, fixture->gw[0], "b-again"), ==, 0);
+  g_assert_cmpuint (sent_count (fixture, fixture->gw[0], "sub/hard"), ==, 0);
+  assert_same_file (d_a, d_again);
+  assert_same_file (d_a, d_hard);
+  g_assert_cmpint (lstat (d_a, &st), ==, 0);
+  g_assert_cmpuint (st.st_nlink, ==, 3);
+  g_assert_cmpint (lstat (d_fifo, &st), ==, 0);
+  g_assert_true (S_ISFIFO (st.st_mode));
+  g_assert_cmpuint (st.st_mode & 07777, ==, 0640);
+  g_assert_cmpint (st.st_mtim.tv_sec, ==, 1500000000);
+  g_assert_cmpint (st.st_mtim.tv_nsec, ==, 5);
+  g_assert_false (g_file_test (d_sock, G_FILE_TEST_EXISTS));
+  g_assert_cmpint (lstat (d_sock, &st), <, 0);
+
+  g_hash_table_remove_all (fixture->sent);
+  fixture->progress = 0;
+  send_ok (rsync);
+  g_assert_cmpuint (fixture->progress, ==, 0);
+  assert_same_file (d_a, d_again);
+  assert_same_file (d_a, d_hard);
+
+  /* b-again becomes a file of its own. */
+  g_assert_no_errno (g_unlink (again));
+  write_file (fixture->src, "b-again", "another text\n", 0600, 1600000000);
+  send_ok (rsync);
+  g_assert_cmpuint (sent_count (fixture, fixture->gw[0], "b-again"), ==, 1);
+  assert_same_file (d_a, d_hard);
+  g_assert_cmpint (lstat (d_again, &st), ==, 0);
+  g_assert_cmpuint (st.st_nlink, ==, 1);
+  g_assert_cmpint (lstat (d_a, &st), ==, 0);
+  g_assert_cmpuint (st.st_nlink, ==, 2);
+  {
+    g_autofree char *text = NULL;
+
+    g_assert_true (g_file_get_contents (d_again, &text, NULL, NULL));
+    g_assert_cmpstr (text, ==, "another text\n");
+    g_clear_pointer (&text, g_free);
+    g_assert_true (g_file_get_contents (d_a, &text, NULL, NULL));
+    g_assert_cmpstr (text, ==, "alpha\n");
+  }
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -498,6 +595,7 @@ main (int   argc,
   ADD ("changed-only", test_changed_only);
   ADD ("delete", test_delete);
   ADD ("big-file", test_big_file);
+  ADD ("special-files", test_special_files);
   ADD ("async-cancel", test_async_cancel);
   ADD ("bad/missing-source", test_missing_source);
   ADD ("bad/unwritable-target", test_unwritable_target);

@@ -4,7 +4,9 @@
 # From the master, in order:
 #   (dest_dir, delete)                       where to write, whether to delete extras
 #   [(path, type, size, mtime_ns, mode, link), ...]   the source tree; type is
-#                                            'd', 'f' or 'l'; paths relative, '/'-separated
+#                                            'd', 'f', 'l', 'p' (a FIFO) or 'h' (a hard
+#                                            link to the earlier entry named by link);
+#                                            paths relative, '/'-separated
 # To the master: [(path, digest), ...] the files it needs; digest is the
 #   SHA-256 of the file here when only the mtime differs, '' otherwise.
 # Then from the master, any number of:
@@ -93,6 +95,7 @@ if delete:
 
 need = []
 dirs = []
+hardlinks = []  # (full, full path of the file it is a link to), made at the end
 for path in sorted(paths):
     full, kind, size, mtime, mode, link = paths[path]
     try:
@@ -115,6 +118,22 @@ for path in sorted(paths):
             remove(full)
         os.replace(tmp, full)
         os.utime(full, ns=(mtime, mtime), follow_symlinks=False)
+    elif kind == 'p':
+        if st is None or not stat.S_ISFIFO(st.st_mode):
+            tmp = temp_name(full)
+            os.mkfifo(tmp, mode)
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                remove(full)
+            os.replace(tmp, full)
+        os.chmod(full, mode)
+        os.utime(full, ns=(mtime, mtime))
+    elif kind == 'h':
+        if link not in paths or paths[link][1] != 'f':
+            fail('the hard link %r names %r, which is not a file sent with it' % (path, link),
+                 'send the whole tree')
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            remove(full)
+        hardlinks.append((full, paths[link][0]))
     else:
         if st is not None and stat.S_ISDIR(st.st_mode):
             remove(full)
@@ -156,6 +175,18 @@ while True:
         if os.path.lexists(tmp):
             os.unlink(tmp)
     written += 1
+
+# Once the files are in place, the later names of a file become links to
+# its first one (unless they already are).
+for full, first in hardlinks:
+    try:
+        if os.path.samefile(full, first) and not os.path.islink(full):
+            continue
+    except OSError:
+        pass
+    tmp = temp_name(full)
+    os.link(first, tmp)
+    os.replace(tmp, full)
 
 for full, mode, mtime in reversed(dirs):
     os.chmod(full, mode)
