@@ -3,7 +3,7 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * By default the server is a private sshd on 127.0.0.1 (tests/sshd-fixture.c),
+ * By default the server is a private sshd on 127.0.0.1 (tests/fixtures/sshd-fixture.c),
  * so that the numbers are about the client side: the network adds the same
  * round trips to every column. --destination and --ssh-config measure a
  * real host instead.

@@ -2,7 +2,7 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  *
- * One sshd (tests/sshd-fixture.c) serves the whole program; it starts with
+ * One sshd (tests/fixtures/sshd-fixture.c) serves the whole program; it starts with
  * the first test that needs it. Every test that needs it is skipped, with
  * the reason, when this machine cannot run sshd at all.
  */
