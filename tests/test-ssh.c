@@ -1262,6 +1262,7 @@ test_terminate_no_leftovers (Fixture       *f,
   REQUIRE_SSHD (f);
 
   /* @data: the three share one connection, or each has its own */
+  assert_no_sshd_children (f->sshd, 10.0);
   spec = ssh_spec (f, data != NULL ? NULL : "ssh_share=no");
   idle = make_gateway (f, spec);
   busy = make_gateway (f, spec);
@@ -1636,6 +1637,7 @@ test_share_sibling_dies (Fixture       *f,
   ExecnetGateway *gateways[3];
 
   REQUIRE_SSHD (f);
+  assert_no_sshd_children (f->sshd, 10.0);
 
   spec = ssh_spec (f, NULL);
   make_together (f->group, spec, G_N_ELEMENTS (gateways), gateways);

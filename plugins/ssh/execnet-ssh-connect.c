@@ -1040,6 +1040,8 @@ _execnet_ssh_connect (ExecnetXSpec  *xspec,
   c.deadline = g_get_monotonic_time () + (gint64) (c.timeout * G_USEC_PER_SEC);
 
   _execnet_ssh_log_attach (xspec);
+
+new_session:
   c.session = ssh_new ();
   if (c.session == NULL)
     {
@@ -1090,7 +1092,14 @@ join:
        * refused link takes no more). */
       g_clear_error (error);
       g_clear_pointer (&link, _execnet_ssh_link_unref);
-      goto join;
+      if (c.session != NULL)
+        goto join;
+      /* We made the refused link: its session is gone with it. */
+      g_clear_pointer (&c.host, g_free);
+      g_clear_pointer (&c.user, g_free);
+      g_clear_pointer (&c.address, g_free);
+      g_clear_pointer (&c.proxy, g_free);
+      goto new_session;
     }
 
 out:
