@@ -148,6 +148,38 @@ runUntil(done => {
         done();
     });
 });
+// ExecnetRSync: a directory to two gateways, with progress, asynchronously.
+runUntil(done => {
+    const base = GLib.dir_make_tmp('execnet-gjs-rsync-XXXXXX');
+    const src = GLib.build_filenamev([base, 'src']);
+    GLib.mkdir_with_parents(GLib.build_filenamev([src, 'sub']), 0o755);
+    GLib.file_set_contents(GLib.build_filenamev([src, 'sub', 'f.txt']), 'rsync from gjs\n');
+    const rsync = Execnet.RSync.new(src);
+    equal(rsync.get_source_dir(), src, 'rsync source_dir');
+    const finished = [];
+    rsync.connect('progress', (r, gateway, path, bytesDone, total) => {
+        if (bytesDone === total)
+            finished.push(`${gateway.id}:${path}`);
+    });
+    check(rsync.add_target(gateways[0], GLib.build_filenamev([base, 'd0']), Execnet.RSyncFlags.NONE),
+        'rsync add_target');
+    check(rsync.add_target(gateways[1], GLib.build_filenamev([base, 'd1']), Execnet.RSyncFlags.DELETE),
+        'rsync add_target with DELETE');
+    rsync.send_async(null, (source, result) => {
+        check(source.send_finish(result), 'rsync send_async');
+        for (const d of ['d0', 'd1']) {
+            const [ok, bytes] = GLib.file_get_contents(GLib.build_filenamev([base, d, 'sub', 'f.txt']));
+            check(ok && new TextDecoder().decode(bytes) === 'rsync from gjs\n', `rsync wrote ${d}`);
+        }
+        // The progress signals are queued in this context; let them run.
+        GLib.idle_add(GLib.PRIORITY_LOW, () => {
+            equal(finished.sort(), gateways.map(g => `${g.id}:sub/f.txt`).sort(), 'rsync progress per file');
+            GLib.spawn_command_line_sync(`rm -rf ${GLib.shell_quote(base)}`);
+            done();
+            return GLib.SOURCE_REMOVE;
+        });
+    });
+});
 runUntil(done => {
     gw.forward_logging_async('app', 20, 10, null, (source, result) => {
         check(source.forward_logging_finish(result), 'forward_logging_async');
