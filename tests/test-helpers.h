@@ -10,8 +10,11 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
+
+#include <glib/gstdio.h>
 
 #include <execnet/execnet.h>
 
@@ -439,4 +442,35 @@ test_assert_remote_output (ExecnetGateway *gateway)
   g_signal_handlers_disconnect_by_data (gateway, &output);
   g_string_free (output.stdout_text, TRUE);
   g_string_free (output.stderr_text, TRUE);
+}
+
+/* Removes @path and everything under it; symlinks are removed, never
+ * followed, and directories made unreadable by a test are opened again. */
+static inline void
+test_remove_tree (const char *path)
+{
+  struct stat st;
+
+  if (lstat (path, &st) < 0)
+    return;
+  if (S_ISDIR (st.st_mode))
+    {
+      GDir *dir;
+      const char *name;
+
+      chmod (path, 0700);
+      dir = g_dir_open (path, 0, NULL);
+      while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+        {
+          char *child = g_build_filename (path, name, NULL);
+
+          test_remove_tree (child);
+          g_free (child);
+        }
+      if (dir != NULL)
+        g_dir_close (dir);
+      g_rmdir (path);
+    }
+  else
+    g_unlink (path);
 }

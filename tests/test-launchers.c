@@ -933,24 +933,6 @@ test_srun_in_allocation (void)
   }
 }
 
-static void
-remove_tree (const char *path)
-{
-  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-  const char *name;
-
-  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree char *child = g_build_filename (path, name, NULL);
-
-      if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
-        remove_tree (child);
-      else
-        g_unlink (child);
-    }
-  g_rmdir (path);
-}
-
 /* /launchers/sudo/round-trip, /launchers/container/podman-exec-round-trip:
  * three levels, as GLib's -p selects no deeper test. */
 static void
@@ -1070,7 +1052,7 @@ main (int    argc,
   g_clear_pointer (&sshd, sshd_fixture_free);
   g_clear_error (&sshd_error);
   if (!g_test_subprocess ())
-    remove_tree (work_dir);
+    test_remove_tree (work_dir);
   g_free (work_dir);
   g_free (standin_log);
   return result;

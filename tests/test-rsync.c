@@ -90,31 +90,6 @@ fixture_setup (Fixture       *fixture,
 }
 
 static void
-remove_tree (const char *path)
-{
-  struct stat st;
-
-  if (lstat (path, &st) < 0)
-    return;
-  if (S_ISDIR (st.st_mode))
-    {
-      g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
-      const char *name;
-
-      chmod (path, 0700);
-      while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
-        {
-          g_autofree char *child = g_build_filename (path, name, NULL);
-
-          remove_tree (child);
-        }
-      g_rmdir (path);
-    }
-  else
-    g_unlink (path);
-}
-
-static void
 fixture_teardown (Fixture       *fixture,
                   gconstpointer  data)
 {
@@ -123,7 +98,7 @@ fixture_teardown (Fixture       *fixture,
   g_assert_true (execnet_group_terminate (fixture->group, TEST_TIMEOUT, &error));
   g_assert_no_error (error);
   g_object_unref (fixture->group);
-  remove_tree (fixture->base);
+  test_remove_tree (fixture->base);
   g_free (fixture->base);
   g_free (fixture->src);
   g_hash_table_unref (fixture->sent);

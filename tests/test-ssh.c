@@ -6,6 +6,7 @@
  * the first test that needs it. Every test that needs it is skipped, with
  * the reason, when this machine cannot run sshd at all.
  */
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
@@ -1744,6 +1745,141 @@ test_share_opt_out (Fixture       *f,
   test_assert_error_contains (error, EXECNET_ERROR_INVALID_SPEC, "ssh_share=maybe");
 }
 
+/* Writes @size bytes of a pattern that starts at @seed into @dir/@name. */
+static void
+write_pattern_file (const char *dir,
+                    const char *name,
+                    gsize       size,
+                    guint8      seed,
+                    mode_t      mode)
+{
+  g_autofree char *path = g_build_filename (dir, name, NULL);
+  g_autofree char *parent = g_path_get_dirname (path);
+  g_autofree guint8 *data = g_malloc (size + 1);
+  g_autoptr(GError) error = NULL;
+
+  for (gsize i = 0; i < size; i++)
+    data[i] = (guint8) (seed + i * 7);
+  g_assert_cmpint (g_mkdir_with_parents (parent, 0755), ==, 0);
+  g_file_set_contents (path, (const char *) data, size, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (chmod (path, mode), ==, 0);
+}
+
+/* Asserts that @a and @b are files of the same contents and mode. */
+static void
+assert_same_file (const char *a,
+                  const char *b)
+{
+  g_autofree char *ca = NULL, *cb = NULL;
+  gsize na = 0, nb = 0;
+  struct stat sa, sb;
+
+  g_assert_true (g_file_get_contents (a, &ca, &na, NULL));
+  g_assert_true (g_file_get_contents (b, &cb, &nb, NULL));
+  g_assert_cmpmem (ca, na, cb, nb);
+  g_assert_cmpint (stat (a, &sa), ==, 0);
+  g_assert_cmpint (stat (b, &sb), ==, 0);
+  g_assert_cmpuint (sa.st_mode, ==, sb.st_mode);
+  g_assert_cmpint (sa.st_mtim.tv_sec, ==, sb.st_mtim.tv_sec);
+}
+
+static void
+count_done (ExecnetRSync   *rsync,
+            ExecnetGateway *gateway,
+            const char     *path,
+            guint64         done,
+            guint64         total,
+            guint          *files)
+{
+  if (done == total)
+    (*files)++;
+}
+
+/* RSync to an ssh gateway: a file larger than one chunk, modes, a
+ * symlink; then only the changed file goes again, and DELETE removes what
+ * the source lost. The sshd runs on this machine, so the target is read
+ * back directly. */
+static void
+test_rsync_tree (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *base = NULL;
+  g_autofree char *src = NULL;
+  g_autofree char *dst = NULL;
+  g_autofree char *spec = NULL;
+  g_autoptr(ExecnetRSync) rsync = NULL;
+  ExecnetGateway *gateway;
+  guint files = 0;
+  const char *names[] = { "big.bin", "sub/run.sh", "sub/empty" };
+
+  REQUIRE_SSHD (f);
+
+  base = g_dir_make_tmp ("execnet-ssh-rsync-XXXXXX", &error);
+  g_assert_no_error (error);
+  src = g_build_filename (base, "src", NULL);
+  dst = g_build_filename (base, "dst", NULL);
+  write_pattern_file (src, "big.bin", 3 * 1024 * 1024 + 17, 1, 0640);
+  write_pattern_file (src, "sub/run.sh", 100, 2, 0755);
+  write_pattern_file (src, "sub/empty", 0, 3, 0600);
+  {
+    g_autofree char *link = g_build_filename (src, "sub", "to-big", NULL);
+
+    g_assert_cmpint (symlink ("../big.bin", link), ==, 0);
+  }
+
+  spec = ssh_spec (f, NULL);
+  gateway = make_gateway (f, spec);
+  rsync = execnet_rsync_new (src);
+  g_signal_connect (rsync, "progress", G_CALLBACK (count_done), &files);
+  g_assert_true (execnet_rsync_add_target (rsync, gateway, dst, EXECNET_RSYNC_DELETE, &error));
+  g_assert_no_error (error);
+
+  g_assert_true (execnet_rsync_send (rsync, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (files, ==, G_N_ELEMENTS (names));
+  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+    {
+      g_autofree char *a = g_build_filename (src, names[i], NULL);
+      g_autofree char *b = g_build_filename (dst, names[i], NULL);
+
+      assert_same_file (a, b);
+    }
+  {
+    g_autofree char *link = g_build_filename (dst, "sub", "to-big", NULL);
+    g_autofree char *text = g_file_read_link (link, &error);
+
+    g_assert_no_error (error);
+    g_assert_cmpstr (text, ==, "../big.bin");
+  }
+
+  /* One file changes (same size, other bytes and time), one goes away. */
+  write_pattern_file (src, "sub/run.sh", 100, 9, 0700);
+  {
+    g_autofree char *empty = g_build_filename (src, "sub", "empty", NULL);
+    g_autofree char *changed = g_build_filename (src, "sub", "run.sh", NULL);
+    struct timespec times[2] = { { 1500000000, 0 }, { 1500000000, 0 } };
+
+    g_assert_cmpint (g_unlink (empty), ==, 0);
+    g_assert_cmpint (utimensat (AT_FDCWD, changed, times, 0), ==, 0);
+  }
+  files = 0;
+  g_assert_true (execnet_rsync_send (rsync, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (files, ==, 1);
+  {
+    g_autofree char *a = g_build_filename (src, "sub", "run.sh", NULL);
+    g_autofree char *b = g_build_filename (dst, "sub", "run.sh", NULL);
+    g_autofree char *gone = g_build_filename (dst, "sub", "empty", NULL);
+
+    assert_same_file (a, b);
+    g_assert_false (g_file_test (gone, G_FILE_TEST_EXISTS));
+  }
+
+  test_remove_tree (base);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -1812,6 +1948,7 @@ main (int    argc,
   ADD ("/ssh/lost/killed-mid-frame", test_killed_mid_frame);
   ADD ("/ssh/via/relay", test_via_relay);
   ADD ("/ssh/via/errors", test_via_relay_errors);
+  ADD ("/ssh/rsync/tree", test_rsync_tree);
 
 #undef ADD
 
