@@ -24,9 +24,9 @@
  * interpreter, which sees the other end as its global `channel`.
  *
  * Items are [struct@GLib.Variant] values, mapped to and from Python values
- * as doc/protocol.md describes. [method@Execnet.Channel.send] is safe from
- * any thread and keeps the order of the calls; items from one thread arrive
- * in the order they were sent.
+ * as [the wire protocol](protocol.html) describes.
+ * [method@Execnet.Channel.send] is safe from any thread and keeps the order
+ * of the calls; items from one thread arrive in the order they were sent.
  *
  * Items that arrive are queued; [method@Execnet.Channel.receive] pops them,
  * blocking up to a timeout, from any thread and without a main loop.
@@ -46,6 +46,18 @@
  * context), never in the I/O thread; callbacks set with
  * [method@Execnet.Channel.set_callback] run in the context of the thread
  * that set them.
+ *
+ * Remote code that doubles what it receives until it gets `None`:
+ *
+ * ```c
+ * g_autoptr(ExecnetChannel) channel =
+ *   execnet_gateway_remote_exec (gw, "for x in channel: channel.send(2 * x)", &error);
+ * g_autoptr(GVariant) doubled = NULL;
+ *
+ * execnet_channel_send (channel, g_variant_new_int64 (21), &error);
+ * doubled = execnet_channel_receive (channel, 10.0, &error);  // 42
+ * execnet_channel_close (channel, NULL, &error);
+ * ```
  *
  * Since: 1.0
  */

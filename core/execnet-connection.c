@@ -27,8 +27,18 @@
  * implement [iface@Gio.PollableInputStream] and
  * [iface@Gio.PollableOutputStream] get this from GIO for free).
  *
- * Subclasses override the virtual methods of [struct@Execnet.ConnectionClass]
- * that apply to them; see doc/transports.md.
+ * Subclasses override the virtual methods of its class structure,
+ * `ExecnetConnectionClass` (below), that apply to them; see
+ * [Transports, and how to write one](transports.html).
+ *
+ * Most transports get their connection from a launcher program, in their
+ * `open_async`:
+ *
+ * ```c
+ * const char *launcher[] = { "sudo", "-n", "-u", user, NULL };
+ * ExecnetConnection *connection =
+ *   execnet_transport_spawn (xspec, launcher, cancellable, &error);
+ * ```
  *
  * Since: 1.0
  */

@@ -47,6 +47,22 @@
  * make_gateway, the caller's), never in the I/O thread; that context must
  * be iterated for them to arrive.
  *
+ * A gateway that asks its interpreter for the platform:
+ *
+ * ```c
+ * g_autoptr(GError) error = NULL;
+ * g_autoptr(ExecnetGateway) gw = execnet_make_gateway ("popen", &error);
+ * g_autoptr(ExecnetChannel) channel = NULL;
+ * g_autoptr(GVariant) platform = NULL;
+ *
+ * if (gw != NULL)
+ *   channel = execnet_gateway_remote_exec (gw, "import sys; channel.send(sys.platform)", &error);
+ * if (channel != NULL)
+ *   platform = execnet_channel_receive (channel, 10.0, &error);
+ * if (platform == NULL)
+ *   g_printerr ("%s\n", error->message);
+ * ```
+ *
  * Since: 1.0
  */
 

@@ -19,6 +19,17 @@
  * A fixed list of channels, usually one per gateway of a group as returned
  * by [method@Execnet.Group.remote_exec], with operations over all of them.
  *
+ * Every gateway of a group reports its host name:
+ *
+ * ```c
+ * g_autoptr(ExecnetMultiChannel) multi =
+ *   execnet_group_remote_exec (group, "import socket; channel.send(socket.gethostname())", &error);
+ * g_autoptr(GVariant) names = NULL;
+ *
+ * if (multi != NULL)
+ *   names = execnet_multi_channel_receive_each (multi, 30.0, &error);  // an `av`, in gateway order
+ * ```
+ *
  * Since: 1.0
  */
 

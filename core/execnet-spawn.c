@@ -542,7 +542,8 @@ spawn_call_in_io_thread (gpointer data)
  * [func@Execnet.Transport.build_python_argv], and returns a connection over
  * its standard input and output. This is the whole of most transports that
  * reach a Python through another program (`sudo`, `docker exec -i`,
- * `kubectl exec -i`, `srun`): see doc/transports.md.
+ * `kubectl exec -i`, `srun`): see
+ * [Transports, and how to write one](transports.html).
  *
  * The launcher runs in a process group of its own, and the connection's
  * terminate signals the whole group, so that a launcher that forks, and any
@@ -557,9 +558,9 @@ spawn_call_in_io_thread (gpointer data)
  *
  * Call it from a transport's `open_async`; it may be called from any
  * thread, and does its work in the library's I/O thread (see the
- * description of `PR_SET_PDEATHSIG` in doc/transports.md). It does not wait
- * for the interpreter to start: a launcher that fails shows as a failed
- * bootstrap, with its stderr quoted.
+ * description of `PR_SET_PDEATHSIG` in [the transports page](transports.html)).
+ * It does not wait for the interpreter to start: a launcher that fails
+ * shows as a failed bootstrap, with its stderr quoted.
  *
  * Returns: (transfer full): the connection, or %NULL with
  *   %EXECNET_ERROR_BOOTSTRAP if the launcher (or, without one, the

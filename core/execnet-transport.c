@@ -31,6 +31,35 @@
  * loads exactly the module of that scheme, so a `popen` gateway never loads
  * libssh; only listing the available schemes looks at all of them.
  *
+ * A transport that reaches Python through a launcher program needs little
+ * more than this (the whole plugin is in
+ * [Transports, and how to write one](transports.html)):
+ *
+ * ```c
+ * static void
+ * wrap_open_async (ExecnetTransport *transport, ExecnetXSpec *xspec,
+ *                  GCancellable *cancellable, GAsyncReadyCallback callback,
+ *                  gpointer user_data)
+ * {
+ *   g_autoptr(GTask) task = g_task_new (transport, cancellable, callback, user_data);
+ *   const char *launcher[] = { "nice", "-n", "5", NULL };
+ *   GError *error = NULL;
+ *   ExecnetConnection *connection = execnet_transport_spawn (xspec, launcher, cancellable, &error);
+ *
+ *   g_task_set_source_tag (task, wrap_open_async);
+ *   if (connection == NULL)
+ *     g_task_return_error (task, error);
+ *   else
+ *     g_task_return_pointer (task, connection, g_object_unref);
+ * }
+ *
+ * static void
+ * wrap_transport_iface_init (ExecnetTransportInterface *iface)
+ * {
+ *   iface->open_async = wrap_open_async;
+ * }
+ * ```
+ *
  * Since: 1.0
  */
 

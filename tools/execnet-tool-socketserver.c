@@ -1250,7 +1250,9 @@ execnet_tool_socketserver (int    argc,
     "Without a token the server only starts with --insecure, and only on a\n"
     "loopback address unless --allow-remote-insecure is given too. The token\n"
     "protects who may start code, not the data: nothing is encrypted, so use\n"
-    "ssh or a tunnel across networks you do not trust. See doc/socket.md.\n"
+    "ssh or a tunnel across networks you do not trust. More in execnet-tool(1)\n"
+    "(SOCKET SERVER) and, when the API reference is installed, in\n"
+    EXECNET_DOC_DIR "/socket.html.\n"
     "\n"
     "The first line on standard output is “listening on ADDRESS:PORT”; the log,\n"
     "and the output of the interpreters, go to standard error. SIGTERM or SIGINT\n"
@@ -1305,7 +1307,7 @@ execnet_tool_socketserver (int    argc,
     {
       g_set_error (&error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                    "refusing to serve without authentication: give --token-file FILE "
-                   "(see doc/socket.md), or --insecure to let anyone who can connect "
+                   "(see SOCKET SERVER in execnet-tool(1)), or --insecure to let anyone who can connect "
                    "run code as you");
       goto usage_error;
     }

@@ -25,7 +25,7 @@ G_BEGIN_DECLS
  * @EXECNET_MESSAGE_CHANNEL_LAST_MESSAGE: a channel closed for sending only
  *
  * The code in the header of each message on the wire, with the values
- * execnet gives them (see doc/protocol.md). A
+ * execnet gives them (see [the wire protocol](protocol.html)). A
  * [callback@Execnet.WireObserver] sees it for every message.
  *
  * Since: 1.0

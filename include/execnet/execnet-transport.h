@@ -64,7 +64,8 @@ G_DECLARE_INTERFACE (ExecnetTransport, execnet_transport, EXECNET, TRANSPORT, GO
  * @prepare_finish: (nullable): finish @prepare_async, returning the spec
  *   to open.
  *
- * The interface a transport plugin implements. See doc/transports.md.
+ * The interface a transport plugin implements. See
+ * [Transports, and how to write one](transports.html).
  *
  * Since: 1.0
  */
