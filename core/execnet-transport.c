@@ -455,6 +455,54 @@ execnet_transport_prepare_finish (ExecnetTransport  *self,
 }
 
 /**
+ * execnet_transport_describe:
+ * @self: the transport that serves @xspec's scheme
+ * @xspec: a gateway spec that [method@Execnet.Transport.check_xspec]
+ *   accepted
+ * @error: return location for a #GError
+ *
+ * Tells what opening @xspec would do, resolved the way opening resolves
+ * it, without starting or connecting anything: for `ssh`, the destination
+ * after the ssh config files, the user, port, identity files and jump
+ * hosts, as `ssh -G` shows them; for `popen`, the command it runs. This is
+ * what `execnet-tool spec` prints.
+ *
+ * The keys are the transport's own, lower-case words as in `ssh -G`
+ * (`hostname`, `user`, `port`, `identityfile`, `proxyjump`, ...); a value
+ * is a string, a number, or an array of strings for a setting with several
+ * values. A transport without a description gives an empty dictionary.
+ *
+ * Returns: (transfer full): a `a{sv}` dictionary, or %NULL if @xspec
+ *   cannot be resolved (an unknown ssh option, an unreadable ssh config),
+ *   with the error opening would give
+ *
+ * Since: 1.0
+ */
+GVariant *
+execnet_transport_describe (ExecnetTransport  *self,
+                            ExecnetXSpec      *xspec,
+                            GError           **error)
+{
+  ExecnetTransportInterface *iface;
+  GVariant *description;
+
+  g_return_val_if_fail (EXECNET_IS_TRANSPORT (self), NULL);
+  g_return_val_if_fail (xspec != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  iface = EXECNET_TRANSPORT_GET_IFACE (self);
+  if (iface->describe == NULL)
+    return g_variant_ref_sink (g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0));
+
+  description = iface->describe (self, xspec, error);
+  if (description == NULL)
+    return NULL;
+  g_return_val_if_fail (g_variant_is_of_type (description, G_VARIANT_TYPE_VARDICT), NULL);
+
+  return g_variant_take_ref (description);
+}
+
+/**
  * execnet_transport_build_python_argv:
  * @xspec: a gateway specification
  * @error: return location for a #GError

@@ -6,8 +6,11 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
@@ -149,6 +152,72 @@ run_tool_with_input (GBytes             *input,
 
 #define run_tool(...) \
   run_tool_with_input (NULL, (const char * const []) { __VA_ARGS__, NULL })
+
+/* Runs the tool with @args and its standard output on a pseudo-terminal,
+ * as a user at a terminal runs it; returns what it wrote there, and its
+ * exit status in *@status. Standard error is discarded. */
+static char *
+run_tool_on_terminal (int                *status,
+                      const char * const *args)
+{
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autoptr(GSubprocess) process = NULL;
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_autoptr(GString) output = g_string_new (NULL);
+  g_autoptr(GError) error = NULL;
+  gint64 deadline = g_get_monotonic_time () + (gint64) (TEST_TIMEOUT * G_USEC_PER_SEC);
+  int master;
+  int slave;
+
+  master = posix_openpt (O_RDWR | O_NOCTTY | O_CLOEXEC);
+  g_assert_cmpint (master, >=, 0);
+  g_assert_cmpint (grantpt (master), ==, 0);
+  g_assert_cmpint (unlockpt (master), ==, 0);
+  slave = open (ptsname (master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  g_assert_cmpint (slave, >=, 0);
+
+  g_ptr_array_add (argv, (gpointer) tool_path ());
+  for (guint i = 0; args[i] != NULL; i++)
+    g_ptr_array_add (argv, (gpointer) args[i]);
+  g_ptr_array_add (argv, NULL);
+
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDERR_SILENCE);
+  g_subprocess_launcher_take_stdout_fd (launcher, slave);
+  process = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata, &error);
+  g_assert_no_error (error);
+  /* The launcher holds the only other copy of the terminal's slave side:
+   * once it and the tool are gone, reading the master ends with EIO. */
+  g_clear_object (&launcher);
+
+  for (;;)
+    {
+      GPollFD fd = { master, G_IO_IN, 0 };
+      char buffer[4096];
+      gssize n;
+      gint64 left = deadline - g_get_monotonic_time ();
+
+      if (left <= 0)
+        {
+          g_subprocess_force_exit (process);
+          g_assertion_message (G_LOG_DOMAIN, __FILE__, __LINE__, G_STRFUNC,
+                               "execnet-tool did not end within TEST_TIMEOUT; killed it");
+        }
+      if (g_poll (&fd, 1, (int) (left / 1000)) <= 0)
+        continue;
+      n = read (master, buffer, sizeof buffer);
+      if (n > 0)
+        g_string_append_len (output, buffer, n);
+      else if (n == 0 || errno != EINTR)
+        break;
+    }
+  close (master);
+  g_subprocess_wait (process, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_subprocess_get_if_exited (process));
+  *status = g_subprocess_get_exit_status (process);
+
+  return g_string_free (g_steal_pointer (&output), FALSE);
+}
 
 /* Asserts that @haystack contains @needle, showing both if not. */
 #define assert_contains(haystack, needle)                                     \
@@ -603,6 +672,131 @@ test_spec_errors (void)
   assert_contains (bad_python->err, "python=");
 }
 
+/* A key no transport knows is refused as making a gateway refuses it,
+ * with the key meant. */
+static void
+test_spec_did_you_mean (void)
+{
+  g_autoptr(Run) popen = NULL;
+  g_autoptr(Run) listed = NULL;
+
+  if (skip_without_tool ())
+    return;
+
+  popen = run_tool ("spec", "popen//chdri=work");
+  g_assert_cmpint (popen->status, ==, TOOL_EXIT_USAGE);
+  assert_contains (popen->err, "does not know the key “chdri”; did you mean chdir?");
+
+  listed = run_tool ("spec", "--list-keys", "popen");
+  g_assert_cmpint (listed->status, ==, TOOL_EXIT_OK);
+  assert_matches (listed->out, "^popen$");
+  assert_matches (listed->out, "^chdir$");
+  assert_matches (listed->out, "^env:$");
+}
+
+/* An ssh spec resolved through the ssh_config= file, as the ssh plugin
+ * resolves it when it connects: ssh -G's view of the destination. */
+static void
+test_spec_ssh (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("execnet-tool-spec-XXXXXX", &error);
+  g_autofree char *config = NULL;
+  g_autofree char *key = NULL;
+  g_autofree char *config_text = NULL;
+  g_autofree char *spec = NULL;
+  g_autofree char *jump_spec = NULL;
+  g_autofree char *typo_spec = NULL;
+  g_autofree char *bad_spec = NULL;
+  g_autofree char *key_line = NULL;
+  g_autoptr(Run) text = NULL;
+  g_autoptr(Run) json = NULL;
+  g_autoptr(Run) jump = NULL;
+  g_autoptr(Run) typo = NULL;
+  g_autoptr(Run) bad = NULL;
+  g_autoptr(Run) keys = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  JsonObject *resolved;
+  JsonArray *array;
+
+  if (skip_without_tool ())
+    return;
+  keys = run_tool ("spec", "--list-keys", "ssh");
+  if (keys->status == TOOL_EXIT_UNKNOWN_TRANSPORT)
+    {
+      g_test_skip ("the ssh transport was not built (no libssh)");
+      g_rmdir (dir);
+      return;
+    }
+  g_assert_cmpint (keys->status, ==, TOOL_EXIT_OK);
+  assert_matches (keys->out, "^ssh_config$");
+
+  g_assert_no_error (error);
+  config = g_build_filename (dir, "ssh_config", NULL);
+  key = g_build_filename (dir, "extra_key", NULL);
+  config_text = g_strdup_printf ("Host alias\n"
+                                 "  HostName real.example.org\n"
+                                 "  User bob\n"
+                                 "  Port 2222\n"
+                                 "  IdentityFile %s/alias_key\n"
+                                 "  ProxyJump jumper@hop1:2200,hop2\n",
+                                 dir);
+  g_file_set_contents (config, config_text, -1, &error);
+  g_assert_no_error (error);
+  g_file_set_contents (key, "not a key, never read\n", -1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_chmod (key, 0600), ==, 0);
+
+  spec = g_strdup_printf ("ssh=-i %s alias//ssh_config=%s//chdir=work", key, config);
+  text = run_tool ("spec", spec);
+  g_assert_cmpint (text->status, ==, TOOL_EXIT_OK);
+  assert_contains (text->out, "ssh resolves to:\n");
+  assert_contains (text->out, "  destination alias\n");
+  assert_contains (text->out, "  hostname real.example.org\n");
+  assert_contains (text->out, "  user bob\n");
+  assert_contains (text->out, "  port 2222\n");
+  key_line = g_strdup_printf ("  identityfile %s/alias_key\n  identityfile %s\n", dir, key);
+  assert_contains (text->out, key_line);
+  assert_contains (text->out, "  proxyjump jumper@hop1:2200\n  proxyjump hop2\n");
+
+  json = run_tool ("spec", "--json", spec);
+  g_assert_cmpint (json->status, ==, TOOL_EXIT_OK);
+  root = parse_json (json->out);
+  resolved = json_object_get_object_member (json_node_get_object (root), "resolved");
+  g_assert_cmpstr (json_object_get_string_member (resolved, "hostname"), ==, "real.example.org");
+  g_assert_cmpstr (json_object_get_string_member (resolved, "user"), ==, "bob");
+  g_assert_cmpint (json_object_get_int_member (resolved, "port"), ==, 2222);
+  array = json_object_get_array_member (resolved, "identityfile");
+  g_assert_cmpuint (json_array_get_length (array), ==, 2);
+  g_assert_cmpstr (json_array_get_string_element (array, 1), ==, key);
+  array = json_object_get_array_member (resolved, "proxyjump");
+  g_assert_cmpuint (json_array_get_length (array), ==, 2);
+  g_assert_cmpstr (json_array_get_string_element (array, 0), ==, "jumper@hop1:2200");
+
+  /* The spec's own words win over the config, as on ssh's command line. */
+  jump_spec = g_strdup_printf ("ssh=-J me@front -p 22 -l carol alias//ssh_config=%s", config);
+  jump = run_tool ("spec", jump_spec);
+  g_assert_cmpint (jump->status, ==, TOOL_EXIT_OK);
+  assert_contains (jump->out, "  user carol\n");
+  assert_contains (jump->out, "  port 22\n");
+  assert_contains (jump->out, "  proxyjump me@front\n");
+  g_assert_null (strstr (jump->out, "hop2"));
+
+  typo_spec = g_strdup_printf ("ssh=alias//ssh_confg=%s", config);
+  typo = run_tool ("spec", typo_spec);
+  g_assert_cmpint (typo->status, ==, TOOL_EXIT_USAGE);
+  assert_contains (typo->err, "did you mean ssh_config?");
+
+  bad_spec = g_strdup_printf ("ssh=alias//ssh_config=%s/missing", dir);
+  bad = run_tool ("spec", bad_spec);
+  g_assert_cmpint (bad->status, ==, TOOL_EXIT_USAGE);
+  assert_contains (bad->err, "does not exist");
+
+  g_unlink (key);
+  g_unlink (config);
+  g_rmdir (dir);
+}
+
 static void
 test_transports (void)
 {
@@ -637,6 +831,75 @@ test_transports (void)
         }
     }
   g_assert_true (found);
+}
+
+/* The plugins of tests/loader that fail in chosen ways, in front of the
+ * real ones: --check names each failure and why. */
+static void
+test_transports_check (void)
+{
+  const char *broken_dir = g_getenv ("EXECNET_TEST_LOADER_FIRST");
+  g_autofree char *saved_path = g_strdup (g_getenv ("EXECNET_TRANSPORT_PATH"));
+  g_autofree char *path = NULL;
+  g_autoptr(Run) good = NULL;
+  g_autoptr(Run) text = NULL;
+  g_autoptr(Run) json = NULL;
+  g_autoptr(JsonNode) root = NULL;
+  JsonArray *transports;
+  guint n_failed = 0;
+
+  if (skip_without_tool ())
+    return;
+  if (broken_dir == NULL)
+    {
+      g_test_skip ("EXECNET_TEST_LOADER_FIRST is not set to the broken test plugins");
+      return;
+    }
+
+  good = run_tool ("transports", "--check");
+  g_assert_cmpint (good->status, ==, TOOL_EXIT_OK);
+  assert_matches (good->out, "^popen +ok +.*libexecnet-popen\\.so$");
+
+  path = g_strjoin (G_SEARCHPATH_SEPARATOR_S, broken_dir, saved_path, NULL);
+  g_setenv ("EXECNET_TRANSPORT_PATH", path, TRUE);
+  text = run_tool ("transports", "--check");
+  json = run_tool ("transports", "--check", "--json");
+  if (saved_path != NULL)
+    g_setenv ("EXECNET_TRANSPORT_PATH", saved_path, TRUE);
+  else
+    g_unsetenv ("EXECNET_TRANSPORT_PATH");
+
+  g_assert_cmpint (text->status, ==, TOOL_EXIT_UNKNOWN_TRANSPORT);
+  assert_matches (text->out, "^popen +ok ");
+  assert_matches (text->out, "^twice +ok ");
+  assert_matches (text->out, "^noentry +FAILED +.*libexecnet-noentry\\.so$");
+  assert_contains (text->out, "has no g_io_execnet_noentry_load() function");
+  assert_matches (text->out, "^unresolved +FAILED ");
+  assert_contains (text->out, "cannot be loaded: ");
+  assert_matches (text->out, "^nothing +FAILED ");
+  assert_contains (text->out, "registered no transport for “nothing”");
+  assert_contains (text->err, "3 of ");
+
+  g_assert_cmpint (json->status, ==, TOOL_EXIT_UNKNOWN_TRANSPORT);
+  root = parse_json (json->out);
+  transports = json_object_get_array_member (json_node_get_object (root), "transports");
+  for (guint i = 0; i < json_array_get_length (transports); i++)
+    {
+      JsonObject *transport = json_array_get_object_element (transports, i);
+      const char *scheme = json_object_get_string_member (transport, "scheme");
+      gboolean broken = g_strv_contains ((const char * const []) { "noentry", "unresolved", "nothing", NULL },
+                                         scheme);
+
+      g_assert_cmpint (json_object_get_boolean_member (transport, "loads"), ==, !broken);
+      if (broken)
+        {
+          g_assert_cmpstr (json_object_get_string_member (transport, "error"), !=, NULL);
+          n_failed++;
+        }
+      else
+        g_assert_true (json_object_get_null_member (transport, "error"));
+    }
+  g_assert_cmpuint (n_failed, ==, 3);
 }
 
 static void
@@ -939,6 +1202,73 @@ test_trace_values (void)
   record = find_frame (records, "in", "CHANNEL_CLOSE_ERROR");
   g_assert_nonnull (record);
   assert_contains (json_object_get_string_member (record, "value"), "ZeroDivisionError");
+}
+
+/* Colours: on a terminal by default, never with NO_COLOR or --color=never,
+ * always with --color=always even into a pipe or with NO_COLOR. */
+static void
+test_trace_color (void)
+{
+  g_autofree char *spec = test_spec (NULL);
+  const char *code = "channel.send(channel.receive() * 2)\nchannel.close('failed on purpose')";
+  g_autofree char *terminal = NULL;
+  g_autofree char *no_color = NULL;
+  g_autofree char *never = NULL;
+  g_autoptr(Run) always = NULL;
+  g_autoptr(Run) always_no_color = NULL;
+  g_autoptr(Run) piped = NULL;
+  g_autoptr(Run) bad = NULL;
+  g_autofree char *saved_no_color = g_strdup (g_getenv ("NO_COLOR"));
+  g_autofree char *saved_term = g_strdup (g_getenv ("TERM"));
+  int status;
+
+  if (skip_without_tool ())
+    return;
+
+  g_unsetenv ("NO_COLOR");
+  g_setenv ("TERM", "xterm", TRUE);
+  terminal = run_tool_on_terminal (&status, (const char * const []) { "trace", spec, "-c", code, "--send", "21", NULL });
+  g_assert_cmpint (status, ==, TOOL_EXIT_REMOTE_ERROR);
+  assert_contains (terminal, "\033[36m-> CHANNEL_EXEC\033[0m");
+  assert_contains (terminal, "\033[32m<- CHANNEL_DATA\033[0m");
+  assert_contains (terminal, "\033[1;31m<- CHANNEL_CLOSE_ERROR\033[0m");
+  assert_contains (terminal, "\033[1;31m'failed on purpose'\033[0m");
+
+  never = run_tool_on_terminal (&status, (const char * const []) { "trace", "--color=never", spec, "-c", code, "--send", "21", NULL });
+  g_assert_cmpint (status, ==, TOOL_EXIT_REMOTE_ERROR);
+  assert_contains (never, "<- CHANNEL_CLOSE_ERROR");
+  g_assert_null (strchr (never, '\033'));
+
+  g_setenv ("NO_COLOR", "1", TRUE);
+  no_color = run_tool_on_terminal (&status, (const char * const []) { "trace", spec, "-c", code, "--send", "21", NULL });
+  g_assert_cmpint (status, ==, TOOL_EXIT_REMOTE_ERROR);
+  assert_contains (no_color, "<- CHANNEL_CLOSE_ERROR");
+  g_assert_null (strchr (no_color, '\033'));
+
+  always_no_color = run_tool ("trace", "--color=always", spec, "-c", code, "--send", "21");
+  g_assert_cmpint (always_no_color->status, ==, TOOL_EXIT_REMOTE_ERROR);
+  assert_contains (always_no_color->out, "\033[36m-> CHANNEL_DATA\033[0m");
+  g_unsetenv ("NO_COLOR");
+
+  always = run_tool ("trace", "--color=always", spec, "-c", code, "--send", "21");
+  g_assert_cmpint (always->status, ==, TOOL_EXIT_REMOTE_ERROR);
+  assert_contains (always->out, "\033[32m<- CHANNEL_DATA\033[0m");
+
+  piped = run_tool ("trace", spec, "-c", code, "--send", "21");
+  g_assert_cmpint (piped->status, ==, TOOL_EXIT_REMOTE_ERROR);
+  assert_contains (piped->out, "<- CHANNEL_CLOSE_ERROR");
+  g_assert_null (strchr (piped->out, '\033'));
+
+  bad = run_tool ("trace", "--color=sometimes", spec, "-c", code);
+  g_assert_cmpint (bad->status, ==, TOOL_EXIT_USAGE);
+  assert_contains (bad->err, "--color=sometimes");
+
+  if (saved_no_color != NULL)
+    g_setenv ("NO_COLOR", saved_no_color, TRUE);
+  if (saved_term != NULL)
+    g_setenv ("TERM", saved_term, TRUE);
+  else
+    g_unsetenv ("TERM");
 }
 
 static void
@@ -1259,7 +1589,10 @@ main (int    argc,
   g_test_add_func ("/tool/spec/text", test_spec_text);
   g_test_add_func ("/tool/spec/json", test_spec_json);
   g_test_add_func ("/tool/spec/errors", test_spec_errors);
+  g_test_add_func ("/tool/spec/did-you-mean", test_spec_did_you_mean);
+  g_test_add_func ("/tool/spec/ssh", test_spec_ssh);
   g_test_add_func ("/tool/transports", test_transports);
+  g_test_add_func ("/tool/transports/check", test_transports_check);
   g_test_add_func ("/tool/status/text-json", test_status);
   g_test_add_func ("/tool/status/errors", test_status_errors);
   g_test_add_func ("/tool/info/text-json", test_info);
@@ -1267,6 +1600,7 @@ main (int    argc,
   g_test_add_func ("/tool/trace/text", test_trace_text);
   g_test_add_func ("/tool/trace/json", test_trace_values);
   g_test_add_func ("/tool/trace/errors", test_trace_errors);
+  g_test_add_func ("/tool/trace/color", test_trace_color);
   for (gsize i = 0; i < G_N_ELEMENTS (round_trip_values); i++)
     {
       g_autofree char *path = g_strdup_printf ("/tool/serialize/round-trip/%" G_GSIZE_FORMAT, i);

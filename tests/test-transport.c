@@ -80,6 +80,54 @@ test_declared_keys (gconstpointer data)
   g_assert_cmpstrv (keys, expected->keys);
 }
 
+/* What a transport says it would open: popen its command; a transport
+ * without a description (wrap, the worked example) an empty dictionary. */
+static void
+test_describe (void)
+{
+  g_autoptr(ExecnetTransport) popen = NULL;
+  g_autoptr(ExecnetTransport) wrap = NULL;
+  g_autoptr(ExecnetXSpec) xspec = NULL;
+  g_autoptr(ExecnetXSpec) wrap_xspec = NULL;
+  g_autoptr(GVariant) description = NULL;
+  g_autoptr(GVariant) empty = NULL;
+  g_autoptr(GVariant) bad = NULL;
+  g_autoptr(ExecnetXSpec) bad_xspec = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree const char **command = NULL;
+
+  popen = execnet_transport_new_for_scheme ("popen", &error);
+  g_assert_no_error (error);
+  xspec = execnet_xspec_new ("popen//python=/usr/bin/python3 -X dev//dont_write_bytecode", &error);
+  g_assert_no_error (error);
+  description = execnet_transport_describe (popen, xspec, &error);
+  g_assert_no_error (error);
+  g_assert_false (g_variant_is_floating (description));
+  g_assert_true (g_variant_lookup (description, "command", "^a&s", &command));
+  g_assert_cmpstr (command[0], ==, "/usr/bin/python3");
+  g_assert_cmpstr (command[1], ==, "-X");
+  g_assert_cmpstr (command[2], ==, "dev");
+  g_assert_cmpstr (command[3], ==, "-B");
+
+  bad_xspec = execnet_xspec_new ("popen//python=python3 \"-X", &error);
+  g_assert_no_error (error);
+  bad = execnet_transport_describe (popen, bad_xspec, &error);
+  g_assert_error (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC);
+  g_assert_null (bad);
+  g_clear_error (&error);
+
+  if (!have_plugin ("wrap"))
+    return;
+  wrap = execnet_transport_new_for_scheme ("wrap", &error);
+  g_assert_no_error (error);
+  wrap_xspec = execnet_xspec_new ("wrap=nice", &error);
+  g_assert_no_error (error);
+  empty = execnet_transport_describe (wrap, wrap_xspec, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_variant_is_of_type (empty, G_VARIANT_TYPE_VARDICT));
+  g_assert_cmpuint (g_variant_n_children (empty), ==, 0);
+}
+
 /* Checked specs */
 
 typedef struct
@@ -507,6 +555,7 @@ main (int   argc,
       g_test_add_data_func (path, &spec_checks[i], test_check_xspec);
     }
   g_test_add_func ("/transport/check/make-gateway", test_make_gateway_checks);
+  g_test_add_func ("/transport/describe", test_describe);
 
   g_test_add_func ("/transport/spawn/stream", test_spawn_stream);
   g_test_add_data_func ("/transport/spawn/forking-launcher/terminate",

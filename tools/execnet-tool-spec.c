@@ -11,8 +11,12 @@
 #include "execnet-tool.h"
 
 
+static gboolean list_keys = FALSE;
+
 static const GOptionEntry entries[] = {
   EXECNET_TOOL_JSON_OPTION ("Print the result as one line of JSON"),
+  /* For the shell completion: the keys a spec of the scheme SPEC accepts. */
+  { "list-keys", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE, &list_keys, NULL, NULL },
   G_OPTION_ENTRY_NULL
 };
 
@@ -24,6 +28,10 @@ typedef struct {
   GError       *python_error;   /* (owned) (nullable) why python= is bad */
   char         *module;         /* (owned) (nullable) the plugin file serving the scheme */
   char        **search_path;    /* (owned) */
+  ExecnetTransport *transport;  /* (owned) (nullable) NULL if it cannot be loaded */
+  GError       *transport_error; /* (owned) (nullable) why it cannot be loaded */
+  GVariant     *description;    /* (owned) (nullable) a{sv} of execnet_transport_describe() */
+  GError       *spec_error;     /* (owned) (nullable) why the transport refuses the spec */
 } SpecReport;
 
 static void
@@ -34,6 +42,10 @@ spec_report_free (SpecReport *report)
   g_clear_error (&report->python_error);
   g_free (report->module);
   g_strfreev (report->search_path);
+  g_clear_object (&report->transport);
+  g_clear_error (&report->transport_error);
+  g_clear_pointer (&report->description, g_variant_unref);
+  g_clear_error (&report->spec_error);
   g_free (report);
 }
 
@@ -98,6 +110,35 @@ print_text (SpecReport *report)
 
   if (scheme != NULL)
     g_print ("transport module: %s\n", report->module != NULL ? report->module : "(not found)");
+
+  /* One line per value, as ssh -G prints them. */
+  if (report->description != NULL && g_variant_n_children (report->description) > 0)
+    {
+      GVariantIter iter;
+      const char *key;
+      GVariant *value;
+
+      g_print ("%s resolves to:\n", scheme);
+      g_variant_iter_init (&iter, report->description);
+      while (g_variant_iter_loop (&iter, "{&sv}", &key, &value))
+        {
+          if (g_variant_is_of_type (value, G_VARIANT_TYPE_STRING_ARRAY))
+            {
+              g_autofree const char **items = g_variant_get_strv (value, NULL);
+
+              for (guint i = 0; items[i] != NULL; i++)
+                g_print ("  %s %s\n", key, items[i]);
+            }
+          else if (g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
+            g_print ("  %s %s\n", key, g_variant_get_string (value, NULL));
+          else
+            {
+              g_autofree char *text = g_variant_print (value, FALSE);
+
+              g_print ("  %s %s\n", key, text);
+            }
+        }
+    }
 
   g_print ("search path:\n");
   for (guint i = 0; report->search_path[i] != NULL; i++)
@@ -166,12 +207,46 @@ print_json (SpecReport *report)
   for (guint i = 0; report->search_path[i] != NULL; i++)
     json_builder_add_string_value (builder, report->search_path[i]);
   json_builder_end_array (builder);
+
+  json_builder_set_member_name (builder, "resolved");
+  if (report->description != NULL)
+    {
+      g_autofree char *text = execnet_tool_value_to_json (report->description);
+      g_autoptr(JsonNode) node = json_from_string (text, NULL);
+
+      json_builder_add_value (builder, g_steal_pointer (&node));
+    }
+  else
+    json_builder_add_null_value (builder);
   json_builder_end_object (builder);
 
   root = json_builder_get_root (builder);
   text = execnet_tool_json_node_to_string (root);
   fputs (text, stdout);
   fputc ('\n', stdout);
+}
+
+/* spec --list-keys SCHEME: the keys a spec of SCHEME accepts, one a line,
+ * for the shell completion: the scheme, the general keys, the transport's
+ * own, and "env:". Nothing when the transport cannot be loaded. */
+static int
+print_keys (const char *scheme)
+{
+  g_autoptr(ExecnetTransport) transport = execnet_transport_new_for_scheme (scheme, NULL);
+  const char * const *own;
+
+  if (transport == NULL)
+    return EXECNET_TOOL_EXIT_UNKNOWN_TRANSPORT;
+
+  g_print ("%s\n", scheme);
+  for (const char * const *k = execnet_xspec_get_general_keys (); *k != NULL; k++)
+    g_print ("%s\n", *k);
+  own = execnet_transport_get_keys (transport);
+  for (guint i = 0; own != NULL && own[i] != NULL; i++)
+    g_print ("%s\n", own[i]);
+  g_print ("env:\n");
+
+  return EXECNET_TOOL_EXIT_OK;
 }
 
 int
@@ -185,17 +260,23 @@ execnet_tool_spec (int    argc,
 
   context = g_option_context_new ("SPEC");
   g_option_context_set_summary (context,
-    "Parse SPEC and show its scheme, options, id and remote environment, the\n"
-    "command line that would start the remote interpreter, and the transport\n"
-    "module that would serve it, found on the transport search path.\n"
-    "Nothing is started.");
+    "Check SPEC the way making a gateway from it would, and show what it\n"
+    "means: its scheme, options, id and remote environment, the command line\n"
+    "that would start the remote interpreter, the transport plugin that\n"
+    "serves it (found on the transport search path and loaded), and what the\n"
+    "transport resolves it to: for ssh, the destination, user, port, identity\n"
+    "files and jump hosts from your ssh config, as “ssh -G” shows them.\n"
+    "Nothing is started and nothing is connected to.");
   g_option_context_set_description (context,
     "Exit status: 0 when a gateway could be made from SPEC, 2 when SPEC is\n"
-    "malformed or names no transport (the message says which part is wrong),\n"
-    "3 when no transport module serves its scheme.\n"
+    "malformed, names no transport, or has a key or value its transport does\n"
+    "not accept (the message says which part is wrong, and suggests the key\n"
+    "meant), 3 when no transport plugin serves its scheme or the plugin\n"
+    "cannot be loaded, 4 when the ssh options name a file that cannot be used.\n"
     "\n"
-    "Example:\n"
-    "  execnet-tool spec 'ssh=node7//chdir=work//env:LANG=C.UTF-8'");
+    "Examples:\n"
+    "  execnet-tool spec 'ssh=node7//chdir=work//env:LANG=C.UTF-8'\n"
+    "  execnet-tool spec 'ssh=-F ./ssh_config node7' --json");
   g_option_context_add_main_entries (context, entries, NULL);
 
   if (!g_option_context_parse (context, &argc, &argv, &error))
@@ -207,6 +288,8 @@ execnet_tool_spec (int    argc,
                                                   : "give exactly one spec");
       return EXECNET_TOOL_EXIT_USAGE;
     }
+  if (list_keys)
+    return print_keys (argv[1]);
 
   report = g_new0 (SpecReport, 1);
   report->xspec = execnet_xspec_new (argv[1], &error);
@@ -217,7 +300,16 @@ execnet_tool_spec (int    argc,
                                                                    &report->python_error);
   scheme = execnet_xspec_get_scheme (report->xspec);
   if (scheme != NULL)
-    report->module = execnet_transport_find_module (scheme);
+    {
+      report->module = execnet_transport_find_module (scheme);
+      /* As making a gateway does: load the transport, let it check every
+       * key and value, then ask it what it would open. */
+      report->transport = execnet_transport_new_for_scheme (scheme, &report->transport_error);
+      if (report->transport != NULL &&
+          execnet_transport_check_xspec (report->transport, report->xspec, &report->spec_error))
+        report->description = execnet_transport_describe (report->transport, report->xspec,
+                                                          &report->spec_error);
+    }
   report->search_path = execnet_transport_get_search_path ();
 
   if (execnet_tool_json ())
@@ -240,17 +332,10 @@ execnet_tool_spec (int    argc,
                                 argv[1]);
       return EXECNET_TOOL_EXIT_USAGE;
     }
-  if (report->module == NULL)
-    {
-      g_auto(GStrv) schemes = execnet_transport_list_schemes ();
-      g_autofree char *known = g_strjoinv (", ", schemes);
-
-      execnet_tool_print_error (argv[0], "no transport module for “%s” on the search path; "
-                                "available transports are %s (set EXECNET_TRANSPORT_PATH "
-                                "to add directories)",
-                                scheme, *known != '\0' ? known : "none");
-      return EXECNET_TOOL_EXIT_UNKNOWN_TRANSPORT;
-    }
+  if (report->transport_error != NULL)
+    return execnet_tool_report_error (argv[0], report->transport_error);
+  if (report->spec_error != NULL)
+    return execnet_tool_report_error (argv[0], report->spec_error);
 
   return EXECNET_TOOL_EXIT_OK;
 }

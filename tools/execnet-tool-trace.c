@@ -4,6 +4,9 @@
  */
 #include "config.h"
 
+#include <stdio.h>
+#include <unistd.h>
+
 #include <json-glib/json-glib.h>
 
 #include "execnet-tool.h"
@@ -20,6 +23,7 @@
 static char *code = NULL;
 static char **send_texts = NULL;
 static double timeout = -1;
+static char *color_when = NULL;
 
 static const GOptionEntry entries[] = {
   { "code", 'c', 0, G_OPTION_ARG_STRING, &code, "Run CODE instead of a file", "CODE" },
@@ -27,6 +31,9 @@ static const GOptionEntry entries[] = {
     "Send VALUE (GVariant text) to the code's channel; repeat for more", "VALUE" },
   { "timeout", 't', 0, G_OPTION_ARG_DOUBLE, &timeout,
     "Give up after S seconds, counting from the start of the gateway", "S" },
+  { "color", 0, 0, G_OPTION_ARG_STRING, &color_when,
+    "Colour the direction and errors: auto (on a terminal, unless NO_COLOR is set), always or never",
+    "WHEN" },
   EXECNET_TOOL_JSON_OPTION ("Print each record as one line of JSON"),
   G_OPTION_ENTRY_NULL
 };
@@ -37,7 +44,43 @@ typedef struct
   GMutex lock;              /* guards the output and write_error */
   gint64 start;             /* monotonic microseconds */
   GError *write_error;      /* (owned) (nullable) stdout failed */
+  gboolean color;           /* text lines get ANSI colours */
 } Tracer;
+
+/* SGR sequences: outgoing frames cyan, incoming green, errors bold red. */
+#define COLOR_OUT   "\033[36m"
+#define COLOR_IN    "\033[32m"
+#define COLOR_ERROR "\033[1;31m"
+#define COLOR_RESET "\033[0m"
+
+/* --color=WHEN. "auto" colours when stdout is a terminal that can show
+ * colours and the user did not set NO_COLOR (https://no-color.org: any
+ * non-empty value); an explicit "always" wins over NO_COLOR, as that
+ * convention asks of command-line options. */
+static gboolean
+decide_color (const char  *when,
+              gboolean    *color,
+              GError     **error)
+{
+  const char *no_color = g_getenv ("NO_COLOR");
+  const char *term = g_getenv ("TERM");
+
+  if (when == NULL || g_strcmp0 (when, "auto") == 0)
+    *color = isatty (STDOUT_FILENO) &&
+             (no_color == NULL || *no_color == '\0') &&
+             g_strcmp0 (term, "dumb") != 0;
+  else if (g_strcmp0 (when, "always") == 0)
+    *color = TRUE;
+  else if (g_strcmp0 (when, "never") == 0)
+    *color = FALSE;
+  else
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "--color=%s: give auto, always or never", when);
+      return FALSE;
+    }
+  return TRUE;
+}
 
 static Tracer *
 tracer_ref (Tracer *self)
@@ -132,12 +175,24 @@ on_frame (ExecnetGateway     *gateway,
   else
     {
       g_autofree char *text = value != NULL ? g_variant_print (value, TRUE) : NULL;
+      gboolean is_error = code == EXECNET_MESSAGE_CHANNEL_CLOSE_ERROR;
+      const char *start = "";
+      const char *end = "";
 
-      line = g_strdup_printf ("%8.3f %s %s %s channel=%d length=%" G_GSIZE_FORMAT "%s%s",
+      if (self->color)
+        {
+          start = is_error ? COLOR_ERROR : outgoing ? COLOR_OUT : COLOR_IN;
+          end = COLOR_RESET;
+        }
+      /* The arrow and the message name carry the colour; the traceback
+       * of an error close too. */
+      line = g_strdup_printf ("%8.3f %s %s%s %s%s channel=%d length=%" G_GSIZE_FORMAT "%s%s%s%s",
                               time / 1e6, execnet_gateway_get_id (gateway),
-                              outgoing ? "->" : "<-", message, channel,
+                              start, outgoing ? "->" : "<-", message, end, channel,
                               g_bytes_get_size (payload),
-                              text != NULL ? " " : "", text != NULL ? text : "");
+                              text != NULL ? " " : "",
+                              is_error ? start : "", text != NULL ? text : "",
+                              is_error ? end : "");
     }
 
   if (self->write_error == NULL)
@@ -175,7 +230,9 @@ execnet_tool_trace (int    argc,
     "channel id, the payload length and the decoded value (the source code\n"
     "for CHANNEL_EXEC, the remote traceback for CHANNEL_CLOSE_ERROR).\n"
     "Programs can get the same through execnet_gateway_set_wire_observer(),\n"
-    "and EXECNET_DEBUG=wire prints the frame headers of any program.");
+    "and EXECNET_DEBUG=wire prints the frame headers of any program.\n"
+    "On a terminal the direction is coloured (-> cyan, <- green) and errors\n"
+    "are red, unless NO_COLOR is set or --color=never is given.");
   g_option_context_set_description (context,
     "Exit status: as for exec: 0 when the code finished, 1 when it raised,\n"
     "2 for bad arguments or a bad spec, 3 for an unknown transport, 4 when\n"
@@ -208,6 +265,8 @@ execnet_tool_trace (int    argc,
   g_atomic_ref_count_init (&tracer->ref_count);
   g_mutex_init (&tracer->lock);
   tracer->start = g_get_monotonic_time ();
+  if (!decide_color (color_when, &tracer->color, &error))
+    return execnet_tool_report_error (argv[0], error);
 
   group = execnet_group_new ();
   /* The items are on the trace already; nothing prints them twice. */

@@ -11,14 +11,21 @@
 #include "execnet-tool.h"
 
 
+static gboolean check = FALSE;
+
 static const GOptionEntry entries[] = {
+  { "check", 0, 0, G_OPTION_ARG_NONE, &check,
+    "Load each plugin and report those that fail, with the reason", NULL },
   EXECNET_TOOL_JSON_OPTION ("Print the result as one line of JSON"),
   G_OPTION_ENTRY_NULL
 };
 
+/* @problems: (nullable) without --check; else, per scheme, why its plugin
+ * failed to load, or NULL if it loaded. */
 static void
 print_text (char **schemes,
             char **modules,
+            char **problems,
             char **search_path)
 {
   int width = 0;
@@ -29,8 +36,17 @@ print_text (char **schemes,
   if (schemes[0] == NULL)
     g_print ("no transports found\n");
   for (guint i = 0; schemes[i] != NULL; i++)
-    g_print ("%-*s  %s\n", width, schemes[i],
-             modules[i] != NULL ? modules[i] : "(built in or already loaded)");
+    {
+      const char *module = modules[i] != NULL ? modules[i] : "(built in or already loaded)";
+
+      if (problems == NULL)
+        g_print ("%-*s  %s\n", width, schemes[i], module);
+      else if (problems[i] == NULL)
+        g_print ("%-*s  ok      %s\n", width, schemes[i], module);
+      else
+        g_print ("%-*s  FAILED  %s\n%-*s  %s\n", width, schemes[i], module,
+                 width, "", problems[i]);
+    }
 
   g_print ("search path:\n");
   for (guint i = 0; search_path[i] != NULL; i++)
@@ -40,6 +56,7 @@ print_text (char **schemes,
 static void
 print_json (char **schemes,
             char **modules,
+            char **problems,
             char **search_path)
 {
   g_autoptr(JsonBuilder) builder = json_builder_new ();
@@ -59,6 +76,16 @@ print_json (char **schemes,
         json_builder_add_string_value (builder, modules[i]);
       else
         json_builder_add_null_value (builder);
+      if (problems != NULL)
+        {
+          json_builder_set_member_name (builder, "loads");
+          json_builder_add_boolean_value (builder, problems[i] == NULL);
+          json_builder_set_member_name (builder, "error");
+          if (problems[i] != NULL)
+            json_builder_add_string_value (builder, problems[i]);
+          else
+            json_builder_add_null_value (builder);
+        }
       json_builder_end_object (builder);
     }
   json_builder_end_array (builder);
@@ -85,13 +112,19 @@ execnet_tool_transports (int    argc,
   g_auto(GStrv) schemes = NULL;
   g_auto(GStrv) search_path = NULL;
   g_autoptr(GPtrArray) modules = NULL;
+  g_autoptr(GPtrArray) problems = NULL;
+  guint n_failed = 0;
 
   context = g_option_context_new (NULL);
   g_option_context_set_summary (context,
     "List every transport that a spec can name, with the plugin file that\n"
     "serves it, and the directories searched for plugins: those of\n"
     "EXECNET_TRANSPORT_PATH first, then the installed transport directory.\n"
-    "No plugin is loaded.");
+    "No plugin is loaded, unless --check is given: then each one is, and the\n"
+    "reason is shown for each that fails (a missing library, a file that is\n"
+    "not a plugin, a plugin that registers no transport for its scheme).");
+  g_option_context_set_description (context,
+    "Exit status: 0, or with --check 3 when a plugin fails to load.");
   g_option_context_add_main_entries (context, entries, NULL);
 
   if (!g_option_context_parse (context, &argc, &argv, &error))
@@ -109,10 +142,36 @@ execnet_tool_transports (int    argc,
     g_ptr_array_add (modules, execnet_transport_find_module (schemes[i]));
   g_ptr_array_add (modules, NULL);
 
+  /* Loading the plugin is what making a gateway does first; it is
+   * everything short of starting an interpreter. */
+  if (check)
+    {
+      problems = g_ptr_array_new_with_free_func (g_free);
+      for (guint i = 0; schemes[i] != NULL; i++)
+        {
+          g_autoptr(GError) load_error = NULL;
+          g_autoptr(ExecnetTransport) transport = execnet_transport_new_for_scheme (schemes[i],
+                                                                                   &load_error);
+
+          g_ptr_array_add (problems, transport == NULL ? g_strdup (load_error->message) : NULL);
+          if (transport == NULL)
+            n_failed++;
+        }
+    }
+
   if (execnet_tool_json ())
-    print_json (schemes, (char **) modules->pdata, search_path);
+    print_json (schemes, (char **) modules->pdata,
+                problems != NULL ? (char **) problems->pdata : NULL, search_path);
   else
-    print_text (schemes, (char **) modules->pdata, search_path);
+    print_text (schemes, (char **) modules->pdata,
+                problems != NULL ? (char **) problems->pdata : NULL, search_path);
+
+  if (n_failed > 0)
+    {
+      execnet_tool_print_error (argv[0], "%u of %u transport plugins cannot be loaded; "
+                                "see above why", n_failed, g_strv_length (schemes));
+      return EXECNET_TOOL_EXIT_UNKNOWN_TRANSPORT;
+    }
 
   return EXECNET_TOOL_EXIT_OK;
 }

@@ -63,6 +63,11 @@ G_DECLARE_INTERFACE (ExecnetTransport, execnet_transport, EXECNET, TRANSPORT, GO
  *   finalize). The default opens @xspec itself.
  * @prepare_finish: (nullable): finish @prepare_async, returning the spec
  *   to open.
+ * @describe: (nullable): what opening @xspec would do, resolved as
+ *   @open_async resolves it but without starting or connecting anything,
+ *   as a `a{sv}` dictionary (see [method@Execnet.Transport.describe]).
+ *   Called after @check_xspec accepted @xspec, in any thread; it may read
+ *   local files such as an ssh config.
  *
  * The interface a transport plugin implements. See
  * [Transports, and how to write one](transports.html).
@@ -98,9 +103,12 @@ struct _ExecnetTransportInterface
   ExecnetXSpec       *(*prepare_finish) (ExecnetTransport     *self,
                                          GAsyncResult         *result,
                                          GError              **error);
+  GVariant           *(*describe)    (ExecnetTransport     *self,
+                                      ExecnetXSpec         *xspec,
+                                      GError              **error);
 
   /*< private >*/
-  gpointer padding[7];
+  gpointer padding[6];
 };
 
 EXECNET_AVAILABLE_IN_1_0
@@ -145,6 +153,11 @@ GError            *execnet_transport_explain_failure (ExecnetTransport  *self,
 EXECNET_AVAILABLE_IN_1_0
 void               execnet_transport_write_stderr    (const char          *data,
                                                       gsize                length);
+
+EXECNET_AVAILABLE_IN_1_0
+GVariant          *execnet_transport_describe    (ExecnetTransport     *self,
+                                                  ExecnetXSpec         *xspec,
+                                                  GError              **error);
 
 EXECNET_AVAILABLE_IN_1_0
 char  **execnet_transport_build_python_argv    (ExecnetXSpec  *xspec,

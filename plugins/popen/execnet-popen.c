@@ -77,11 +77,28 @@ execnet_popen_transport_check_xspec (ExecnetTransport  *transport,
   return TRUE;
 }
 
+/* The command the interpreter is started with. */
+static GVariant *
+execnet_popen_transport_describe (ExecnetTransport  *transport,
+                                  ExecnetXSpec      *xspec,
+                                  GError           **error)
+{
+  g_auto(GVariantBuilder) description = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE_VARDICT);
+  g_auto(GStrv) argv = execnet_transport_build_python_argv (xspec, error);
+
+  if (argv == NULL)
+    return NULL;
+  g_variant_builder_add (&description, "{sv}", "command",
+                         g_variant_new_strv ((const char * const *) argv, -1));
+  return g_variant_builder_end (&description);
+}
+
 static void
 execnet_popen_transport_iface_init (ExecnetTransportInterface *iface)
 {
   iface->open_async = execnet_popen_transport_open_async;
   iface->check_xspec = execnet_popen_transport_check_xspec;
+  iface->describe = execnet_popen_transport_describe;
 }
 
 static void

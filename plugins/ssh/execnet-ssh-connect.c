@@ -51,6 +51,7 @@ typedef struct
   guint port;
   char *address;               /* (owned) user@destination:port */
   char *proxy;                 /* (owned) (nullable) the proxy command libssh runs */
+  char *config_identity;       /* (owned) (nullable) the first identity the config gives */
   GCancellable *cancellable;   /* (unowned) (nullable) */
   gulong cancelled_id;         /* on_cancelled() connected to @cancellable */
 } Connect;
@@ -81,6 +82,7 @@ connect_clear (Connect *c)
   g_free (c->user);
   g_free (c->address);
   g_free (c->proxy);
+  g_free (c->config_identity);
 }
 
 static char *
@@ -262,6 +264,9 @@ apply_options (ExecnetXSpec  *xspec,
                    ssh_get_error (c->session));
       return FALSE;
     }
+
+  /* Before the spec's -i joins them, for _execnet_ssh_describe(). */
+  c->config_identity = libssh_string (c->session, SSH_OPTIONS_IDENTITY);
 
   /* The spec's own options override the files. */
   if (args->port != 0)
@@ -1115,4 +1120,148 @@ out:
   if (attempt != NULL)
     finish_attempt (key, attempt, NULL, error != NULL ? *error : NULL);
   return session;
+}
+
+/* The hops of the ProxyJump behind @proxy, the proxy command libssh 0.10
+ * makes of a ProxyJump it reads in an ssh config:
+ * "ssh [-l USER] [-p PORT] [-J REST] -W '[%h]:%p' HOST". NULL for any
+ * other command. */
+static GStrv
+proxy_jump_from_command (const char *proxy)
+{
+  g_auto(GStrv) words = NULL;
+  g_autoptr(GStrvBuilder) hops = NULL;
+  g_autoptr(GString) first = NULL;
+  const char *user = NULL, *port = NULL, *rest = NULL, *host = NULL;
+  gboolean forwards = FALSE;
+  int n;
+
+  if (proxy == NULL || !g_shell_parse_argv (proxy, &n, &words, NULL) ||
+      g_strcmp0 (words[0], "ssh") != 0)
+    return NULL;
+
+  for (int i = 1; i < n; i++)
+    {
+      const char **slot = NULL;
+
+      if (g_str_equal (words[i], "-l"))
+        slot = &user;
+      else if (g_str_equal (words[i], "-p"))
+        slot = &port;
+      else if (g_str_equal (words[i], "-J"))
+        slot = &rest;
+      else if (g_str_equal (words[i], "-W") && i + 1 < n && g_str_equal (words[i + 1], "[%h]:%p"))
+        {
+          forwards = TRUE;
+          i++;
+          continue;
+        }
+      else if (i == n - 1 && words[i][0] != '-')
+        {
+          host = words[i];
+          continue;
+        }
+      else
+        return NULL;
+
+      if (i + 1 >= n)
+        return NULL;
+      *slot = words[++i];
+    }
+  if (!forwards || host == NULL)
+    return NULL;
+
+  first = g_string_new (NULL);
+  if (user != NULL)
+    g_string_append_printf (first, "%s@", user);
+  g_string_append (first, host);
+  if (port != NULL)
+    g_string_append_printf (first, ":%s", port);
+  hops = g_strv_builder_new ();
+  g_strv_builder_add (hops, first->str);
+  if (rest != NULL)
+    {
+      g_auto(GStrv) more = g_strsplit (rest, ",", -1);
+
+      g_strv_builder_addv (hops, (const char **) more);
+    }
+  return g_strv_builder_end (hops);
+}
+
+/* Any thread; blocks only on reading the ssh config files. What
+ * _execnet_ssh_connect() would connect to, from the same options: the
+ * spec's words over the config files, resolved by libssh. */
+GVariant *
+_execnet_ssh_describe (ExecnetXSpec  *xspec,
+                       GError       **error)
+{
+  Connect c = { .xspec = xspec, .socket_fd = -1 };
+  g_auto(GVariantBuilder) description = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE_VARDICT);
+  g_autoptr(GStrvBuilder) identities = g_strv_builder_new ();
+  g_auto(GStrv) jumps = NULL;
+  const char *config;
+  GVariant *result = NULL;
+
+  c.args = _execnet_ssh_args_parse (execnet_xspec_get (xspec, "ssh"), error);
+  if (c.args == NULL || !read_timeout_key (xspec, &c, error))
+    goto out;
+
+  _execnet_ssh_log_attach (xspec);
+  c.session = ssh_new ();
+  if (c.session == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "ssh: libssh cannot create a session");
+      goto out;
+    }
+  if (!apply_options (xspec, &c, error))
+    goto out;
+
+  config = c.args->config_file ? c.args->config_file : execnet_xspec_get (xspec, "ssh_config");
+  g_variant_builder_add (&description, "{sv}", "destination", g_variant_new ("s", c.args->destination));
+  g_variant_builder_add (&description, "{sv}", "hostname", g_variant_new ("s", c.host));
+  g_variant_builder_add (&description, "{sv}", "user", g_variant_new ("s", c.user));
+  g_variant_builder_add (&description, "{sv}", "port", g_variant_new ("u", c.port));
+
+  /* libssh tries the config's identities first, then the spec's -i and
+   * -o IdentityFile. Of the config's, libssh 0.10 shows only the first it
+   * tries: the host's last IdentityFile, else ~/.ssh/id_ed25519. */
+  if (c.config_identity != NULL)
+    g_strv_builder_add (identities, c.config_identity);
+  for (guint i = 0; i < c.args->identity_files->len; i++)
+    g_strv_builder_add (identities, g_ptr_array_index (c.args->identity_files, i));
+  {
+    g_auto(GStrv) files = g_strv_builder_end (identities);
+
+    for (guint i = 0; files[i] != NULL; i++)
+      {
+        char *expanded = g_str_has_prefix (files[i], "%d/")
+                           ? g_build_filename (g_get_home_dir (), ".ssh", files[i] + 3, NULL)
+                           : expand_home (files[i]);
+
+        g_free (files[i]);
+        files[i] = expanded;
+      }
+    g_variant_builder_add (&description, "{sv}", "identityfile",
+                           g_variant_new_strv ((const char * const *) files, -1));
+  }
+
+  if (c.args->proxy_jump != NULL && g_ascii_strcasecmp (c.args->proxy_jump, "none") != 0)
+    jumps = g_strsplit (c.args->proxy_jump, ",", -1);
+  else if (c.args->proxy_jump == NULL)
+    jumps = proxy_jump_from_command (c.proxy);
+  if (jumps != NULL)
+    g_variant_builder_add (&description, "{sv}", "proxyjump",
+                           g_variant_new_strv ((const char * const *) jumps, -1));
+  if (c.proxy != NULL)
+    g_variant_builder_add (&description, "{sv}", "proxycommand", g_variant_new ("s", c.proxy));
+  g_variant_builder_add (&description, "{sv}", "connecttimeout", g_variant_new ("d", c.timeout));
+  g_variant_builder_add (&description, "{sv}", "configfile",
+                         g_variant_new_string (config != NULL && *config != '\0'
+                                                 ? config : "~/.ssh/config, /etc/ssh/ssh_config"));
+  result = g_variant_builder_end (&description);
+
+out:
+  connect_clear (&c);
+  _execnet_ssh_log_attach (NULL);
+  return result;
 }

@@ -89,5 +89,8 @@ void               _execnet_ssh_set_timed_out (GError      **error,
                                                const char   *during,
                                                const char   *address,
                                                gdouble       timeout);
+/* Any thread; reads the ssh config files, connects to nothing. */
+GVariant          *_execnet_ssh_describe (ExecnetXSpec  *xspec,
+                                          GError       **error);
 
 G_END_DECLS

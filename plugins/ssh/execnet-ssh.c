@@ -256,10 +256,19 @@ execnet_ssh_transport_get_keys (ExecnetTransport *transport)
   return keys;
 }
 
+static GVariant *
+execnet_ssh_transport_describe (ExecnetTransport  *transport,
+                                ExecnetXSpec      *xspec,
+                                GError           **error)
+{
+  return _execnet_ssh_describe (xspec, error);
+}
+
 static void
 execnet_ssh_transport_iface_init (ExecnetTransportInterface *iface)
 {
   iface->get_keys = execnet_ssh_transport_get_keys;
+  iface->describe = execnet_ssh_transport_describe;
   iface->open_async = execnet_ssh_transport_open_async;
   iface->open_finish = execnet_ssh_transport_open_finish;
 }
