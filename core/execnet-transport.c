@@ -464,8 +464,9 @@ execnet_transport_prepare_finish (ExecnetTransport  *self,
  * Tells what opening @xspec would do, resolved the way opening resolves
  * it, without starting or connecting anything: for `ssh`, the destination
  * after the ssh config files, the user, port, identity files and jump
- * hosts, as `ssh -G` shows them; for `popen`, the command it runs. This is
- * what `execnet-tool spec` prints.
+ * hosts, as `ssh -G` shows them; for `socket`, the server's host and port
+ * and the token file; for `popen`, the command it runs. This is what
+ * `execnet-tool spec` prints.
  *
  * The keys are the transport's own, lower-case words as in `ssh -G`
  * (`hostname`, `user`, `port`, `identityfile`, `proxyjump`, ...); a value

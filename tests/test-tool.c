@@ -694,6 +694,29 @@ test_spec_did_you_mean (void)
   assert_matches (listed->out, "^env:$");
 }
 
+/* A socket spec: the server it would connect to, the token file it reads. */
+static void
+test_spec_socket (void)
+{
+  g_autoptr(Run) run = NULL;
+  g_autoptr(Run) bad = NULL;
+  g_autofree char *token_line = NULL;
+
+  if (skip_without_tool ())
+    return;
+
+  run = run_tool ("spec", "socket=[::1]:8888//token_file=~/tok//connect_timeout=4");
+  g_assert_cmpint (run->status, ==, TOOL_EXIT_OK);
+  assert_contains (run->out, "socket resolves to:\n  hostname ::1\n  port 8888\n");
+  token_line = g_strdup_printf ("  tokenfile %s/tok\n", g_get_home_dir ());
+  assert_contains (run->out, token_line);
+  assert_contains (run->out, "  connecttimeout 4.0\n");
+
+  bad = run_tool ("spec", "socket=localhost:http");
+  g_assert_cmpint (bad->status, ==, TOOL_EXIT_USAGE);
+  assert_contains (bad->err, "is not HOST:PORT");
+}
+
 /* An ssh spec resolved through the ssh_config= file, as the ssh plugin
  * resolves it when it connects: ssh -G's view of the destination. */
 static void
@@ -1591,6 +1614,7 @@ main (int    argc,
   g_test_add_func ("/tool/spec/errors", test_spec_errors);
   g_test_add_func ("/tool/spec/did-you-mean", test_spec_did_you_mean);
   g_test_add_func ("/tool/spec/ssh", test_spec_ssh);
+  g_test_add_func ("/tool/spec/socket", test_spec_socket);
   g_test_add_func ("/tool/transports", test_transports);
   g_test_add_func ("/tool/transports/check", test_transports_check);
   g_test_add_func ("/tool/status/text-json", test_status);

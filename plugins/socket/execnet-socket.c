@@ -876,9 +876,55 @@ execnet_socket_transport_prepare_finish (ExecnetTransport  *transport,
   return _execnet_socket_install_via_finish (result, &self->installed, error);
 }
 
+/* Any thread: the server opening would connect to, read as opening reads
+ * the spec; nothing is resolved or connected. */
+static GVariant *
+execnet_socket_transport_describe (ExecnetTransport  *transport,
+                                   ExecnetXSpec      *xspec,
+                                   GError           **error)
+{
+  g_autoptr(GVariantBuilder) description = g_variant_builder_new (G_VARIANT_TYPE_VARDICT);
+  Open *open;
+  GNetworkAddress *address;
+
+  /* The server is started through that gateway; its address is known
+   * only then. */
+  if (execnet_xspec_get (xspec, "installvia") != NULL)
+    {
+      g_variant_builder_add (description, "{sv}", "installvia",
+                             g_variant_new_string (execnet_xspec_get (xspec, "installvia")));
+      return g_variant_builder_end (description);
+    }
+
+  open = g_new0 (Open, 1);
+  if (!open_parse_spec (open, xspec, error))
+    {
+      open_free (open);
+      return NULL;
+    }
+
+  address = G_NETWORK_ADDRESS (open->connectable);
+  g_variant_builder_add (description, "{sv}", "hostname",
+                         g_variant_new_string (g_network_address_get_hostname (address)));
+  g_variant_builder_add (description, "{sv}", "port",
+                         g_variant_new_uint32 (g_network_address_get_port (address)));
+  if (open->token_path != NULL)
+    {
+      g_autoptr(GFile) token = token_file_new (open->token_path);
+      g_autofree char *path = g_file_get_path (token);
+
+      g_variant_builder_add (description, "{sv}", "tokenfile", g_variant_new_string (path));
+    }
+  g_variant_builder_add (description, "{sv}", "connecttimeout", g_variant_new_double (open->timeout));
+  open_free (open);
+
+  return g_variant_builder_end (description);
+}
+
 static void
 execnet_socket_transport_iface_init (ExecnetTransportInterface *iface)
 {
+  iface->describe = execnet_socket_transport_describe;
   iface->get_keys = execnet_socket_transport_get_keys;
   iface->prepare_async = execnet_socket_transport_prepare_async;
   iface->prepare_finish = execnet_socket_transport_prepare_finish;
