@@ -435,7 +435,7 @@ execnet_connection_get_exit_status (ExecnetConnection *self)
 /**
  * execnet_connection_append_error_output:
  * @self: a connection
- * @data: (array length=length): bytes the remote wrote to its error output
+ * @data: (array length=length) (element-type guint8): bytes the remote wrote to its error output
  * @length: the length of @data
  *
  * Keeps the tail of what the remote interpreter wrote to its error output,

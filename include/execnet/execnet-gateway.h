@@ -131,7 +131,9 @@ const char     *execnet_gateway_get_remote_address (ExecnetGateway *self);
  *
  * Sees a message on the wire. Called from any thread: outgoing messages in
  * the sending thread, incoming ones in the I/O thread. It must be quick and
- * must not call back into the gateway.
+ * must not call back into the gateway. Bindings that run callbacks in one
+ * thread only cannot observe the wire: GJS refuses the call from the I/O
+ * thread (PyGObject takes its interpreter lock and can).
  *
  * Since: 1.0
  */
