@@ -18,12 +18,14 @@ group = Execnet.Group.new()
 assert group.get_property('default-spec') == 'popen'
 gw = group.make_gateway('popen//python=%s//id=py1' % python)
 assert gw.get_id() == 'py1'
+# covers: Gateway.to_string
 assert gw.to_string() == "<PopenGateway id='py1' receive-live, 0 active channels>", gw.to_string()
 assert group.get_n_items() == 1 and group.get_item(0) == gw
 
 channel = gw.remote_exec('channel.send(channel.receive() * 2)')
 channel.send(GLib.Variant('i', 21))
 assert channel.receive(10.0).unpack() == 42
+# covers: Channel.wait_close
 assert channel.wait_close(10.0)
 
 channel = gw.remote_exec('raise ValueError("from python")')
@@ -64,6 +66,7 @@ channel = gw.remote_exec("""
     channel.send(double(21))
 """)
 assert channel.receive(10.0).unpack() == 42
+# covers: Gateway.remote_call_full
 channel = gw.remote_call_full('def f(channel, n):\n    raise KeyError(n)\n', 'named.py', 'f',
                               GLib.Variant('a{sv}', {'n': GLib.Variant('i', 5)}))
 try:
@@ -81,17 +84,22 @@ else:
 with tempfile.NamedTemporaryFile('w', suffix='.py') as source_file:
     source_file.write('channel.send(__name__)\n')
     source_file.flush()
+    # covers: Gateway.remote_exec_file
     channel = gw.remote_exec_file(Gio.File.new_for_path(source_file.name), None)
     assert channel.receive(10.0).unpack() == '__channelexec__'
+    # covers: Group.remote_exec_file
     multi = group.remote_exec_file(Gio.File.new_for_path(source_file.name), None)
+    # covers: MultiChannel.get_size
     assert multi.get_size() == 1
     assert multi.get_channel(0).receive(10.0).unpack() == '__channelexec__'
+# covers: Group.remote_call_full
 multi = group.remote_call_full('def f(channel, n):\n    channel.send(n)\n', None, 'f',
                                GLib.Variant('a{sv}', {'n': GLib.Variant('s', 'x')}))
 assert multi.get_channel(0).receive(10.0).unpack() == 'x'
 
 # Receive queues and receive_each, owned by the caller without crashes.
 gw2 = group.make_gateway('popen//python=%s//id=py2' % python)
+# covers: Group.remote_exec
 multi = group.remote_exec('channel.send(channel.gateway.id)\nchannel.send(channel.receive())\n')
 assert sorted(multi.receive_each(10.0).unpack()) == ['py1-worker', 'py2-worker']
 assert multi.send_each(GLib.Variant('s', 'again'))
@@ -133,6 +141,7 @@ with tempfile.TemporaryDirectory() as scratch:
                   progress.append((gateway.get_id(), path, done, total)))
     assert rsync.add_target(gw, scratch + '/dst', Execnet.RSyncFlags.DELETE)
     results = []
+    # covers: RSync.send_async, RSync.send_finish
     rsync.send_async(None, lambda r, result: results.append(r.send_finish(result)))
     context = GLib.MainContext.default()
     while not results:
@@ -142,6 +151,7 @@ with tempfile.TemporaryDirectory() as scratch:
     with open(scratch + '/dst/sub/f.txt') as f:
         assert f.read() == 'from python\n'
     try:
+        # covers: RSync.send
         Execnet.RSync.new(scratch + '/missing').send(None)
     except GLib.Error as error:
         assert error.matches(Gio.io_error_quark(), Gio.IOErrorEnum.NOT_FOUND), error
@@ -149,5 +159,6 @@ with tempfile.TemporaryDirectory() as scratch:
         raise AssertionError('a missing source was sent')
 
 assert group.terminate(5.0)
+# covers: Group.to_string
 assert group.to_string() == '<Group []>'
 print('introspection: ok')

@@ -9,24 +9,9 @@
 import GLib from 'gi://GLib';
 import Gio from 'gi://Gio';
 import Execnet from 'gi://Execnet?version=1.0';
-import System from 'system';
+import {check, equal, finish} from './gjs-checks.js';
 
 const spec = `popen//python=${ARGV[0] ?? '/usr/bin/python3'}`;
-let failures = 0;
-let checks = 0;
-
-function check(condition, what) {
-    checks++;
-    if (!condition) {
-        failures++;
-        printerr(`FAIL: ${what}`);
-    }
-}
-
-function equal(actual, expected, what) {
-    check(JSON.stringify(actual) === JSON.stringify(expected),
-        `${what}: ${JSON.stringify(actual)} != ${JSON.stringify(expected)}`);
-}
 
 // Runs the default main context until done() is called, or fails after 30 s.
 function runUntil(start) {
@@ -242,5 +227,4 @@ runUntil(done => {
     });
 });
 
-print(`gjs: ${checks} checks, ${failures} failed`);
-System.exit(failures === 0 ? 0 : 1);
+finish('gjs');

@@ -242,8 +242,10 @@ class OverridesTest(unittest.TestCase):
         group = Execnet.Group()
         group.connect('items-changed', lambda model, pos, removed, added: seen.append((pos, removed, added)))
         gw = group.make_gateway(SPEC)
+        # covers: Gateway.closed
         gw.connect('closed', lambda gateway, reason: (seen.append(('closed', reason)), loop.quit()))
         ch = gw.remote_exec('channel.receive()')
+        # covers: Channel.closed
         ch.connect('closed', lambda channel, reason: seen.append(('channel-closed', reason)))
         group.terminate(10)
         GLib.timeout_add_seconds(30, loop.quit)
