@@ -115,6 +115,10 @@ class BindingsTest(unittest.TestCase):
             popen.check_xspec(Execnet.XSpec.new('popen//bogus=1'))
         self.assertIn('bogus', raised.exception.message)
         socket = Execnet.Transport.new_for_scheme('socket')
+        described = socket.describe(Execnet.XSpec.new('socket=127.0.0.1:8888')).unpack()
+        self.assertEqual((described['hostname'], described['port']), ('127.0.0.1', 8888))
+        described = popen.describe(Execnet.XSpec.new(SPEC)).unpack()
+        self.assertEqual(described['command'][0], PYTHON)
         # covers: Transport.get_keys
         self.assertIn('installvia', socket.get_keys())
         with self.assertRaises(GLib.Error) as raised:

@@ -106,6 +106,11 @@ section('Transport lookup', () => {
     check(module !== null && GLib.file_test(module, GLib.FileTest.EXISTS), 'find_module');
     check(Execnet.Transport.find_module('nosuchscheme') === null, 'find_module of nothing');
     const popen = Execnet.Transport.new_for_scheme('popen');
+    equal(popen.describe(Execnet.XSpec.new(spec)).recursiveUnpack().command[0], python,
+        'describe of popen');
+    const described = Execnet.Transport.new_for_scheme('socket')
+        .describe(Execnet.XSpec.new('socket=127.0.0.1:8888')).recursiveUnpack();
+    equal([described.hostname, described.port], ['127.0.0.1', 8888], 'describe of socket');
     check(popen.check_xspec(Execnet.XSpec.new(spec)), 'check_xspec');
     expectError(() => popen.check_xspec(Execnet.XSpec.new('popen//bogus=1')),
         Execnet.error_quark(), Execnet.Error.INVALID_SPEC, 'check_xspec of an unknown key');
