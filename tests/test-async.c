@@ -116,13 +116,6 @@ test_make_gateway_for_xspec (void)
 }
 
 /* Cancelling a start that is under way kills and reaps what it started. */
-static gboolean
-cancel_soon (gpointer data)
-{
-  g_cancellable_cancel (data);
-  return G_SOURCE_REMOVE;
-}
-
 static void
 test_make_gateway_cancelled (void)
 {
@@ -144,7 +137,7 @@ test_make_gateway_cancelled (void)
         g_cancellable_cancel (cancellable);
       execnet_group_make_gateway_async (group, spec, cancellable, on_result, &result);
       if (delay > 0)
-        g_timeout_add (delay * 5, cancel_soon, cancellable);
+        g_timeout_add (delay * 5, test_cancel_soon, cancellable);
       done = wait_for (&result);
       gateway = execnet_group_make_gateway_finish (group, done, &error);
       if (gateway == NULL)
@@ -245,7 +238,7 @@ test_make_gateways_cancelled (void)
   g_autoptr(GPtrArray) gateways = NULL;
 
   execnet_group_make_gateways_async (group, specs, cancellable, on_result, &result);
-  g_timeout_add (10, cancel_soon, cancellable);
+  g_timeout_add (10, test_cancel_soon, cancellable);
   done = wait_for (&result);
   gateways = execnet_group_make_gateways_finish (group, done, &error);
   if (gateways == NULL)
@@ -342,7 +335,7 @@ test_terminate_async_cancelled (void)
 
   start = g_get_monotonic_time ();
   execnet_group_terminate_async (group, 600.0, cancellable, on_result, &result);
-  g_timeout_add (50, cancel_soon, cancellable);
+  g_timeout_add (50, test_cancel_soon, cancellable);
   done = wait_for (&result);
   g_assert_false (execnet_group_terminate_finish (group, done, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
@@ -372,7 +365,7 @@ test_join_async (void)
   g_clear_object (&done);
 
   execnet_gateway_join_async (kept, -1, cancellable, on_result, &result);
-  g_timeout_add (10, cancel_soon, cancellable);
+  g_timeout_add (10, test_cancel_soon, cancellable);
   done = wait_for (&result);
   g_assert_false (execnet_gateway_join_finish (kept, done, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
@@ -537,7 +530,7 @@ test_wait_close_async (void)
   g_clear_object (&done);
 
   execnet_channel_wait_close_async (waits, -1, cancellable, on_result, &result);
-  g_timeout_add (10, cancel_soon, cancellable);
+  g_timeout_add (10, test_cancel_soon, cancellable);
   done = wait_for (&result);
   g_assert_false (execnet_channel_wait_close_finish (waits, done, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
@@ -612,7 +605,7 @@ test_receive_each_async (void)
   g_clear_object (&done);
 
   execnet_multi_channel_receive_each_async (silent, -1, cancellable, on_result, &result);
-  g_timeout_add (10, cancel_soon, cancellable);
+  g_timeout_add (10, test_cancel_soon, cancellable);
   done = wait_for (&result);
   g_assert_null (execnet_multi_channel_receive_each_finish (silent, done, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);

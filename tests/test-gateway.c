@@ -561,6 +561,12 @@ on_forwarding (GObject      *source,
   forward->done = TRUE;
 }
 
+static gboolean
+forwarding_done (gpointer data)
+{
+  return ((ForwardResult *) data)->done;
+}
+
 /* forward_logging_async, run to its end in the default main context. */
 static gboolean
 forward_logging_async (ExecnetGateway  *gateway,
@@ -572,8 +578,7 @@ forward_logging_async (ExecnetGateway  *gateway,
 
   execnet_gateway_forward_logging_async (gateway, logger, 20, TEST_TIMEOUT, cancellable,
                                          on_forwarding, &forward);
-  while (!forward.done)
-    g_main_context_iteration (NULL, TRUE);
+  test_iterate_until (NULL, forwarding_done, &forward, 2 * TEST_TIMEOUT);
   g_assert_true (forward.ok == (forward.error == NULL));
   if (forward.error != NULL)
     g_propagate_error (error, forward.error);
@@ -659,13 +664,6 @@ test_remote_logging_async_errors (void)
   test_assert_no_children (5.0);
 }
 
-static gboolean
-cancel_soon (gpointer data)
-{
-  g_cancellable_cancel (data);
-  return G_SOURCE_REMOVE;
-}
-
 /* Cancelling forward_logging_async while the remote side cannot install
  * its handler yet (a task holds the logging module's lock) fails it with
  * G_IO_ERROR_CANCELLED at once; the gateway is unharmed, and cancelling
@@ -696,7 +694,7 @@ test_remote_logging_async_cancel (void)
   g_variant_unref (test_receive (holder));
 
   timer = g_timeout_source_new (100);
-  g_source_set_callback (timer, cancel_soon, cancellable, NULL);
+  g_source_set_callback (timer, test_cancel_soon, cancellable, NULL);
   g_source_attach (timer, NULL);
   start = g_get_monotonic_time ();
   g_assert_false (forward_logging_async (gateway, NULL, cancellable, &error));

@@ -308,6 +308,14 @@ test_on_timeout (gpointer data)
 
 typedef gboolean (*TestCondition) (gpointer data);
 
+/* A GSourceFunc that cancels the #GCancellable it is given, once. */
+static inline gboolean
+test_cancel_soon (gpointer cancellable)
+{
+  g_cancellable_cancel (cancellable);
+  return G_SOURCE_REMOVE;
+}
+
 /* Iterates @context (which the caller owns; usually its thread-default
  * one) until @condition holds; fails the test after @timeout seconds. */
 static inline void
