@@ -1721,6 +1721,112 @@ test_share_max_sessions (Fixture       *f,
   assert_no_sshd_children (strict, 10.0);
 }
 
+/* Sends @signal to the sshd processes serving the fixture's one
+ * connection (not to the interpreters below them). */
+static void
+signal_sshd_connection (SshdFixture *sshd,
+                        int          signal)
+{
+  g_autoptr(GArray) tree = process_tree (sshd_connection_pid (sshd));
+
+  for (guint i = 0; i < tree->len; i++)
+    {
+      gint64 pid = g_array_index (tree, gint64, i);
+      g_autofree char *path = g_strdup_printf ("/proc/%" G_GINT64_FORMAT "/comm", pid);
+      g_autofree char *comm = NULL;
+
+      if (g_file_get_contents (path, &comm, NULL, NULL) && g_str_has_prefix (comm, "sshd"))
+        kill ((pid_t) pid, signal);
+    }
+}
+
+typedef struct
+{
+  gboolean  done;
+  GError   *error;
+} Made;
+
+static void
+on_made_expecting_error (GObject      *source,
+                         GAsyncResult *result,
+                         gpointer      user_data)
+{
+  Made *made = user_data;
+  g_autoptr(ExecnetGateway) gateway = NULL;
+
+  gateway = execnet_group_make_gateway_for_xspec_finish (EXECNET_GROUP (source), result,
+                                                         &made->error);
+  g_assert_null (gateway);
+  made->done = TRUE;
+}
+
+static gboolean
+is_made (gpointer data)
+{
+  return ((Made *) data)->done;
+}
+
+/* Cancelling a gateway whose session is still opening on a shared
+ * connection: the wait ends at once, though the server does not answer,
+ * and the connection, its other gateway and later ones are unharmed. The
+ * server allows two sessions per connection: the one given up on must be
+ * closed once the server opens it, or the later gateway finds no room. */
+static void
+test_share_cancel_opening (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autoptr(SshdFixture) strict = NULL;
+  g_autofree char *spec = NULL;
+  g_autoptr(ExecnetXSpec) xspec = NULL;
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GSource) cancel = NULL;
+  g_autoptr(GError) error = NULL;
+  ExecnetGateway *first;
+  ExecnetGateway *later;
+  Made made = { FALSE, NULL };
+  gint64 started;
+
+  REQUIRE_SSHD (f);
+
+  strict = sshd_fixture_new_full ("MaxSessions 2\n", &error);
+  g_assert_no_error (error);
+  spec = g_strdup_printf ("ssh=localhost//ssh_config=%s//python=%s",
+                          strict->client_config, test_python ());
+  first = make_gateway (f, spec);
+  g_assert_cmpint (remote_int (first, "channel.send(1)"), ==, 1);
+
+  /* A server that reads nothing: the session cannot open until it goes on. */
+  signal_sshd_connection (strict, SIGSTOP);
+  g_main_context_push_thread_default (context);
+  xspec = execnet_xspec_new (spec, NULL);
+  started = g_get_monotonic_time ();
+  execnet_group_make_gateway_for_xspec_async (f->group, xspec, cancellable,
+                                              on_made_expecting_error, &made);
+  cancel = g_timeout_source_new (300);
+  g_source_set_callback (cancel, test_cancel_soon, cancellable, NULL);
+  g_source_attach (cancel, context);
+  test_iterate_until (context, is_made, &made, TEST_TIMEOUT);
+  g_main_context_pop_thread_default (context);
+  g_test_message ("cancelled after %.2f s: %s",
+                  (g_get_monotonic_time () - started) / (gdouble) G_USEC_PER_SEC,
+                  made.error->message);
+  g_assert_error (made.error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&made.error);
+  signal_sshd_connection (strict, SIGCONT);
+
+  /* The connection goes on serving the first gateway and a new one. */
+  g_assert_cmpuint (execnet_group_get_size (f->group), ==, 1);
+  g_assert_cmpint (remote_int (first, "channel.send(2)"), ==, 2);
+  later = make_gateway (f, spec);
+  g_assert_cmpint (remote_int (later, "channel.send(3)"), ==, 3);
+  g_assert_cmpuint (count_sshd_children (strict), ==, 1);
+
+  execnet_group_terminate (f->group, TEST_TIMEOUT, &error);
+  g_assert_no_error (error);
+  assert_no_sshd_children (strict, 10.0);
+}
+
 /* ssh_share=no: a connection of its own. */
 static void
 test_share_opt_out (Fixture       *f,
@@ -1944,6 +2050,7 @@ main (int    argc,
   ADD ("/ssh/share/connection-lost", test_share_connection_lost);
   ADD ("/ssh/share/opt-out", test_share_opt_out);
   ADD ("/ssh/share/max-sessions", test_share_max_sessions);
+  ADD ("/ssh/share/cancel-opening", test_share_cancel_opening);
   ADD ("/ssh/terminate/exit", test_terminate_exit);
   ADD ("/ssh/lost/killed-mid-frame", test_killed_mid_frame);
   ADD ("/ssh/via/relay", test_via_relay);

@@ -100,6 +100,7 @@ struct _ExecnetSshLink
   ExecnetXSpec *xspec;            /* (owned) immutable: the first gateway's, for libssh's log */
   GPtrArray *contexts;            /* (owned) (element-type GMainContext) where our sources ran */
   GArray *waiters;                /* (owned) (element-type int) eventfds of threads opening channels */
+  GPtrArray *orphans;             /* (owned) (element-type ssh_channel) opens given up on, still pending */
   guint n_channels;               /* channels open, being opened, or promised to an opener */
   gboolean shut;                  /* shut down by a forced end: takes no more channels */
   gboolean full;                  /* the server refused a channel: takes no more */
@@ -273,6 +274,8 @@ link_disconnect_unlocked (ExecnetSshLink *link)
   if (link->session == NULL)
     return;
 
+  /* Before ssh_free(), which frees every channel of the session itself. */
+  g_ptr_array_set_size (link->orphans, 0);
   if (link->event != NULL)
     {
       ssh_event_remove_session (link->event, link->session);
@@ -338,6 +341,7 @@ _execnet_ssh_link_new (ssh_session   session,
   link->xspec = execnet_xspec_ref (xspec);
   link->contexts = g_ptr_array_new_with_free_func ((GDestroyNotify) g_main_context_unref);
   link->waiters = g_array_new (FALSE, FALSE, sizeof (int));
+  link->orphans = g_ptr_array_new_with_free_func ((GDestroyNotify) ssh_channel_free);
   link->n_channels = 1;
 
   ssh_set_blocking (session, 0);
@@ -372,6 +376,7 @@ link_clear (gpointer data)
   execnet_xspec_unref (link->xspec);
   g_ptr_array_unref (link->contexts);
   g_array_unref (link->waiters);
+  g_ptr_array_unref (link->orphans);
   g_free (link->address);
 }
 
@@ -554,19 +559,39 @@ is_dead_unlocked (ExecnetSshSession *self)
   return self->channel == NULL || link_is_dead_unlocked (self->link);
 }
 
+/* @lock held. A channel whose opening was given up on (cancelled, or out
+ * of time) while the server had not answered yet: once the server opens
+ * it, freeing it closes it again, so that it does not hold one of the
+ * server's sessions for as long as the connection lives; a refusal frees
+ * it at once. Freed unanswered, libssh would forget it and ignore the
+ * server's late answer. */
+static void
+link_tend_orphans_unlocked (ExecnetSshLink *link)
+{
+  for (guint i = link->orphans->len; i-- > 0;)
+    if (ssh_channel_open_session (link->orphans->pdata[i]) != SSH_AGAIN)
+      g_ptr_array_remove_index_fast (link->orphans, i);
+}
+
 /* @lock held. Lets libssh read, decrypt and file what the socket has and
  * flush what it holds, without waiting; returns whether anything was
  * there. */
 static gboolean
 pump_unlocked (ExecnetSshSession *self)
 {
+  gboolean pumped;
+
   if (is_dead_unlocked (self))
     return FALSE;
   if (self->link->event != NULL)
-    return ssh_event_dopoll (self->link->event, 0) == SSH_OK;
-  /* Without a private pump (ssh_event_new failed), a flush still polls
-   * the socket both ways. */
-  return ssh_blocking_flush (self->link->session, 0) == SSH_OK;
+    pumped = ssh_event_dopoll (self->link->event, 0) == SSH_OK;
+  else
+    /* Without a private pump (ssh_event_new failed), a flush still polls
+     * the socket both ways. */
+    pumped = ssh_blocking_flush (self->link->session, 0) == SSH_OK;
+  if (self->link->orphans->len > 0)
+    link_tend_orphans_unlocked (self->link);
+  return pumped;
 }
 
 /* @lock held. Whether the command has ended, as far as we know. */
@@ -902,7 +927,9 @@ step_exec (ssh_channel  channel,
 /* @lock held, and held again on return; in the opening worker thread.
  * Takes @step until it is done (SSH_OK) or fails (SSH_ERROR), waiting
  * between tries for the socket, for another holder of the lock, or for
- * @cancellable, until @deadline; sets @timed_out when that passed. */
+ * @cancellable, until @deadline; sets @timed_out when that passed. Returns
+ * SSH_AGAIN when it gave up waiting (cancelled or out of time) with the
+ * server's answer still to come. */
 static int
 run_step_unlocked (ExecnetSshSession *self,
                    ChannelStep        step,
@@ -926,13 +953,15 @@ run_step_unlocked (ExecnetSshSession *self,
       rc = step (self->channel, command);
       if (rc != SSH_AGAIN)
         return rc;
-      if (link_is_dead_unlocked (link) || g_cancellable_is_cancelled (cancellable))
+      if (link_is_dead_unlocked (link))
         return SSH_ERROR;
+      if (g_cancellable_is_cancelled (cancellable))
+        return SSH_AGAIN;
       left = deadline - g_get_monotonic_time ();
       if (left <= 0)
         {
           *timed_out = TRUE;
-          return SSH_ERROR;
+          return SSH_AGAIN;
         }
 
       fds[n_fds].fd = ssh_get_fd (link->session);
@@ -1054,6 +1083,10 @@ _execnet_ssh_session_open (ExecnetSshLink  *link,
       goto out;
     }
   rc = run_step_unlocked (self, step_open, NULL, wake_fd, deadline, cancellable, &timed_out);
+  if (rc == SSH_AGAIN && !link_is_dead_unlocked (link))
+    g_ptr_array_add (link->orphans, g_steal_pointer (&self->channel));
+  if (rc == SSH_AGAIN && !timed_out)
+    goto out;   /* cancelled: the error is set below; the connection is not at fault */
   if (rc != SSH_OK)
     {
       *refused = set_open_error_unlocked (self, timed_out, timeout, "opening a session on", error);
@@ -1071,6 +1104,8 @@ _execnet_ssh_session_open (ExecnetSshLink  *link,
   ssh_set_channel_callbacks (self->channel, &self->callbacks);
 
   rc = run_step_unlocked (self, step_exec, command, wake_fd, deadline, cancellable, &timed_out);
+  if (rc == SSH_AGAIN && !timed_out)
+    goto out;
   if (rc != SSH_OK)
     {
       set_open_error_unlocked (self, timed_out, timeout, "starting Python on", error);
