@@ -2063,6 +2063,96 @@ test_execmodel_sequential_main_thread (Fixture       *f,
     }
 }
 
+/* Our agent imports threading only when code of the user's may need it:
+ * a task started in a thread of its own while the first task still runs
+ * in the main thread (which never imported threading), or a callback run
+ * by the reader thread. threading.main_thread() must still be the main
+ * thread, in every thread, and the gateway must end cleanly. */
+static void
+test_execmodel_lazy_threading (gconstpointer data)
+{
+  gboolean use_callback = GPOINTER_TO_INT (data);
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  g_autoptr(ExecnetChannel) first = NULL;
+  g_autoptr(ExecnetChannel) second = NULL;
+  g_autoptr(GVariant) main_ident = NULL;
+  g_autoptr(GVariant) value = NULL;
+  g_autoptr(GVariant) expected = NULL;
+  ExecnetGateway *gateway;
+  gboolean imported = TRUE;
+
+  if (test_skip_unless_our_agent ("tests when our agent imports threading"))
+    return;
+
+  gateway = test_make_gateway (group, NULL);
+  first = test_remote_exec (gateway,
+                            "import _thread, sys\n"
+                            "release = _thread.allocate_lock()\n"
+                            "release.acquire()\n"
+                            "sys.modules['__main__'].release = release\n"
+                            "channel.send((_thread.get_ident(), 'threading' in sys.modules))\n"
+                            "if channel.receive() == 'callback':\n"
+                            "    def got(item):\n"
+                            "        import threading\n"
+                            "        channel.send((threading.main_thread().ident,\n"
+                            "                      threading.current_thread() is threading.main_thread()))\n"
+                            "    channel.setcallback(got)\n"
+                            "    channel.send('callback set')\n"
+                            "release.acquire(True, 60)\n"
+                            "import threading\n"
+                            "channel.send((threading.main_thread().ident,\n"
+                            "              threading.current_thread() is threading.main_thread()))\n");
+  value = test_receive (first);
+  g_assert_true (g_variant_is_of_type (value, G_VARIANT_TYPE ("(xb)")));
+  main_ident = g_variant_get_child_value (value, 0);
+  /* The first task saw no threading: the agent had not imported it. */
+  g_variant_get_child (value, 1, "b", &imported);
+  g_assert_false (imported);
+  g_clear_pointer (&value, g_variant_unref);
+
+  if (use_callback)
+    {
+      test_send (first, g_variant_new_string ("callback"));
+      value = test_receive (first);
+      assert_variant_equal (value, "'callback set'");
+      g_clear_pointer (&value, g_variant_unref);
+      /* Runs the callback in the agent's reader thread. */
+      test_send (first, g_variant_new_int32 (1));
+    }
+  else
+    {
+      test_send (first, g_variant_new_string ("thread"));
+      /* The first task still runs, so this one gets a thread. */
+      second = test_remote_exec (gateway,
+                                 "import threading\n"
+                                 "channel.send((threading.main_thread().ident,\n"
+                                 "              threading.current_thread() is threading.main_thread()))\n");
+    }
+
+  value = test_receive (use_callback ? first : second);
+  expected = g_variant_ref_sink (g_variant_new ("(@xb)", main_ident, FALSE));
+  g_assert_true (g_variant_equal (value, expected));
+  g_clear_pointer (&value, g_variant_unref);
+  g_clear_pointer (&expected, g_variant_unref);
+  if (second != NULL)
+    test_wait_close (second);
+
+  /* Now the main thread imports it too and is its main thread. */
+  g_clear_object (&second);
+  second = test_remote_exec (gateway, "import sys\nsys.modules['__main__'].release.release()\n");
+  test_wait_close (second);
+  if (!use_callback)
+    {
+      value = test_receive (first);
+      expected = g_variant_ref_sink (g_variant_new ("(@xb)", main_ident, TRUE));
+      g_assert_true (g_variant_equal (value, expected));
+      test_wait_close (first);
+    }
+
+  test_terminate (group);
+  test_assert_no_children (5.0);
+}
+
 /* With main_thread_only, tasks one after the other are never refused. */
 static void
 test_execmodel_main_thread_only_sequential (void)
@@ -3234,6 +3324,10 @@ main (int    argc,
   add_test ("/gateway/execmodel/thread", test_execmodel_thread);
   add_test ("/gateway/execmodel/sequential-main-thread", test_execmodel_sequential_main_thread);
   g_test_add_func ("/gateway/execmodel/main-thread-only", test_execmodel_main_thread_only);
+  g_test_add_data_func ("/gateway/execmodel/lazy-threading/thread", GINT_TO_POINTER (FALSE),
+                        test_execmodel_lazy_threading);
+  g_test_add_data_func ("/gateway/execmodel/lazy-threading/callback", GINT_TO_POINTER (TRUE),
+                        test_execmodel_lazy_threading);
   g_test_add_func ("/gateway/execmodel/main-thread-only-returning",
                    test_execmodel_main_thread_only_returning);
   g_test_add_func ("/gateway/execmodel/main-thread-only-sequential", test_execmodel_main_thread_only_sequential);

@@ -251,6 +251,7 @@ class Channel(object):
             self.gateway._gone(self.id)
 
     def setcallback(self, callback, endmarker=_NOEND):
+        _threading(self.gateway._main_ident)  # callbacks run in the reader thread
         with self.gateway._dispatch_lock:
             q = self._items
             if q is None:
@@ -919,6 +920,7 @@ class _Gateway(object):
 
     def _runw(self, ch, task):
         self._threading_ready.wait()
+        _threading(self._main_ident)
         self._run(ch, task, False)
 
     def _run(self, ch, task, main):
@@ -948,6 +950,73 @@ class _Gateway(object):
             ch.close(err)
         except Exception:
             pass
+
+
+class _MainThreadFix(object):
+    # A meta path finder for one import of threading in a thread other than
+    # the main one (before Python 3.13): threading takes the thread that
+    # imports it for main_thread(), so the module is set right before its
+    # import completes, while threads that import it too wait for it.
+    def __init__(self, main):
+        self._main = main
+        self._loader = None
+
+    def find_spec(self, name, path=None, target=None):
+        if name != 'threading' or _thread.get_ident() == self._main:
+            return None
+        for finder in sys.meta_path:
+            find = getattr(finder, 'find_spec', None)
+            spec = finder is not self and find is not None and find(name, path, target)
+            if spec:
+                break
+        else:
+            return None
+        if hasattr(spec.loader, 'exec_module') and self._loader is None:
+            self._loader, spec.loader = spec.loader, self
+        return spec
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        module.__loader__ = module.__spec__.loader = self._loader
+        self._loader.exec_module(module)
+        try:
+            main = module._main_thread
+            if main._ident == self._main:
+                return
+            with module._active_limbo_lock:
+                module._active.pop(main._ident, None)
+                main._ident = self._main
+                if getattr(main, '_native_id', None) is not None:
+                    main._native_id = os.getpid()
+                # The lock of the importing thread's state would end with
+                # that thread; the main thread's is released at shutdown.
+                old, main._tstate_lock = main._tstate_lock, _lock()
+                main._tstate_lock.acquire()
+                locks = getattr(module, '_shutdown_locks', None)
+                if locks is not None and old in locks:
+                    locks.discard(old)
+                    locks.add(main._tstate_lock)
+                module._active[self._main] = main
+        except Exception:
+            pass
+
+
+def _threading(main):
+    # Makes sure threading is imported before user code may import it in a
+    # thread other than main (Python's main thread). Callable from any thread.
+    if 'threading' in sys.modules or _thread.get_ident() == main or \
+            hasattr(_thread, '_get_main_thread_ident'):
+        import threading
+        return
+    fix = _MainThreadFix(main)
+    sys.meta_path.insert(0, fix)
+    try:
+        import threading
+    finally:
+        # A new list: another thread may be iterating over the old one.
+        sys.meta_path = [f for f in sys.meta_path if f is not fix]
 
 
 def _nothing_left():
@@ -1058,13 +1127,19 @@ def execnet_agent_serve(mode='stdio', sock=None, gateway_id='gw', execmodel='thr
         except OSError:
             pass
     _thread.start_new_thread(gw._readloop, ())
-    if sys.version_info < (3, 13):
-        # Before 3.13 the first thread that imports threading becomes its
-        # main_thread(): import it here, before any task can.
+    if stdio:
+        # Started by "python -c": this is Python's main thread. threading
+        # is imported when user code needs it (_threading()), not here:
+        # that would cost a quarter of a bare start-up.
+        main = gw._main_ident
+    elif hasattr(_thread, '_get_main_thread_ident'):
+        main = _thread._get_main_thread_ident()
+    else:
+        # Behind a socket server this may be any thread: the first thread
+        # that imports threading becomes its main_thread(), so import it
+        # here, before any task can.
         import threading
         main = threading.main_thread().ident
-    else:
-        main = _thread._get_main_thread_ident()
     gw._main_interruptible = main == gw._main_ident
     gw._threading_ready.set()
     while 1:
