@@ -3245,6 +3245,299 @@ test_compiled_agent (void)
   }
 }
 
+/* ---------------------------------------------------------------------- */
+/* Remote receivers that read the stream themselves                        */
+
+/* Remote code that receives ints 0, 1, ... until None, checks their order
+ * and answers how many came. */
+#define COUNT_IN_ORDER \
+  "n = 0\n" \
+  "while True:\n" \
+  "    x = channel.receive()\n" \
+  "    if x is None:\n" \
+  "        break\n" \
+  "    if x != n:\n" \
+  "        raise AssertionError('item %d is %r' % (n, x))\n" \
+  "    n += 1\n" \
+  "channel.send(n)\n"
+
+static void
+assert_receive_int (ExecnetChannel *channel,
+                    gint64          expected)
+{
+  g_autoptr(GVariant) value = test_receive (channel);
+
+  g_assert_true (g_variant_is_of_type (value, G_VARIANT_TYPE_INT64));
+  g_assert_cmpint (g_variant_get_int64 (value), ==, expected);
+}
+
+/* Two remote tasks receive on channels of their own, fed in turn, while a
+ * third task sends to the master: every item reaches its task, in order,
+ * whichever task happens to be reading the stream. */
+static void
+test_agent_receive_two_tasks (Fixture       *f,
+                              gconstpointer  data)
+{
+  g_autoptr(ExecnetChannel) a = test_remote_exec (f->gateway, COUNT_IN_ORDER);
+  g_autoptr(ExecnetChannel) b = test_remote_exec (f->gateway, COUNT_IN_ORDER);
+  g_autoptr(ExecnetChannel) sender = test_remote_exec (f->gateway,
+                                                       "for i in range(channel.receive()):\n"
+                                                       "    channel.send(i)\n");
+  const gint64 n = 20000;
+
+  test_send (sender, g_variant_new_int64 (n));
+  for (gint64 i = 0; i < n; i++)
+    {
+      test_send (a, g_variant_new_int64 (i));
+      test_send (b, g_variant_new_int64 (2 * i));
+      test_send (b, g_variant_new_int64 (2 * i + 1));
+    }
+  test_send (a, NULL);
+  test_send (b, NULL);
+
+  for (gint64 i = 0; i < n; i++)
+    assert_receive_int (sender, i);
+  assert_receive_int (a, n);
+  assert_receive_int (b, 2 * n);
+  test_wait_close (a);
+  test_wait_close (b);
+  test_wait_close (sender);
+}
+
+/* A remote receive with a timeout ends on time while items for another
+ * task flow past it, and the channel still works afterwards. */
+static void
+test_agent_receive_timeout_while_others_flow (Fixture       *f,
+                                              gconstpointer  data)
+{
+  g_autoptr(ExecnetChannel) busy = test_remote_exec (f->gateway, COUNT_IN_ORDER);
+  g_autoptr(ExecnetChannel) waiting = NULL;
+  g_autoptr(GVariant) value = NULL;
+  g_autoptr(GTimer) timer = g_timer_new ();
+  gint64 sent = 0;
+
+  waiting = test_remote_exec (f->gateway,
+                              "channel.send('waiting')\n"
+                              "try:\n"
+                              "    channel.receive(0.3)\n"
+                              "except channel.TimeoutError:\n"
+                              "    channel.send('timed out')\n"
+                              "channel.send(channel.receive() * 2)\n");
+  value = test_receive (waiting);
+  assert_variant_equal (value, "'waiting'");
+  g_clear_pointer (&value, g_variant_unref);
+
+  /* Items for the other task until the timeout was reported, and more. */
+  while (value == NULL)
+    {
+      g_autoptr(GError) error = NULL;
+
+      g_assert_cmpfloat (g_timer_elapsed (timer, NULL), <, TEST_TIMEOUT);
+      for (int i = 0; i < 200; i++)
+        test_send (busy, g_variant_new_int64 (sent++));
+      value = execnet_channel_receive (waiting, 0.001, &error);
+      if (value == NULL)
+        g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+    }
+  assert_variant_equal (value, "'timed out'");
+  for (int i = 0; i < 1000; i++)
+    test_send (busy, g_variant_new_int64 (sent++));
+
+  test_send (waiting, g_variant_new_int64 (21));
+  assert_receive_int (waiting, 42);
+  test_send (busy, NULL);
+  assert_receive_int (busy, sent);
+  test_wait_close (waiting);
+  test_wait_close (busy);
+}
+
+/* 100k items for one task, in order and none lost, interleaved with an
+ * echo on another channel. */
+static void
+test_agent_receive_many_interleaved (Fixture       *f,
+                                     gconstpointer  data)
+{
+  g_autoptr(ExecnetChannel) counter = test_remote_exec (f->gateway, COUNT_IN_ORDER);
+  g_autoptr(ExecnetChannel) echo = test_remote_exec (f->gateway,
+                                                     "for x in channel:\n"
+                                                     "    channel.send(x)\n");
+  const gint64 n = 100000;
+  gint64 echoed = 0;
+
+  for (gint64 i = 0; i < n; i++)
+    {
+      test_send (counter, g_variant_new_int64 (i));
+      if (i % 50 == 0)
+        test_send (echo, g_variant_new_string ("echo"));
+      if (i % 50 == 25)
+        test_send (echo, g_variant_new_int64 (i));
+    }
+  test_send (counter, NULL);
+  assert_receive_int (counter, n);
+
+  for (gint64 i = 0; i < n; i++)
+    {
+      if (i % 50 == 0)
+        {
+          g_autoptr(GVariant) value = test_receive (echo);
+
+          assert_variant_equal (value, "'echo'");
+          echoed++;
+        }
+      if (i % 50 == 25)
+        {
+          assert_receive_int (echo, i);
+          echoed++;
+        }
+    }
+  g_assert_cmpint (echoed, ==, 2 * n / 50);
+  g_assert_true (execnet_channel_close (echo, NULL, NULL));
+  test_wait_close (counter);
+}
+
+/* The gateway is terminated while remote tasks are blocked in receive():
+ * the one in the main thread and one in a thread of its own both get
+ * EOFError and may still act on it. */
+static void
+test_agent_receive_terminate (void)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  ExecnetGateway *gateway = test_make_gateway (group, NULL);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("execnet-test-XXXXXX", &error);
+  ExecnetChannel *channels[2];
+  gint64 pid = test_gateway_pid (gateway);
+
+  g_assert_no_error (error);
+  for (int i = 0; i < 2; i++)
+    {
+      g_autofree char *path = g_strdup_printf ("%s/%d", dir, i);
+      g_autoptr(GVariant) value = NULL;
+
+      channels[i] = test_remote_exec (gateway,
+                                      "path = channel.receive()\n"
+                                      "channel.send('ready')\n"
+                                      "try:\n"
+                                      "    channel.receive()\n"
+                                      "except EOFError as e:\n"
+                                      "    with open(path, 'w') as f:\n"
+                                      "        f.write('eof %s' % (e,))\n");
+      test_send (channels[i], g_variant_new_string (path));
+      value = test_receive (channels[i]);
+      assert_variant_equal (value, "'ready'");
+    }
+
+  test_terminate (group);
+  test_assert_pid_gone (pid, 5.0);
+  for (int i = 0; i < 2; i++)
+    {
+      g_autofree char *path = g_strdup_printf ("%s/%d", dir, i);
+      g_autofree char *contents = NULL;
+
+      g_assert_true (g_file_get_contents (path, &contents, NULL, &error));
+      g_assert_no_error (error);
+      g_test_message ("%s", contents);
+      g_assert_cmpstr (contents, ==, "eof ");
+      g_assert_cmpint (g_unlink (path), ==, 0);
+      g_object_unref (channels[i]);
+    }
+  g_assert_cmpint (g_rmdir (dir), ==, 0);
+  test_assert_no_children (5.0);
+}
+
+/* A receiver reading the stream itself is woken when another thread closes
+ * its channel, with nothing else arriving. Our agent only: it watches for
+ * the receiver to be the one reading. */
+static void
+test_agent_receive_local_close (Fixture       *f,
+                                gconstpointer  data)
+{
+  g_autoptr(ExecnetChannel) channel = NULL;
+  gboolean led = FALSE;
+
+  if (test_skip_unless_our_agent ("it looks at which thread reads our agent's stream"))
+    return;
+
+  channel = test_remote_exec (f->gateway,
+                              "import threading, time\n"
+                              "gw = channel.gateway\n"
+                              "while True:\n"
+                              "    ch = gw.newchannel()\n"
+                              "    seen = []\n"
+                              "    def closer():\n"
+                              "        end = time.monotonic() + 0.5\n"
+                              "        while gw._leading is not ch and time.monotonic() < end:\n"
+                              "            time.sleep(0.001)\n"
+                              "        seen.append(gw._leading is ch)\n"
+                              "        ch.close()\n"
+                              "    t = threading.Thread(target=closer)\n"
+                              "    t.start()\n"
+                              "    if channel.receive() is None:\n"
+                              "        break\n"
+                              "    try:\n"
+                              "        ch.receive()\n"
+                              "    except EOFError:\n"
+                              "        pass\n"
+                              "    t.join()\n"
+                              "    channel.send(seen[0])\n");
+  /* Whether the task reads the stream when it gets to ch.receive() depends
+   * on timing: try until it did. */
+  for (int i = 0; i < 100 && !led; i++)
+    {
+      g_autoptr(GVariant) value = NULL;
+
+      test_send (channel, g_variant_new_int32 (i));
+      value = test_receive (channel);
+      led = g_variant_get_boolean (value);
+    }
+  g_assert_true (led);
+  test_send (channel, NULL);
+  test_wait_close (channel);
+}
+
+/* main_thread_only: the task receives a run of items while items for a
+ * channel with a callback arrive between them; the callback gets all of
+ * its items in order, whoever reads the stream. */
+static void
+test_agent_receive_main_thread_only_callback (void)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  g_autoptr(ExecnetChannel) channel = NULL;
+  g_autoptr(ExecnetChannel) fed = NULL;
+  g_autoptr(GVariant) value = NULL;
+  ExecnetGateway *gateway;
+  const gint64 n = 20000;
+
+  if (test_skip_unless_our_agent ("Python execnet 1.9 has no main_thread_only execmodel"))
+    return;
+
+  gateway = test_make_gateway (group, "execmodel=main_thread_only");
+  channel = test_remote_exec (gateway,
+                              "got = []\n"
+                              "fed = channel.gateway.newchannel()\n"
+                              "fed.setcallback(got.append, 'end')\n"
+                              "channel.send(fed)\n"
+                              COUNT_IN_ORDER
+                              "fed.waitclose(30)\n"
+                              "channel.send(got == list(range(len(got) - 1)) + ['end'] and len(got))\n");
+  value = test_receive (channel);
+  fed = execnet_gateway_channel_from_value (gateway, value);
+  g_assert_nonnull (fed);
+  for (gint64 i = 0; i < n; i++)
+    {
+      test_send (channel, g_variant_new_int64 (i));
+      if (i % 4 == 0)
+        test_send (fed, g_variant_new_int64 (i / 4));
+    }
+  g_assert_true (execnet_channel_close (fed, NULL, NULL));
+  test_send (channel, NULL);
+  assert_receive_int (channel, n);
+  assert_receive_int (channel, n / 4 + 1);
+  test_wait_close (channel);
+  test_terminate (group);
+  test_assert_no_children (5.0);
+}
+
 int
 main (int    argc,
       char *argv[])
@@ -3315,6 +3608,13 @@ main (int    argc,
   add_test ("/gateway/channel/concurrent-remote-sends", test_concurrent_remote_sends);
   add_test ("/gateway/channel/concurrent-receives", test_concurrent_receives);
   add_test ("/gateway/channel/stream/write", test_stream_write);
+  add_test ("/gateway/agent-receive/two-tasks-and-a-sender", test_agent_receive_two_tasks);
+  add_test ("/gateway/agent-receive/timeout-while-others-flow", test_agent_receive_timeout_while_others_flow);
+  add_test ("/gateway/agent-receive/many-interleaved", test_agent_receive_many_interleaved);
+  add_test ("/gateway/agent-receive/local-close", test_agent_receive_local_close);
+  g_test_add_func ("/gateway/agent-receive/terminate", test_agent_receive_terminate);
+  g_test_add_func ("/gateway/agent-receive/main-thread-only-callback",
+                   test_agent_receive_main_thread_only_callback);
   add_test ("/gateway/channel/stream/read", test_stream_read);
 
   add_test ("/gateway/basics", test_gateway_basics);

@@ -73,6 +73,9 @@ _COALESCE = 262144  # bytes queued for a busy writer before senders wait
 _CHUNK = 262144    # the read buffer: many small frames per read(2)
 _NOEND = object()  # setcallback() without an endmarker
 _END = object()    # queued behind the last item of a closed channel
+_WAKE = object()   # queued to a waiting receiver: the stream may have no reader
+_TIMEOUT = object()  # a leading receiver's time ran out
+_GRACE = 0.01      # seconds the reader thread leaves the stream to the task that read it last
 _MAIN_WAIT = 1.0   # seconds a main_thread_only task waits for the main thread
 _OUTPUT_CHANNEL = -1  # CHANNEL_DATA to the master: ('stdout'|'stderr'|'log', data)
 _DEADLOCK = 'concurrent remote_exec would cause deadlock for main_thread_only execmodel'
@@ -141,7 +144,8 @@ class _Queue(object):
                 self._nonempty.release()
 
     def get(self, timeout=None):
-        if not self._nonempty.acquire(True, _secs(timeout)):
+        if not (self._nonempty.acquire(False)
+                or timeout != 0 and self._nonempty.acquire(True, _secs(timeout))):
             raise TimeoutError('no item after %r seconds' % (timeout,))
         with self._items_lock:
             x = self._items.popleft()
@@ -184,6 +188,7 @@ class Channel(object):
         self._closed = False
         self._rclosed = _Event()   # nothing more will arrive
         self._errors = []
+        self._led = False          # a receiver of this channel read the stream
 
     def __repr__(self):
         return '<Channel id=%d %s>' % (self.id, self._closed and 'closed' or 'open')
@@ -209,7 +214,33 @@ class Channel(object):
         q = self._items
         if q is None:
             raise IOError('cannot receive(), channel has receiver callback')
-        x = q.get(timeout)
+        gw = self.gateway
+        if q._items or gw._stop is not None or not gw._lead.acquire(False):
+            x = gw._receive(self, q, timeout, False)
+        else:
+            # The stream is ours to read (see _Gateway._receive); the
+            # commonest case, a whole small frame of ours at hand, is
+            # taken here.
+            rd = gw._rd
+            buf = rd._buf
+            pos = rd._pos
+            a = rd._end - pos - 9
+            code = id = n = -1
+            if a >= 0 and rd._back is None:
+                code, id, n = _hdr.unpack_from(buf, pos)
+            if id != self.id or code != _MSG_CHANNEL_DATA or n > a or n < 0 or n >= _BIG:
+                x = gw._receive(self, q, timeout, True)
+            else:
+                rd._pos = pos + 9 + n
+                self._led = True
+                try:
+                    if n == 6 and buf[pos + 9] == _OP_INT and buf[pos + 14] == _OP_STOP:
+                        return _i4u(buf, pos + 10)[0]
+                    return _loads(buf[pos + 9:pos + 9 + n], gw)
+                except Exception as e:
+                    gw._protocol_error(e)
+                finally:
+                    gw._unlead()
         if x is _END:
             q.put(x)
             raise self._error() or EOFError()
@@ -248,6 +279,8 @@ class Channel(object):
             self._rclosed.set()
             if self._items is not None:
                 self._items.put(_END)
+                if self.gateway._leading is self:
+                    self.gateway._poke()  # its receiver reads the stream: wake it
             self.gateway._gone(self.id)
 
     def setcallback(self, callback, endmarker=_NOEND):
@@ -266,7 +299,8 @@ class Channel(object):
                     if endmarker is not _NOEND:
                         callback(endmarker)
                     return
-                callback(x)
+                if x is not _WAKE:
+                    callback(x)
             if not (self._closed or self._rclosed.flag):
                 self.gateway._callbacks[self.id] = (callback, endmarker)
 
@@ -379,8 +413,11 @@ def _loads(data, gw):
     if data.__class__ is _Blob:
         return data.value()
     n = len(data)
-    if n == 6 and data[0] == _OP_INT and data[5] == _OP_STOP:
+    op = n and data[0]
+    if op == _OP_INT and n == 6 and data[5] == _OP_STOP:
         return _i4u(data, 1)[0]  # a small int, the commonest item
+    if op == _OP_PY3STRING and n > 5 and data[n - 1] == _OP_STOP and _i4u(data, 1)[0] == n - 6:
+        return data[5:n - 1].decode('utf-8')  # a string alone
     m = memoryview(data)
     st = []
     push = st.append
@@ -470,18 +507,43 @@ class _Blob(object):
 
 
 class _Reader(object):
-    # Reads through a buffer of _CHUNK bytes, so that one read(2) brings
-    # many small frames; a buffered read longer than the buffer goes
-    # straight into the bytes object it returns. A large payload that is a
-    # single string is read into its own bytes object (see _Blob); any
-    # other payload is one bytes object, never staged or concatenated.
-    def __init__(self, readinto):
-        self._raw = _Raw(readinto)
-        f = io.BufferedReader(self._raw, _CHUNK)
-        self._read = f.read
-        self._readinto = f.readinto
-        self._consumed = 0  # bytes taken out of the buffer
-        self._head = None   # a header read by more(), its frame not yet
+    # Frames are parsed out of a buffer of _CHUNK bytes, so that one read(2)
+    # brings many small frames; a small payload is the one copy made of its
+    # bytes. A large payload is read past the buffer into a bytes object of
+    # its own, and a large payload that is a single string item is read
+    # into its own bytes object (see _Blob).
+    def __init__(self, readinto, fd):
+        self._ri = readinto
+        self.fd = fd
+        self._buf = bytearray(_CHUNK)
+        self._mv = memoryview(self._buf)
+        self._pos = self._end = 0  # the unparsed bytes: _buf[_pos:_end]
+        self._back = None  # a frame read but given back: frame() returns it first
+        # Reads of exact sizes (a 1-byte buffer never reads ahead) through
+        # what _buf holds, then straight from the stream.
+        drain = _Drain(self)
+        self._into = drain.readinto
+        self._read = io.BufferedReader(drain, 1).read
+
+    def more(self):
+        # True when a whole frame is at hand: frame() would not block.
+        a = self._end - self._pos
+        return self._back is not None or a >= 9 and a - 9 >= _i4u(self._buf, self._pos + 5)[0]
+
+    def _fill(self, n):
+        # Makes _buf hold n <= _CHUNK unparsed bytes.
+        pos, end = self._pos, self._end
+        if pos + n > _CHUNK:
+            self._buf[:end - pos] = self._buf[pos:end]
+            pos, end = 0, end - pos
+            self._pos = 0
+        while end - pos < n:
+            k = self._ri(self._mv[end:])
+            if not k:
+                self._end = end
+                raise EOFError('connection to the master was closed')
+            end += k
+        self._end = end
 
     def _readn(self, n):
         b = self._read(n)
@@ -489,39 +551,24 @@ class _Reader(object):
             raise EOFError('connection to the master was closed')
         return b
 
-    def _rest(self, head, n):
-        # The payload of n bytes that begins with head, in one bytearray.
-        b = bytearray(n)
-        b[:len(head)] = head
-        m = memoryview(b)[len(head):]
-        while m:
-            k = self._readinto(m)
-            if not k:
-                raise EOFError('connection to the master was closed')
-            m = m[k:]
-        return b
-
-    def more(self):
-        # True when a whole frame waits in the buffer: frame() would not
-        # block.
-        if self._head is None:
-            if self._raw.fetched - self._consumed < 9:
-                return False
-            self._head = _hdr.unpack(self._readn(9))
-            self._consumed += 9
-        return self._raw.fetched - self._consumed >= self._head[2]
-
     def frame(self):
-        if self._head is None:
-            code, cid, n = _hdr.unpack(self._readn(9))
-            self._consumed += 9
-        else:
-            (code, cid, n), self._head = self._head, None
+        if self._back is not None:
+            f, self._back = self._back, None
+            return f
+        if self._end - self._pos < 9:
+            if self._pos == self._end:
+                self._pos = self._end = 0
+            self._fill(9)
+        code, cid, n = _hdr.unpack_from(self._buf, self._pos)
         if n < 0:
             raise ValueError('negative payload length')
-        self._consumed += n
+        self._pos += 9
         if n < _BIG:
-            return code, cid, self._readn(n)
+            if self._end - self._pos < n:
+                self._fill(n)
+            pos = self._pos
+            self._pos = pos + n
+            return code, cid, self._buf[pos:pos + n]
         head = self._readn(5)
         op = head[0]
         if op in _OPS_STRING_ALONE and _unpack('!i', head, 1)[0] == n - 6:
@@ -530,22 +577,33 @@ class _Reader(object):
             if tail[0] == _OP_STOP:
                 return code, cid, _Blob(op, raw)
             return code, cid, head + raw + tail  # not one item: fails decoding
-        return code, cid, self._rest(head, n)
+        b = bytearray(n)
+        b[:5] = head
+        m = memoryview(b)[5:]
+        while m:
+            k = self._into(m)
+            if not k:
+                raise EOFError('connection to the master was closed')
+            m = m[k:]
+        return code, cid, b
 
 
-class _Raw(io.RawIOBase):
-    # The stream under _Reader's buffer, counting what it brought in.
-    def __init__(self, readinto):
-        self._ri = readinto
-        self.fetched = 0
+class _Drain(io.RawIOBase):
+    # The stream under _Reader's large reads: first what _Reader's buffer
+    # holds, then the stream itself.
+    def __init__(self, rd):
+        self._rd = rd
 
     def readable(self):
         return True
 
     def readinto(self, b):
-        k = self._ri(b)
-        if k:
-            self.fetched += k
+        rd = self._rd
+        k = min(len(b), rd._end - rd._pos)
+        if not k:
+            return rd._ri(b)
+        b[:k] = rd._mv[rd._pos:rd._pos + k]
+        rd._pos += k
         return k
 
 
@@ -557,12 +615,12 @@ class _Gateway(object):
         self._rd = reader
         self._write = write  # write(buffers) -> bytes written
         self._eof = None  # what receivers raise after EOF
-        # Held while the reader handles a message, so that setcallback()
+        # Held while a message is handled, so that setcallback()
         # sees either the queued items or the callback, never neither.
         self._dispatch_lock = _thread.RLock()
         self._chans_lock = _thread.RLock()  # guards _chans, _next_id, _ended
         self._chans = {}  # id -> weak reference to Channel
-        self._callbacks = {}  # id -> (callback, endmarker); reader thread
+        self._callbacks = {}  # id -> (callback, endmarker); run by whoever holds _lead
         self._next_id = 2
         self._ended = False  # the master said goodbye or went away
         # Held by the thread writing to the output stream, for as long as it
@@ -589,6 +647,23 @@ class _Gateway(object):
         self._main_waiting = []
         self._main_expiring = False
         self._threading_ready = _Event()  # the main thread imported threading
+        # Leader/follower receive: whoever holds _lead reads the stream and
+        # dispatches what it reads; see _receive() and _readloop().
+        self._lead = _lock()
+        self._leading = None  # the channel whose receiver holds _lead
+        self._stop = None  # the end a leader met: a GATEWAY_TERMINATE frame or an error
+        self._poll = None  # the leaders' select.poll() of the stream and _wake_r
+        self._wake_r = self._wake_w = None  # a pipe that wakes a leader in poll()
+        # Guards the reader thread's states (parked until _lead is released;
+        # napping for _GRACE first; urgent: no nap) and _followers, the
+        # queues of receivers waiting while another thread holds _lead.
+        self._lead_mx = _lock()
+        self._reader_wake = _lock()
+        self._reader_wake.acquire()
+        self._reader_parked = self._reader_napping = self._reader_urgent = False
+        self._followers = []
+        self._reader_polling = False  # the reader thread holds _lead, waiting in poll()
+        self._yield = False  # the reader thread queued items for a channel whose receiver led
 
     def newchannel(self):
         with self._chans_lock:
@@ -703,21 +778,244 @@ class _Gateway(object):
                 n -= k
                 i += 1
 
+    # Receiving: leader/follower. Whoever holds _lead reads the stream and
+    # dispatches what it reads. A task whose receive() finds its queue empty
+    # and _lead free reads the stream itself, returns its own item without
+    # any thread switch, and releases _lead; the reader thread takes the
+    # stream back only when no task has taken it again within _GRACE (or at
+    # once when a task ends). A receiver that finds _lead held waits on its
+    # queue as a follower; whoever releases _lead wakes one follower with
+    # _WAKE so that it may lead.
+
+    def _receive(self, ch, q, timeout, leading):
+        # The next item of ch's queue q (perhaps _END); leading: the caller
+        # holds _lead and q is empty.
+        end = None
+        if timeout is not None:
+            t = _secs(timeout)
+            if t != t:
+                if leading:
+                    self._unlead()
+                return q.get(timeout)  # NaN: the error of Lock.acquire()
+            from time import monotonic
+            end = monotonic() + t
+        while 1:
+            if leading or not q._items and self._stop is None and self._lead.acquire(False):
+                leading = False
+                try:
+                    x = self._lead_receive(ch, q, end)
+                finally:
+                    self._unlead()
+            elif q._items:
+                try:
+                    x = q.get(0)
+                except TimeoutError:
+                    continue  # another receiver of ch took it
+            else:
+                x = self._follow(q, end)
+            if x is _TIMEOUT:
+                raise TimeoutError('no item after %r seconds' % (timeout,))
+            if x is not _WAKE:
+                return x
+
+    def _follow(self, q, end):
+        # An item of q, _WAKE (try to lead) or _TIMEOUT.
+        with self._lead_mx:
+            self._followers.append(q)
+        if self._reader_polling:
+            self._poke()  # the reader thread waits for the master: take over
+        try:
+            if not q._items and self._stop is None and not self._lead.locked():
+                return _WAKE  # released meanwhile, perhaps without waking us
+            t = None
+            if end is not None:
+                from time import monotonic
+                t = max(0, end - monotonic())
+            try:
+                return q.get(t)
+            except TimeoutError:
+                return _TIMEOUT
+        finally:
+            with self._lead_mx:
+                if q in self._followers:
+                    self._followers.remove(q)
+
+    def _lead_receive(self, ch, q, end):
+        # Called with _lead held: reads frames until one brings ch an item
+        # (returned), q gets one otherwise (_WAKE), the stream ends (_WAKE,
+        # _stop set) or end passes (_TIMEOUT).
+        rd = self._rd
+        cid = ch.id
+        self._leading = ch
+        ch._led = True
+        try:
+            while not q._items:
+                if not rd.more():
+                    ready = self._await(end)
+                    if ready is None:
+                        return _TIMEOUT
+                    if not ready:
+                        continue  # poked: look at q
+                elif rd._back is None:
+                    # A whole frame at hand: ours and small, it is taken
+                    # straight from the buffer.
+                    buf = rd._buf
+                    pos = rd._pos
+                    code, id, n = _hdr.unpack_from(buf, pos)
+                    if id == cid and code == _MSG_CHANNEL_DATA and 0 <= n < _BIG and ch._items is q:
+                        rd._pos = pos + 9 + n
+                        if n == 6 and buf[pos + 9] == _OP_INT and buf[pos + 14] == _OP_STOP:
+                            return _i4u(buf, pos + 10)[0]
+                        return _loads(buf[pos + 9:pos + 9 + n], self)
+                frame = rd.frame()
+                code, id, data = frame
+                if code == _MSG_GATEWAY_TERMINATE:
+                    self._stop = frame
+                    break
+                if id == cid and code == _MSG_CHANNEL_DATA and ch._items is q:
+                    return _loads(data, self)
+                with self._dispatch_lock:
+                    rd._back = self._dispatch(frame)
+            return _WAKE
+        except (EOFError, OSError) as e:
+            self._stop = e
+            return _WAKE
+        except Exception as e:
+            self._protocol_error(e)
+        finally:
+            self._leading = None
+
+    def _await(self, end):
+        # Waits until the stream can be read (True), Channel.close() pokes
+        # (False) or end passes (None).
+        t = None
+        if end is not None:
+            from time import monotonic
+            t = max(0, end - monotonic()) * 1000
+        ready = False
+        for fd, _ in self._poll.poll(t):
+            if fd == self._wake_r:
+                os.read(fd, 512)
+            else:
+                ready = True
+        if ready:
+            return True
+        if end is not None and monotonic() >= end:
+            return None
+        return False
+
+    def _poke(self):
+        try:
+            os.write(self._wake_w, b'.')
+        except (OSError, TypeError):
+            pass
+
+    def _unlead(self):
+        self._lead.release()
+        if self._followers or self._reader_parked or self._stop is not None:
+            self._kick(self._stop is not None, True)
+
+    def _kick(self, urgent, follower=False):
+        # Wakes the reader thread (at once when urgent, else after _GRACE
+        # unless a task takes _lead first) and, for follower, one follower.
+        q = None
+        with self._lead_mx:
+            if follower and self._followers:
+                q = self._followers.pop(0)
+            if urgent:
+                self._reader_urgent = True
+            if self._reader_parked or urgent and self._reader_napping:
+                self._reader_parked = self._reader_napping = False
+                self._reader_wake.release()
+        if q is not None:
+            q.put(_WAKE)
+
+    def _park(self):
+        # The reader thread: sleeps until _lead is released.
+        with self._lead_mx:
+            self._reader_parked = True
+        if self._lead.locked():
+            self._reader_wake.acquire()
+        else:
+            with self._lead_mx:
+                if self._reader_parked:
+                    self._reader_parked = False
+                else:
+                    self._reader_wake.acquire()  # released meanwhile: take the wake back
+
+    def _nap(self):
+        # The reader thread: gives the task that read last _GRACE to read again.
+        with self._lead_mx:
+            if self._reader_urgent:
+                self._reader_urgent = False
+                return
+            self._reader_napping = True
+        woken = self._reader_wake.acquire(True, _GRACE)
+        with self._lead_mx:
+            self._reader_urgent = False
+            if not woken:
+                if self._reader_napping:
+                    self._reader_napping = False
+                else:
+                    self._reader_wake.acquire()  # woken just too late: take the wake back
+
+    def _protocol_error(self, e):
+        _stderr('execnet agent %s: protocol error: %s: %s\n' % (self.id, type(e).__name__, e))
+        os._exit(2)
+
     # The reader thread.
 
     def _readloop(self):
-        try:
-            frame = self._rd.frame()
-            while frame[0] != _MSG_GATEWAY_TERMINATE:
-                with self._dispatch_lock:
-                    frame = self._dispatch(frame)
-                if frame is None:
-                    frame = self._rd.frame()
-        except (EOFError, OSError) as e:
-            self._eof = EOFError('%s' % (e,))
-        except BaseException as e:
-            _stderr('execnet agent %s: protocol error: %s: %s\n' % (self.id, type(e).__name__, e))
-            os._exit(2)
+        import select
+        rd = self._rd
+        self._wake_r, self._wake_w = os.pipe()
+        self._poll = select.poll()
+        self._poll.register(rd.fd, select.POLLIN)
+        self._poll.register(self._wake_r, select.POLLIN)
+        nap = False
+        while 1:
+            if nap:
+                self._nap()
+            nap = True
+            if not self._lead.acquire(False):
+                self._park()
+                continue
+            if self._stop is not None:
+                break  # a leading task met the end; _lead stays held
+            try:
+                frame = None
+                while 1:
+                    if frame is None and not rd.more():
+                        # Waiting for the master: a task that comes to
+                        # receive() meanwhile pokes us to let it read.
+                        self._reader_polling = True
+                        if self._followers or not self._await(None):
+                            self._reader_polling = False
+                            if self._followers:
+                                break
+                            continue
+                        self._reader_polling = False
+                    if frame is None:
+                        frame = rd.frame()
+                    if frame[0] == _MSG_GATEWAY_TERMINATE:
+                        self._stop = frame
+                        break
+                    with self._dispatch_lock:
+                        frame = self._dispatch(frame)
+                    if frame is None and (self._followers or self._yield):
+                        self._yield = False
+                        break  # let a waiting task read, or one that did
+            except (EOFError, OSError) as e:
+                self._stop = e
+            except Exception as e:
+                self._protocol_error(e)
+            if self._stop is not None:
+                break
+            rd._back = frame
+            self._lead.release()
+            self._kick(False, True)
+        if self._stop.__class__ is not tuple:
+            self._eof = EOFError('%s' % (self._stop,))
         self._end()
 
     def _dispatch(self, frame):
@@ -740,6 +1038,7 @@ class _Gateway(object):
             items.append(_loads(frame[2], self))
             frame = None
         ch._items.put_many(items)
+        self._yield = self._yield or ch._led
         return frame
 
     def _handle(self, code, id, data):
@@ -946,6 +1245,7 @@ class _Gateway(object):
                     self._add(1)
                     self._main_task = (nch, ntask)
                     self._main_wakeup.release()
+        self._kick(True)  # the stream may have no reader now: no grace
         try:
             ch.close(err)
         except Exception:
@@ -1108,11 +1408,11 @@ def execnet_agent_serve(mode='stdio', sock=None, gateway_id='gw', execmodel='thr
         return fail(what, e)
 
     if stdio:
-        reader = _Reader(io.FileIO(rfd, 'rb', closefd=False).readinto)
+        reader = _Reader(io.FileIO(rfd, 'rb', closefd=False).readinto, rfd)
         write = lambda bufs: os.writev(wfd, bufs)
     else:
         sock.setblocking(True)
-        reader = _Reader(sock.recv_into)
+        reader = _Reader(sock.recv_into, sock.fileno())
         write = sock.sendmsg
     gw = _Gateway(gateway_id, execmodel, stdio, reader, write)
     try:
