@@ -284,7 +284,7 @@ class Channel(object):
             self.gateway._gone(self.id)
 
     def setcallback(self, callback, endmarker=_NOEND):
-        _threading(self.gateway._main_ident)  # callbacks run in the reader thread
+        _threading(self.gateway._main_ident)  # callbacks run in whichever thread reads the stream
         with self.gateway._dispatch_lock:
             q = self._items
             if q is None:
