@@ -47,7 +47,18 @@ append_escaped (GString    *out,
 
   while (p < end)
     {
-      gunichar c = g_utf8_get_char_validated (p, end - p);
+      const char *plain = p;
+      gunichar c;
+
+      /* Printable ASCII but the quote and the backslash goes as it is, a
+       * run at a time: most of a line is base64 or the agent's source. */
+      while (p < end && *p >= 0x20 && *p < 0x7f && *p != '\\' && *p != '\'')
+        p++;
+      g_string_append_len (out, plain, p - plain);
+      if (p == end)
+        break;
+
+      c = g_utf8_get_char_validated (p, end - p);
 
       if (c == (gunichar) -1 || c == (gunichar) -2)
         {
@@ -600,7 +611,8 @@ build_compiled_line (const GString *call,
 typedef struct
 {
   GBytes *line;               /* (owned) */
-  GBytes *fallback_line;      /* (owned) (nullable) sent when the remote answers "S" */
+  GString *fallback_call;    /* (owned) (nullable) the call of the source line sent
+                               * when the remote answers "S" */
   char *python_key;           /* (owned) (nullable) set while the compiled agent may come */
   guint8 *compiled;           /* (owned) (nullable) the compiled agent being read */
   gsize compiled_len;
@@ -631,7 +643,8 @@ bootstrap_free (gpointer data)
       g_object_unref (bootstrap->caller_cancellable);
     }
   g_clear_object (&bootstrap->cancellable);
-  g_clear_pointer (&bootstrap->fallback_line, g_bytes_unref);
+  if (bootstrap->fallback_call != NULL)
+    g_string_free (bootstrap->fallback_call, TRUE);
   g_free (bootstrap->python_key);
   g_free (bootstrap->compiled);
   g_bytes_unref (bootstrap->line);
@@ -849,7 +862,7 @@ read_ack (GTask *task)
   GInputStream *input = g_io_stream_get_input_stream (execnet_connection_get_stream (connection));
 
   /* The cached compiled agent does not suit that Python: send source. */
-  if (bootstrap->ack_len == 1 && bootstrap->ack[0] == 'S' && bootstrap->fallback_line != NULL)
+  if (bootstrap->ack_len == 1 && bootstrap->ack[0] == 'S' && bootstrap->fallback_call != NULL)
     {
       GOutputStream *output = g_io_stream_get_output_stream (execnet_connection_get_stream (connection));
       gsize size;
@@ -858,7 +871,8 @@ read_ack (GTask *task)
       EXECNET_NOTE (GATEWAY, NULL, "%s: its Python cannot run the cached compiled agent, sending source",
                     execnet_connection_get_remote_address (connection));
       g_bytes_unref (bootstrap->line);
-      bootstrap->line = g_steal_pointer (&bootstrap->fallback_line);
+      bootstrap->line = build_compiling_line (bootstrap->fallback_call);
+      g_string_free (g_steal_pointer (&bootstrap->fallback_call), TRUE);
       bootstrap->ack_len = 0;
       data = g_bytes_get_data (bootstrap->line, &size);
       g_output_stream_write_all_async (output, data, size, G_PRIORITY_DEFAULT,
@@ -989,7 +1003,8 @@ build_lines (Bootstrap             *bootstrap,
   call = build_serve_call (xspec, gateway_id, mode, "", &execnet_line, error);
   g_assert (call != NULL);
   bootstrap->line = build_compiled_line (call, magic_hex, compiled);
-  bootstrap->fallback_line = build_compiling_line (compiling_call);
+  /* Built only when needed: it is larger than the line itself. */
+  bootstrap->fallback_call = g_steal_pointer (&compiling_call);
   return TRUE;
 }
 

@@ -1442,6 +1442,10 @@ def execnet_agent_serve(mode='stdio', sock=None, gateway_id='gw', execmodel='thr
         main = threading.main_thread().ident
     gw._main_interruptible = main == gw._main_ident
     gw._threading_ready.set()
+    # The first compile() of a process builds Python's AST types, which
+    # takes about 5% of a bare start-up: get it done while the first task
+    # is on its way.
+    compile('', '<remote exec>', 'exec')
     while 1:
         try:
             gw._main_wakeup.acquire()
