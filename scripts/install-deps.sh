@@ -10,7 +10,7 @@ packages="
   python3 python3-execnet python3-mitogen python3-gi gjs valac
   openssh-server openssh-client
   clang libclang-rt-14-dev
-  procps
+  procps iproute2 iptables
   sudo podman runc conmon catatonit
   slurmctld slurmd slurm-client munge
   rsync

@@ -3,6 +3,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1150,6 +1151,93 @@ test_sigterm_with_live_gateways (Fixture       *fixture,
   g_assert_no_error (error);
 }
 
+/* Runs @argv (NULL-terminated) and returns whether it exited 0; its
+ * output is kept out of the test's. */
+static gboolean
+run_quietly (const char * const *argv)
+{
+  int status = -1;
+
+  return g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH |
+                       G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL,
+                       NULL, NULL, NULL, NULL, &status, NULL) &&
+         g_spawn_check_wait_status (status, NULL);
+}
+
+/* A network that dies without a word: packets to and from the server's
+ * port are dropped (iptables, in a network namespace of the test's own,
+ * which needs root). Neither end hears anything again; with keepalive=
+ * and --keepalive, each gives up after a few seconds instead of waiting
+ * forever: the master's receive() fails, and the server's interpreter
+ * ends, so no process is left behind on either side. */
+static void
+test_dead_network (Fixture       *fixture,
+                   gconstpointer  user_data)
+{
+  const char *namespace_probe[] = { "unshare", "--net", "iptables", "-L", "INPUT", "-n", NULL };
+  const char *options[] = { "--insecure", "--keepalive", "2", NULL };
+  g_autoptr(ExecnetGroup) group = NULL;
+  g_autoptr(ExecnetChannel) channel = NULL;
+  g_autoptr(GVariant) item = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *spec = NULL;
+  g_autofree char *port = NULL;
+  ExecnetGateway *gateway;
+  GPid remote;
+  gint64 start;
+
+  if (!g_test_subprocess ())
+    {
+      if (geteuid () != 0 || !run_quietly (namespace_probe))
+        {
+          g_test_skip ("needs root, unshare and iptables to cut a network in a namespace");
+          return;
+        }
+      /* The namespace is the child's alone: this process keeps its network. */
+      g_test_trap_subprocess (NULL, 120 * G_USEC_PER_SEC, G_TEST_SUBPROCESS_INHERIT_STDERR);
+      g_test_trap_assert_passed ();
+      return;
+    }
+
+  /* Before any thread exists: a namespace is a thread's, inherited by the
+   * threads and processes it starts. */
+  g_assert_cmpint (unshare (CLONE_NEWNET), ==, 0);
+  g_assert_true (run_quietly ((const char *[]) { "ip", "link", "set", "lo", "up", NULL }));
+
+  fixture->server = server_start (options);
+  group = execnet_group_new ();
+  spec = g_strdup_printf ("socket=%s//keepalive=2", fixture->server->address);
+  gateway = execnet_group_make_gateway (group, spec, &error);
+  g_assert_no_error (error);
+  remote = remote_pid (gateway);
+  channel = execnet_gateway_remote_exec (gateway, "channel.receive()", &error);
+  g_assert_no_error (error);
+
+  port = g_strdup_printf ("%u", fixture->server->port);
+  g_assert_true (run_quietly ((const char *[]) { "iptables", "-A", "INPUT", "-p", "tcp",
+                                                 "--dport", port, "-j", "DROP", NULL }));
+  g_assert_true (run_quietly ((const char *[]) { "iptables", "-A", "INPUT", "-p", "tcp",
+                                                 "--sport", port, "-j", "DROP", NULL }));
+
+  start = g_get_monotonic_time ();
+  item = execnet_channel_receive (channel, 2 * DEADLINE_SECONDS, &error);
+  g_test_message ("after %.1f s: %s",
+                  (g_get_monotonic_time () - start) / (gdouble) G_TIME_SPAN_SECOND,
+                  error != NULL ? error->message : "(no error)");
+  g_assert_null (item);
+  g_assert_error (error, EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, DEADLINE_SECONDS * G_TIME_SPAN_SECOND);
+  g_clear_error (&error);
+
+  /* The server's side gave up too, and ended the interpreter. */
+  assert_dead (remote);
+  wait_no_children (fixture->server->pid);
+
+  g_assert_true (run_quietly ((const char *[]) { "iptables", "-F", "INPUT", NULL }));
+  execnet_group_terminate (group, 1.0, NULL);
+  g_assert_cmpuint (execnet_group_get_size (group), ==, 0);
+}
+
 static void
 test_connection_refused (void)
 {
@@ -1332,6 +1420,7 @@ test_server_refuses_unsafe_options (Fixture       *fixture,
   /* Owned by root, not by us (unless the tests run as root). */
   const char *foreign_token[] = { "--listen", "127.0.0.1:0", "--token-file", "/etc/passwd", NULL };
   const char *bad_python[] = { "--listen", "127.0.0.1:0", "--insecure", "--python", "'python3", NULL };
+  const char *bad_keepalive[] = { "--listen", "127.0.0.1:0", "--insecure", "--keepalive", "-5", NULL };
   struct {
     const char * const *args;
     const char *says;
@@ -1346,6 +1435,7 @@ test_server_refuses_unsafe_options (Fixture       *fixture,
     { dir_token, "not a regular file" },
     { foreign_token, "belongs to user" },
     { bad_python, "--python" },
+    { bad_keepalive, "--keepalive -5" },
   };
 
   g_assert_no_errno (chmod (readable_token, 0644));
@@ -1406,6 +1496,8 @@ main (int    argc,
   g_test_add ("/socket/server/refuses-unsafe-options", Fixture, NULL,
               fixture_set_up, test_server_refuses_unsafe_options, fixture_tear_down);
   g_test_add_func ("/socket/interop/execnet-server", test_execnet_server);
+  g_test_add ("/socket/lost/dead-network", Fixture, NULL,
+              fixture_set_up, test_dead_network, fixture_tear_down);
   g_test_add_func ("/socket/errors/connection-refused", test_connection_refused);
   g_test_add_func ("/socket/errors/host-not-found", test_host_not_found);
   g_test_add_func ("/socket/errors/bad-specs", test_bad_specs);

@@ -705,16 +705,21 @@ test_spec_socket (void)
   if (skip_without_tool ())
     return;
 
-  run = run_tool ("spec", "socket=[::1]:8888//token_file=~/tok//connect_timeout=4");
+  run = run_tool ("spec", "socket=[::1]:8888//token_file=~/tok//connect_timeout=4//keepalive=20");
   g_assert_cmpint (run->status, ==, TOOL_EXIT_OK);
   assert_contains (run->out, "socket resolves to:\n  hostname ::1\n  port 8888\n");
   token_line = g_strdup_printf ("  tokenfile %s/tok\n", g_get_home_dir ());
   assert_contains (run->out, token_line);
-  assert_contains (run->out, "  connecttimeout 4.0\n");
+  assert_contains (run->out, "  connecttimeout 4.0\n  keepalive 20\n");
 
   bad = run_tool ("spec", "socket=localhost:http");
   g_assert_cmpint (bad->status, ==, TOOL_EXIT_USAGE);
   assert_contains (bad->err, "is not HOST:PORT");
+
+  g_clear_pointer (&bad, run_free);
+  bad = run_tool ("spec", "socket=localhost:8888//keepalive=-1");
+  g_assert_cmpint (bad->status, ==, TOOL_EXIT_USAGE);
+  assert_contains (bad->err, "keepalive=-1 is not a whole number of seconds");
 }
 
 /* An ssh spec resolved through the ssh_config= file, as the ssh plugin

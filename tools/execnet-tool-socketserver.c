@@ -151,6 +151,7 @@ static gboolean insecure = FALSE;
 static gboolean allow_remote_insecure = FALSE;
 static int max_connections = DEFAULT_MAX_CONNECTIONS;
 static int max_per_peer = DEFAULT_MAX_PER_PEER;
+static int keepalive = EXECNET_SOCKET_DEFAULT_KEEPALIVE;
 static char *python_text = NULL;
 
 static const GOptionEntry entries[] = {
@@ -169,6 +170,9 @@ static const GOptionEntry entries[] = {
   { "max-per-peer", 0, 0, G_OPTION_ARG_INT, &max_per_peer,
     "Let one address hold at most N connections that have not authenticated yet, "
     "0 for no limit (default 32; with --token-file only)", "N" },
+  { "keepalive", 0, 0, G_OPTION_ARG_INT, &keepalive,
+    "End a connection whose client has not answered for about N seconds (a dead "
+    "network), and with it its interpreter; 0 for the system's defaults (default 60)", "N" },
   { "python", 0, 0, G_OPTION_ARG_STRING, &python_text,
     "The Python interpreter to start for each connection (default python3)", "COMMAND" },
   G_OPTION_ENTRY_NULL
@@ -228,6 +232,7 @@ struct _Server
   char **python_argv;               /* (owned) */
   guint max_connections;            /* never 0 once running */
   guint max_per_peer;               /* 0: no limit */
+  guint keepalive;                  /* seconds, 0 for the system's defaults */
   GHashTable *clients;              /* (owned) Client* set; the table owns them */
   GHashTable *unauthenticated;      /* (owned) host -> GUINT_TO_POINTER (count) */
   gboolean stopping;
@@ -236,6 +241,7 @@ struct _Server
   LogLimit accept_failures;
   LogLimit refused_full;
   LogLimit refused_per_peer;
+  LogLimit keepalive_failures;
 };
 
 /* Discarded input of refused peers; its contents are never looked at. */
@@ -839,6 +845,7 @@ handle_connection (Server            *server,
   g_autoptr(GSocketAddress) address = NULL;
   g_autofree char *peer = NULL;
   g_autofree char *host = NULL;
+  g_autoptr(GError) error = NULL;
   Client *client;
   guint from_host = 0;
 
@@ -876,6 +883,14 @@ handle_connection (Server            *server,
           return;
         }
     }
+
+  /* Set before the interpreter inherits the socket: a client that goes
+   * away without a word (its network died) ends the interpreter's reads
+   * with an error, and the interpreter with them. */
+  if (!_execnet_socket_set_keepalive (g_socket_connection_get_socket (connection),
+                                      server->keepalive, &error))
+    server_log_limited (&server->keepalive_failures, peer,
+                        "cannot set --keepalive on the connection: %s", error->message);
 
   client = g_new0 (Client, 1);
   client->server = server;
@@ -1261,6 +1276,7 @@ execnet_tool_socketserver (int    argc,
 
   max_connections = DEFAULT_MAX_CONNECTIONS;
   max_per_peer = DEFAULT_MAX_PER_PEER;
+  keepalive = EXECNET_SOCKET_DEFAULT_KEEPALIVE;
   if (!g_option_context_parse (context, &argc, &argv, &error))
     {
       int status = execnet_tool_report_error (COMMAND, error);
@@ -1294,8 +1310,17 @@ execnet_tool_socketserver (int    argc,
                    max_per_peer);
       goto usage_error;
     }
+  if (keepalive < 0 || keepalive > 24 * 3600)
+    {
+      g_set_error (&error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "--keepalive %d: give a number of seconds up to 86400, or 0 for the "
+                   "system's defaults",
+                   keepalive);
+      goto usage_error;
+    }
   server.max_connections = max_connections;
   server.max_per_peer = max_per_peer;
+  server.keepalive = (guint) keepalive;
 
   if (token_path != NULL && insecure)
     {

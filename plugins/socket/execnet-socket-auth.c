@@ -5,6 +5,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -110,4 +112,31 @@ _execnet_socket_auth_strip_token (char  *contents,
   contents[length] = '\0';
 
   return length;
+}
+
+/* Makes the kernel end @socket, a TCP connection, once its peer has not
+ * answered for about @seconds: probes start after half of it without
+ * traffic and three unanswered probes end the connection; data sent and
+ * not acknowledged for @seconds ends it too. Either end then reads an
+ * error instead of waiting forever for a peer that is gone. 0 leaves the
+ * system's defaults (no probes). Other kinds of socket are left alone. */
+gboolean
+_execnet_socket_set_keepalive (GSocket  *socket,
+                               guint     seconds,
+                               GError  **error)
+{
+  guint idle = MAX (seconds / 2, 1);
+  guint interval = MAX ((seconds - MIN (idle, seconds)) / 3, 1);
+
+  if (seconds == 0 ||
+      (g_socket_get_family (socket) != G_SOCKET_FAMILY_IPV4 &&
+       g_socket_get_family (socket) != G_SOCKET_FAMILY_IPV6))
+    return TRUE;
+
+  return g_socket_set_option (socket, SOL_SOCKET, SO_KEEPALIVE, 1, error) &&
+         g_socket_set_option (socket, IPPROTO_TCP, TCP_KEEPIDLE, (gint) idle, error) &&
+         g_socket_set_option (socket, IPPROTO_TCP, TCP_KEEPINTVL, (gint) interval, error) &&
+         g_socket_set_option (socket, IPPROTO_TCP, TCP_KEEPCNT, 3, error) &&
+         g_socket_set_option (socket, IPPROTO_TCP, TCP_USER_TIMEOUT,
+                              (gint) MIN (seconds, G_MAXINT / 1000) * 1000, error);
 }

@@ -4,7 +4,7 @@
  */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 
 /* The handshake's pieces, in the execnet-socket-auth static library:
  * plugins/socket/meson.build declares it as execnet_socket_auth_dep. */
@@ -60,5 +60,14 @@ char    *_execnet_socket_auth_mac          (const guchar  *token,
                                            const char    *client_nonce);
 gsize    _execnet_socket_auth_strip_token  (char          *contents,
                                            gsize          length);
+
+/* Not the handshake, but shared by the same two ends: how long a TCP
+ * connection whose peer stopped answering (a dead network, a host gone
+ * without a word) may last before the kernel gives up on it. */
+#define EXECNET_SOCKET_DEFAULT_KEEPALIVE 60
+
+gboolean _execnet_socket_set_keepalive     (GSocket       *socket,
+                                           guint          seconds,
+                                           GError       **error);
 
 G_END_DECLS

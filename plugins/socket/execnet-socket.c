@@ -207,6 +207,7 @@ typedef struct
   gsize token_length;
 
   gdouble timeout;
+  guint keepalive;                  /* seconds, 0 for the system's defaults */
   GSource *deadline;                /* (owned) (nullable) */
   gboolean timed_out;
   GCancellable *cancellable;        /* (owned) ours: cancelled by the caller's or the deadline */
@@ -589,6 +590,11 @@ on_connected (GObject      *source,
   if (g_socket_get_family (socket) == G_SOCKET_FAMILY_IPV4 ||
       g_socket_get_family (socket) == G_SOCKET_FAMILY_IPV6)
     g_socket_set_option (socket, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
+  /* A server that stops answering (the network between us died) fails
+   * the gateway after keepalive= seconds rather than never. */
+  if (!_execnet_socket_set_keepalive (socket, open->keepalive, &error))
+    g_warning ("socket: cannot watch the connection to %s with keepalive=%u: %s",
+               open->address, open->keepalive, error->message);
 
   if (open->token == NULL)
     {
@@ -681,6 +687,7 @@ open_parse_spec (Open          *open,
   const char *address = execnet_xspec_get (xspec, "socket");
   const char *timeout = execnet_xspec_get (xspec, "connect_timeout");
   const char *token_file = execnet_xspec_get (xspec, "token_file");
+  const char *keepalive = execnet_xspec_get (xspec, "keepalive");
   g_autoptr(GError) local_error = NULL;
   g_autoptr(GSocketConnectable) connectable = NULL;
   const char *port;
@@ -730,6 +737,22 @@ open_parse_spec (Open          *open,
                        spec, timeout);
           return FALSE;
         }
+    }
+
+  open->keepalive = EXECNET_SOCKET_DEFAULT_KEEPALIVE;
+  if (keepalive != NULL)
+    {
+      guint64 seconds = 0;
+
+      if (!g_ascii_string_to_unsigned (keepalive, 10, 0, 24 * 3600, &seconds, NULL))
+        {
+          g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
+                       "invalid spec “%s”: keepalive=%s is not a whole number of seconds "
+                       "from 0 (the system's defaults) to 86400",
+                       spec, keepalive);
+          return FALSE;
+        }
+      open->keepalive = (guint) seconds;
     }
 
   if (token_file != NULL && *token_file == '\0')
@@ -809,6 +832,7 @@ execnet_socket_transport_get_keys (ExecnetTransport *transport)
   static const char * const keys[] = {
     "token_file",
     "installvia",
+    "keepalive",
     NULL
   };
 
@@ -916,6 +940,7 @@ execnet_socket_transport_describe (ExecnetTransport  *transport,
       g_variant_builder_add (description, "{sv}", "tokenfile", g_variant_new_string (path));
     }
   g_variant_builder_add (description, "{sv}", "connecttimeout", g_variant_new_double (open->timeout));
+  g_variant_builder_add (description, "{sv}", "keepalive", g_variant_new_uint32 (open->keepalive));
   open_free (open);
 
   return g_variant_builder_end (description);
