@@ -56,7 +56,7 @@
  * | `agent=NAME` | Which remote agent the bootstrap sends; the library's own agent by default. |
  *
  * Each transport adds options of its own ([method@Execnet.Transport.get_keys]):
- * `ssh_config=FILE` for `ssh`, `token_file=FILE` and `installvia=ID` for
+ * `ssh_config=FILE` for `ssh`, `token_file=FILE`, `installvia=ID` and `keepalive=SECONDS` for
  * `socket`, and so on; write them after the scheme.
  *
  * Parsing checks only the syntax. Whether the scheme has a transport and

@@ -54,7 +54,7 @@ typedef struct
 
 static const DeclaredKeys declared_keys[] = {
   { "popen", { NULL } },
-  { "socket", { "token_file", "installvia", NULL } },
+  { "socket", { "token_file", "installvia", "keepalive", NULL } },
   { "ssh", { "ssh_config", "ssh_share", NULL } },
   { "wrap", { "wrap_shell", NULL } },
 };
