@@ -25,6 +25,7 @@ if sys.version_info >= (3, 8):
     _op4 = _struct.Struct('!Bi').pack
     _i4u = _struct.Struct('!i').unpack_from
     _int_item = _struct.Struct('!BiB').pack
+    _int_frame = _struct.Struct('!biiBiB').unpack_from  # a frame of one small int item
     _unpack = _struct.unpack_from
     _event_flags_lock = _lock()  # guards every _Event.flag
 
@@ -215,32 +216,22 @@ class Channel(object):
         if q is None:
             raise IOError('cannot receive(), channel has receiver callback')
         gw = self.gateway
+        gw._receives += 1
         if q._items or gw._stop is not None or not gw._lead.acquire(False):
             x = gw._receive(self, q, timeout, False)
         else:
             # The stream is ours to read (see _Gateway._receive); the
-            # commonest case, a whole small frame of ours at hand, is
-            # taken here.
+            # commonest case, a whole frame of ours with a small int at
+            # hand, is taken here.
             rd = gw._rd
-            buf = rd._buf
             pos = rd._pos
-            a = rd._end - pos - 9
-            code = id = n = -1
-            if a >= 0 and rd._back is None:
-                code, id, n = _hdr.unpack_from(buf, pos)
-            if id != self.id or code != _MSG_CHANNEL_DATA or n > a or n < 0 or n >= _BIG:
-                x = gw._receive(self, q, timeout, True)
-            else:
-                rd._pos = pos + 9 + n
-                self._led = True
-                try:
-                    if n == 6 and buf[pos + 9] == _OP_INT and buf[pos + 14] == _OP_STOP:
-                        return _i4u(buf, pos + 10)[0]
-                    return _loads(buf[pos + 9:pos + 9 + n], gw)
-                except Exception as e:
-                    gw._protocol_error(e)
-                finally:
+            if rd._end - pos >= 15 and rd._back is None:
+                code, id, n, op, v, stop = _int_frame(rd._buf, pos)
+                if id == self.id and code == _MSG_CHANNEL_DATA and n == 6 and op == _OP_INT and stop == _OP_STOP:
+                    rd._pos = pos + 15
                     gw._unlead()
+                    return v
+            x = gw._receive(self, q, timeout, True)
         if x is _END:
             q.put(x)
             raise self._error() or EOFError()
@@ -663,6 +654,7 @@ class _Gateway(object):
         self._reader_parked = self._reader_napping = self._reader_urgent = False
         self._followers = []
         self._reader_polling = False  # the reader thread holds _lead, waiting in poll()
+        self._receives = 0  # counts receive() calls, so that the reader thread sees tasks at work
         self._yield = False  # the reader thread queued items for a channel whose receiver led
 
     def newchannel(self):
@@ -944,20 +936,22 @@ class _Gateway(object):
                     self._reader_wake.acquire()  # released meanwhile: take the wake back
 
     def _nap(self):
-        # The reader thread: gives the task that read last _GRACE to read again.
+        # The reader thread: gives the task that read last _GRACE to read
+        # again. True when cut short by an urgent _kick().
         with self._lead_mx:
             if self._reader_urgent:
                 self._reader_urgent = False
-                return
+                return True
             self._reader_napping = True
         woken = self._reader_wake.acquire(True, _GRACE)
         with self._lead_mx:
-            self._reader_urgent = False
+            urgent, self._reader_urgent = self._reader_urgent, False
             if not woken:
                 if self._reader_napping:
                     self._reader_napping = False
                 else:
                     self._reader_wake.acquire()  # woken just too late: take the wake back
+        return urgent
 
     def _protocol_error(self, e):
         _stderr('execnet agent %s: protocol error: %s: %s\n' % (self.id, type(e).__name__, e))
@@ -973,9 +967,11 @@ class _Gateway(object):
         self._poll.register(rd.fd, select.POLLIN)
         self._poll.register(self._wake_r, select.POLLIN)
         nap = False
+        seen = -1
         while 1:
-            if nap:
-                self._nap()
+            if nap and not self._nap() and seen != self._receives:
+                seen = self._receives
+                continue  # tasks are receiving: the stream is theirs while they do
             nap = True
             if not self._lead.acquire(False):
                 self._park()
