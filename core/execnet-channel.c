@@ -74,6 +74,7 @@ struct _ExecnetChannel
 
   GMutex lock;                      /* guards everything below, except where said */
   GCond cond;                       /* signalled when an item arrives or the channel ends */
+  guint cond_waiters;               /* threads waiting on cond */
   GQueue items;                     /* (element-type Item) (owned) */
   GQueue waiters;                   /* (element-type Waiter) receive_async calls */
   GQueue close_waiters;             /* (element-type Waiter) wait_close_async calls */
@@ -174,8 +175,9 @@ enum {
 
 static guint signals[N_SIGNALS];
 
-/* Any thread. A channel the remote side opened is made in the I/O thread
- * and belongs to the context its gateway was made in. */
+/* Any thread. A channel the remote side opened is made by the thread that
+ * reads (the I/O thread or a leading receive) and belongs to the context
+ * its gateway was made in. */
 ExecnetChannel *
 _execnet_channel_new (ExecnetGateway *gateway,
                       gint32          id)
@@ -184,7 +186,7 @@ _execnet_channel_new (ExecnetGateway *gateway,
 
   self->gateway = g_object_ref (gateway);
   self->id = id;
-  if (_execnet_io_worker_is_current ())
+  if (_execnet_io_worker_is_current () || _execnet_io_worker_is_stand_in ())
     self->emitter = _execnet_emitter_new_for_context (_execnet_gateway_get_context (gateway));
   else
     self->emitter = _execnet_emitter_new ();
@@ -464,8 +466,8 @@ fail_waiters (ExecnetChannel *self,
   g_list_free (waiters);
 }
 
-/* I/O thread: one item arrived; exactly one of @value and @error is set;
- * @size is what it took on the wire. */
+/* The reading thread: one item arrived; exactly one of @value and @error
+ * is set; @size is what it took on the wire. */
 static void
 deliver (ExecnetChannel *self,
          GVariant       *value,
@@ -493,7 +495,9 @@ deliver (ExecnetChannel *self,
   if (waiter == NULL)
     {
       g_queue_push_tail (&self->items, item);
-      g_cond_broadcast (&self->cond);
+      /* A leading receive finds it without: a futex call saved. */
+      if (self->cond_waiters > 0)
+        g_cond_broadcast (&self->cond);
       schedule_dispatch_unlocked (self);
     }
   g_mutex_unlock (&self->lock);
@@ -505,7 +509,7 @@ deliver (ExecnetChannel *self,
     }
 }
 
-/* I/O thread: one item arrived. @item (transfer full) */
+/* The reading thread: one item arrived. @item (transfer full) */
 void
 _execnet_channel_deliver (ExecnetChannel *self,
                           GVariant       *item,
@@ -514,7 +518,7 @@ _execnet_channel_deliver (ExecnetChannel *self,
   deliver (self, item, NULL, size);
 }
 
-/* I/O thread: an item arrived that cannot be represented. @error (transfer full) */
+/* The reading thread: an item arrived that cannot be represented. @error (transfer full) */
 void
 _execnet_channel_deliver_error (ExecnetChannel *self,
                                 GError         *error)
@@ -542,7 +546,7 @@ end_unlocked (ExecnetChannel *self)
   return take_waiters_unlocked (self);
 }
 
-/* I/O thread: CHANNEL_CLOSE, CHANNEL_CLOSE_ERROR or CHANNEL_LAST_MESSAGE. */
+/* The reading thread: CHANNEL_CLOSE, CHANNEL_CLOSE_ERROR or CHANNEL_LAST_MESSAGE. */
 void
 _execnet_channel_remote_closed (ExecnetChannel *self,
                                 const char     *error_text,
@@ -644,6 +648,20 @@ check_no_callback_unlocked (ExecnetChannel  *self,
   return TRUE;
 }
 
+/* A leading receive: whether its item is there, or none will come. */
+static gboolean
+has_arrived (gpointer data)
+{
+  ExecnetChannel *self = data;
+  gboolean arrived;
+
+  g_mutex_lock (&self->lock);
+  arrived = !g_queue_is_empty (&self->items) || self->receive_closed;
+  g_mutex_unlock (&self->lock);
+
+  return arrived;
+}
+
 /**
  * execnet_channel_receive:
  * @self: a channel
@@ -670,6 +688,7 @@ execnet_channel_receive (ExecnetChannel  *self,
 {
   gint64 deadline = _execnet_deadline_from_timeout (timeout);
   GVariant *value = NULL;
+  gboolean lead = TRUE;
   Item *item;
 
   g_return_val_if_fail (EXECNET_IS_CHANNEL (self), NULL);
@@ -687,10 +706,35 @@ execnet_channel_receive (ExecnetChannel  *self,
 
   while (g_queue_is_empty (&self->items) && !self->receive_closed)
     {
-      if (deadline < 0)
-        g_cond_wait (&self->cond, &self->lock);
-      else if (!g_cond_wait_until (&self->cond, &self->lock, deadline) &&
-               g_queue_is_empty (&self->items) && !self->receive_closed)
+      gboolean in_time;
+
+      if (deadline >= 0 && g_get_monotonic_time () >= deadline)
+        in_time = FALSE;
+      else if (lead)
+        {
+          /* Read the stream here rather than wait for the I/O thread to
+           * hand the item over: no thread hop in a round trip. */
+          g_mutex_unlock (&self->lock);
+          lead = _execnet_gateway_lead (self->gateway, has_arrived, self, deadline);
+          g_mutex_lock (&self->lock);
+          continue;
+        }
+      else
+        {
+          self->cond_waiters++;
+          if (deadline < 0)
+            {
+              g_cond_wait (&self->cond, &self->lock);
+              in_time = TRUE;
+            }
+          else
+            in_time = g_cond_wait_until (&self->cond, &self->lock, deadline);
+          self->cond_waiters--;
+          /* Someone else led or the I/O thread delivered: try to lead next time. */
+          lead = TRUE;
+        }
+
+      if (!in_time && g_queue_is_empty (&self->items) && !self->receive_closed)
         {
           g_mutex_unlock (&self->lock);
           g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
@@ -930,6 +974,8 @@ execnet_channel_close (ExecnetChannel  *self,
   g_mutex_unlock (&self->lock);
 
   fail_waiters (self, waiters);
+  /* A receive of this channel that reads the stream sees the end. */
+  _execnet_gateway_wake_leader (self->gateway);
   _execnet_gateway_forget_channel (self->gateway, self->id);
 
   if (tell_remote)
@@ -980,9 +1026,15 @@ execnet_channel_wait_close (ExecnetChannel  *self,
   g_mutex_lock (&self->lock);
   while (!self->receive_closed)
     {
+      gboolean in_time = TRUE;
+
+      self->cond_waiters++;
       if (deadline < 0)
         g_cond_wait (&self->cond, &self->lock);
-      else if (!g_cond_wait_until (&self->cond, &self->lock, deadline) && !self->receive_closed)
+      else
+        in_time = g_cond_wait_until (&self->cond, &self->lock, deadline);
+      self->cond_waiters--;
+      if (!in_time && !self->receive_closed)
         {
           g_mutex_unlock (&self->lock);
           g_set_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,

@@ -37,6 +37,11 @@ void            _execnet_gateway_emit_remote_output (ExecnetGateway   *self,
                                                      GBytes           *data);
 void            _execnet_gateway_account         (ExecnetGateway      *self,
                                                   gssize               delta);
+gboolean        _execnet_gateway_lead            (ExecnetGateway      *self,
+                                                  gboolean           (*done) (gpointer data),
+                                                  gpointer             data,
+                                                  gint64               deadline);
+void            _execnet_gateway_wake_leader     (ExecnetGateway      *self);
 void            _execnet_gateway_kill            (ExecnetGateway      *self);
 void            _execnet_gateway_wait_ended_async (ExecnetGateway     *self,
                                                    GCancellable       *cancellable,

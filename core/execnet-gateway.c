@@ -36,7 +36,10 @@
  *
  * All gateways of a process share one I/O thread, which reads every
  * connection and routes what arrives to the channels; it never runs user
- * code. [method@Execnet.Gateway.exit] asks the remote side to end;
+ * code. A thread blocked in [method@Execnet.Channel.receive] reads its
+ * gateway's connection itself meanwhile, in the I/O thread's stead, and
+ * routes what arrives the same way (callbacks and signals still run in
+ * their own contexts). [method@Execnet.Gateway.exit] asks the remote side to end;
  * [method@Execnet.Group.terminate] also waits for it, and kills what does
  * not end in time.
  *
@@ -161,8 +164,8 @@ static const char info_source[] =
 /* Any thread: @delta bytes arrived on a channel (positive) or were taken
  * from one (negative); the wire counts them and pauses reading
  * (_execnet_wire_account). The wire is read without the lock: an item
- * exists only once the wire delivered it, in the I/O thread that set
- * self->wire before, and reaches other threads through the channel's
+ * exists only once the wire delivered it, in the thread that reads it
+ * (after self->wire was set), and reaches other threads through the channel's
  * lock; the wire stays until finalize. A consumer that waits on one
  * channel while another holds 64 MiB nobody takes will wait for ever, as
  * with any bounded pipe. */
@@ -459,7 +462,7 @@ take_channel (ExecnetGateway *self,
   return channel;
 }
 
-/* I/O thread: the remote side closed @id. Returns its channel as a strong
+/* The reading thread: the remote side closed @id. Returns its channel as a strong
  * reference, or NULL, and removes it from the table unless it arrived
  * inside a value and is still unclaimed: the remote may close a channel
  * it sent before the master decodes the item, and the items queued on it
@@ -663,7 +666,7 @@ hold_channels_in_item (GVariant  *value,     /* (transfer full) */
   return g_variant_ref_sink (g_variant_new_from_bytes (g_variant_get_type (value), bytes, TRUE));
 }
 
-/* I/O thread: corrupt data arrived; the connection is beyond repair. */
+/* The reading thread: corrupt data arrived; the connection is beyond repair. */
 static void
 fail_protocol (ExecnetGateway *self,
                GError         *error)  /* (transfer full) */
@@ -680,7 +683,7 @@ fail_protocol (ExecnetGateway *self,
  * its stdout and stderr, and forwarded log records (doc/protocol.md). */
 #define EXECNET_OUTPUT_CHANNEL (-1)
 
-/* I/O thread: a log record that the remote's logging forwarded (see
+/* The reading thread: a log record that the remote's logging forwarded (see
  * execnet_gateway_forward_logging()), into the structured log with the
  * gateway's id as a field. */
 static void
@@ -727,7 +730,7 @@ log_remote_record (ExecnetGateway *self,
   }
 }
 
-/* I/O thread: remote output. Goes to ::remote-output when something is
+/* The reading thread: remote output. Goes to ::remote-output when something is
  * connected, to the master's own stderr otherwise; a forwarded log record
  * goes to the structured log. */
 static void
@@ -767,7 +770,9 @@ on_remote_output (ExecnetGateway *self,
     }
 }
 
-/* I/O thread: one frame arrived. */
+/* The reading thread (the I/O thread, or a receive that leads): one
+ * frame arrived. Whatever it hands on goes through inboxes and emitters,
+ * so that it never runs user code in a leading receive either. */
 static void
 on_frame (GObject            *owner,
           ExecnetMessageCode  code,
@@ -962,6 +967,29 @@ _execnet_gateway_wait_ended_finish (ExecnetGateway  *self,
   g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
 
   return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/* Any thread but the I/O thread: a receive that would block reads the
+ * stream itself, if it may (see _execnet_wire_lead()). */
+gboolean
+_execnet_gateway_lead (ExecnetGateway *self,
+                       gboolean      (*done) (gpointer data),
+                       gpointer        data,
+                       gint64          deadline)
+{
+  g_autoptr(ExecnetWire) wire = dup_wire (self);
+
+  return wire != NULL && _execnet_wire_lead (wire, done, data, deadline);
+}
+
+/* Any thread: a receive that reads the stream looks again at its channel. */
+void
+_execnet_gateway_wake_leader (ExecnetGateway *self)
+{
+  g_autoptr(ExecnetWire) wire = dup_wire (self);
+
+  if (wire != NULL)
+    _execnet_wire_wake_leader (wire);
 }
 
 /* Any thread: whether a send would wait for room in the write queue. */

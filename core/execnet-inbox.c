@@ -11,6 +11,7 @@
 #include <glib-unix.h>
 
 #include "execnet-inbox-private.h"
+#include "execnet-io-worker-private.h"
 
 /* Why not g_main_context_invoke(), g_idle_add() or a plain
  * g_task_return_*() from the I/O thread: each attaches a source to the
@@ -253,13 +254,15 @@ return_free (gpointer data)
 
 /* Any thread: in @task's own context, returns at once; elsewhere, returns
  * through the context's inbox (see above) instead of having GTask attach a
- * source to it. */
+ * source to it. A thread reading a wire in a blocked receive (a stand-in
+ * for the I/O thread) always goes through the inbox, even in its own
+ * context: the completion must not run inside that receive. */
 static void
 task_return (Return *ret)
 {
   GMainContext *context = g_task_get_context (ret->task);
 
-  if (g_main_context_is_owner (context))
+  if (g_main_context_is_owner (context) && !_execnet_io_worker_is_stand_in ())
     {
       return_now (ret);
       return_free (ret);

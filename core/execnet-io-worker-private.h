@@ -10,6 +10,8 @@ G_BEGIN_DECLS
 
 GMainContext *_execnet_io_worker_get_context (void);
 gboolean      _execnet_io_worker_is_current  (void);
+void          _execnet_io_worker_set_stand_in (gboolean      stand_in);
+gboolean      _execnet_io_worker_is_stand_in (void);
 void          _execnet_io_worker_invoke      (GSourceFunc    func,
                                               gpointer       data,
                                               GDestroyNotify notify);

@@ -85,6 +85,27 @@ _execnet_io_worker_is_current (void)
   return worker_thread != NULL && g_thread_self () == worker_thread;
 }
 
+/* Set while a thread blocked in a receive reads a wire for the I/O thread
+ * (execnet-wire.c, "Reading"). */
+static GPrivate stand_in;
+
+/* The calling thread begins (@stand_in TRUE) or ends reading a wire in the
+ * I/O thread's stead. */
+void
+_execnet_io_worker_set_stand_in (gboolean stand_in_now)
+{
+  g_private_set (&stand_in, GINT_TO_POINTER (stand_in_now));
+}
+
+/* Any thread: whether it reads a wire in the I/O thread's stead: what it
+ * hands on must go where the I/O thread would send it (the gateway's
+ * context, inboxes), never run there and then. */
+gboolean
+_execnet_io_worker_is_stand_in (void)
+{
+  return g_private_get (&stand_in) != NULL;
+}
+
 typedef struct
 {
   GSourceFunc func;

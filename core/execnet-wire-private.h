@@ -21,7 +21,9 @@ typedef struct _ExecnetWire ExecnetWire;
 
 typedef struct
 {
-  /* I/O thread: one complete frame arrived. @payload (transfer none). */
+  /* The thread that reads (the I/O thread, or a receiving thread that
+   * leads, see _execnet_wire_lead()): one complete frame arrived.
+   * @payload (transfer none). */
   void (*frame)       (GObject            *owner,
                        ExecnetMessageCode  code,
                        gint32              channel,
@@ -60,6 +62,15 @@ gboolean     _execnet_wire_is_congested    (ExecnetWire              *self);
 
 void         _execnet_wire_account         (ExecnetWire              *self,
                                             gssize                    delta);
+
+/* Whether what a leading receiver waits for is there (or never will be). */
+typedef gboolean (*ExecnetWireLeadDone) (gpointer data);
+
+gboolean     _execnet_wire_lead            (ExecnetWire              *self,
+                                            ExecnetWireLeadDone       done,
+                                            gpointer                  data,
+                                            gint64                    deadline);
+void         _execnet_wire_wake_leader     (ExecnetWire              *self);
 
 /* The one wire observer: refcounted, so that a frame being shown to it
  * keeps it alive while another thread replaces it. It sees every frame:

@@ -7,7 +7,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <glib-unix.h>
 #include <gio/gfiledescriptorbased.h>
@@ -38,12 +41,23 @@
  * caught up; the I/O thread itself never blocks (it may queue beyond the
  * limit, as it only ever sends small control messages).
  *
- * Reading: the I/O thread reads straight into the buffers the frame reader
- * hands out and passes each complete frame to the owner's handler. The
- * wire also owns the count of delivered bytes that wait unconsumed, and
- * the decision to park reading while there are too many
- * (_execnet_wire_account); the remote side's writes then block, which
- * bounds memory on both sides.
+ * Reading: whoever holds the wire's one reading turn reads straight into
+ * the buffers the frame reader hands out and passes each complete frame to
+ * the owner's handler. Normally that is the I/O thread. When the input is
+ * a file descriptor, a thread blocked in a receive may take the turn
+ * instead (_execnet_wire_lead): it polls and reads the fd itself and hands
+ * every frame on as the I/O thread would, until what it waits for arrived,
+ * then gives the turn back. A round trip then costs no thread hop on the
+ * receiving side. Meanwhile the I/O thread's read source polls nothing
+ * (its fd is set to -1), and at most one thread holds the turn: a would-be
+ * leader waits while the I/O thread is busy reading, and the I/O thread
+ * leaves the fd alone while a leader reads. An end of input, an error or
+ * garbage that a leader meets is left for the I/O thread to report, so
+ * that read_closed always runs there. The wire also owns the count of
+ * delivered bytes that wait unconsumed, and the decision to park reading
+ * while there are too many (_execnet_wire_account); the remote side's
+ * writes then block, which bounds memory on both sides. Nobody leads
+ * while reading is parked.
  *
  * Life cycle: a wire starts reading as soon as it is made, and holds a
  * reference on its owner from then until read_closed has been delivered, so that the
@@ -66,13 +80,20 @@ struct _ExecnetWire
   GCancellable *cancellable;       /* (owned) cancelled by abort */
   GSource *wake_source;            /* (owned) attached to the I/O context */
 
-  /* I/O thread only: */
+  /* Whoever has the reading turn (the I/O thread, or the leader): */
   ExecnetFrameReader *reader;      /* (owned) */
+
+  /* Reading a file descriptor; written once in _execnet_wire_new(). */
+  int in_fd;                       /* the input's non-blocking fd, or -1: then the I/O
+                                    * thread reads with read_async and nobody leads */
+  int wake_fd;                     /* an eventfd that wakes a leader, or -1 */
+  GSource *read_source;            /* (owned) (nullable) polls in_fd in the I/O thread */
+
+  /* I/O thread only: */
   GPtrArray *in_flight;            /* (owned) (element-type QueuedFrame) being written */
   GArray *vectors;                 /* (owned) (element-type GOutputVector) for in_flight */
   guint vector_index;              /* the first vector not yet written, with fd */
   gboolean write_closed;           /* close_write() was called on the connection */
-  gboolean read_parked;            /* reading stopped for backpressure */
 
   /* Any thread, atomically: the bytes of delivered items that wait
    * unconsumed (_execnet_wire_account). The I/O thread alone decides to
@@ -81,6 +102,7 @@ struct _ExecnetWire
 
   GMutex lock;                     /* guards the fields below */
   GCond cond;                      /* signalled when queued_bytes drops or writing dies */
+  guint send_waiters;              /* senders waiting on cond */
   GQueue queue;                    /* (element-type QueuedFrame) (owned) */
   gsize queued_bytes;              /* in queue and in flight */
   gsize max_queued;
@@ -92,6 +114,16 @@ struct _ExecnetWire
   GError *write_error;             /* (owned) (nullable) set once writing is dead */
   GError *abort_error;             /* (owned) (nullable) why the wire was aborted */
   ExecnetWireTap *tap;             /* (owned) (nullable) set under the lock, read atomically */
+
+  /* The reading turn (see "Reading" above). read_parked is written by the
+   * I/O thread alone, under the lock. */
+  gboolean read_parked;            /* reading stopped for backpressure */
+  GThread *leader;                 /* (unowned) (nullable) a receiving thread that reads */
+  gboolean io_busy;                /* the I/O thread reads or hands on frames */
+  GCond read_cond;                 /* signalled when io_busy drops, if lead_waiters */
+  guint lead_waiters;              /* threads waiting on read_cond */
+  gboolean end_pending;            /* a leader met the end of input */
+  GError *end_error;               /* (owned) (nullable) what it met, NULL for end-of-file */
 };
 
 struct _ExecnetWireTap
@@ -166,6 +198,7 @@ queued_frame_free (gpointer data)
 static void maybe_write (ExecnetWire *self);
 static void read_more (ExecnetWire *self);
 static void start_reading (ExecnetWire *self);
+static gboolean read_source_dispatch (GSource *source, GSourceFunc callback, gpointer user_data);
 
 /* I/O thread: dispatch of the wake-up source */
 static gboolean
@@ -191,6 +224,75 @@ static GSourceFuncs wake_source_funcs = {
   .dispatch = wake_source_dispatch,
 };
 
+/* The I/O thread's watch on in_fd. Its poll record is the source's own:
+ * the I/O thread sets its events to G_IO_IN while it reads and to 0 while
+ * a leader reads or reading is parked, always in its own dispatch, so that
+ * the I/O context picks the change up at its next poll without a wake-up
+ * (GLib reads the events of every poll record before each poll). A
+ * hang-up or error is reported whatever the events: then the record is
+ * removed until the I/O thread reads again (read_source_watch). Other
+ * threads nudge it to look again (nudge_read_source): a flag and one
+ * wake-up of the context, and none while a nudge is pending. Not a ready
+ * time: setting one takes the context's lock, and clearing it wakes the
+ * context once more. The source may recurse (it never iterates a main
+ * loop), so that GLib does not remove and re-add its fd, waking the
+ * context twice, around every dispatch. */
+typedef struct
+{
+  GSource source;
+  GPollFD pollfd;                  /* I/O thread only */
+  gboolean removed;                /* I/O thread only: pollfd is not polled */
+  gint nudged;                     /* atomic */
+} ReadSource;
+
+/* I/O thread: whether to poll in_fd from now on; @revents is what the
+ * last poll saw. */
+static void
+read_source_watch (ReadSource   *self,
+                   gboolean      watch,
+                   GIOCondition  revents)
+{
+  if (watch)
+    {
+      if (self->removed)
+        g_source_add_poll (&self->source, &self->pollfd);
+      self->removed = FALSE;
+      self->pollfd.events = G_IO_IN | G_IO_HUP | G_IO_ERR;
+    }
+  else
+    {
+      self->pollfd.events = 0;
+      /* Reported even with no events asked for: the poll would spin. */
+      if ((revents & (G_IO_HUP | G_IO_ERR | G_IO_NVAL)) != 0 && !self->removed)
+        {
+          g_source_remove_poll (&self->source, &self->pollfd);
+          self->removed = TRUE;
+        }
+    }
+}
+
+static gboolean
+read_source_prepare (GSource *source,
+                     gint    *timeout)
+{
+  *timeout = -1;
+  return g_atomic_int_get (&((ReadSource *) source)->nudged);
+}
+
+static gboolean
+read_source_check (GSource *source)
+{
+  ReadSource *read_source = (ReadSource *) source;
+
+  return read_source->pollfd.revents != 0 || g_atomic_int_get (&read_source->nudged);
+}
+
+static GSourceFuncs read_source_funcs = {
+  .prepare = read_source_prepare,
+  .check = read_source_check,
+  .dispatch = read_source_dispatch,
+};
+
 ExecnetWire *
 _execnet_wire_new (ExecnetConnection        *connection,
                    const char               *gateway_id,
@@ -213,6 +315,7 @@ _execnet_wire_new (ExecnetConnection        *connection,
   self->max_queued = EXECNET_WIRE_DEFAULT_MAX_QUEUED;
   g_mutex_init (&self->lock);
   g_cond_init (&self->cond);
+  g_cond_init (&self->read_cond);
   g_queue_init (&self->queue);
 
   self->wake_source = g_source_new (&wake_source_funcs, sizeof (GSource));
@@ -241,6 +344,37 @@ _execnet_wire_new (ExecnetConnection        *connection,
                                g_pollable_output_stream_can_poll (G_POLLABLE_OUTPUT_STREAM (output)));
   }
 
+  {
+    GInputStream *input = g_io_stream_get_input_stream (execnet_connection_get_stream (connection));
+
+    self->in_fd = self->wake_fd = -1;
+    if (G_IS_FILE_DESCRIPTOR_BASED (input))
+      {
+        int fd = g_file_descriptor_based_get_fd (G_FILE_DESCRIPTOR_BASED (input));
+        int flags = fcntl (fd, F_GETFL);
+
+        if (flags >= 0 && ((flags & O_NONBLOCK) || fcntl (fd, F_SETFL, flags | O_NONBLOCK) == 0))
+          self->wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (self->wake_fd >= 0)
+          self->in_fd = fd;
+      }
+    if (self->in_fd >= 0)
+      {
+        ReadSource *source = (ReadSource *) g_source_new (&read_source_funcs, sizeof (ReadSource));
+
+        source->pollfd.fd = self->in_fd;
+        source->pollfd.events = G_IO_IN | G_IO_HUP | G_IO_ERR;
+        g_source_add_poll (&source->source, &source->pollfd);
+        g_source_set_static_name (&source->source, "[execnet] wire reading");
+        g_source_set_priority (&source->source, G_PRIORITY_DEFAULT);
+        g_source_set_can_recurse (&source->source, TRUE);
+        /* As with the wake-up source, destroying it drops its reference. */
+        g_source_set_callback (&source->source, (GSourceFunc) (void (*) (void)) read_source_dispatch,
+                               _execnet_wire_ref (self), (GDestroyNotify) _execnet_wire_unref);
+        self->read_source = &source->source;
+      }
+  }
+
   start_reading (self);
 
   return self;
@@ -263,6 +397,14 @@ _execnet_wire_unref (ExecnetWire *self)
   g_clear_object (&self->owner);
   g_source_destroy (self->wake_source);
   g_source_unref (self->wake_source);
+  if (self->read_source != NULL)
+    {
+      g_source_destroy (self->read_source);
+      g_source_unref (self->read_source);
+    }
+  if (self->wake_fd >= 0)
+    close (self->wake_fd);
+  g_clear_error (&self->end_error);
   g_queue_clear_full (&self->queue, queued_frame_free);
   g_ptr_array_unref (self->in_flight);
   g_array_unref (self->vectors);
@@ -276,6 +418,7 @@ _execnet_wire_unref (ExecnetWire *self)
   g_free (self->description);
   g_mutex_clear (&self->lock);
   g_cond_clear (&self->cond);
+  g_cond_clear (&self->read_cond);
   g_free (self);
 }
 
@@ -322,7 +465,8 @@ finish_batch (ExecnetWire *self,
   self->queued_bytes -= MIN (batch_bytes, self->queued_bytes);
   if (error != NULL)
     fail_writing_unlocked (self, error);
-  g_cond_broadcast (&self->cond);
+  if (self->send_waiters > 0)
+    g_cond_broadcast (&self->cond);
   g_mutex_unlock (&self->lock);
   g_clear_error (&error);
 }
@@ -719,7 +863,11 @@ _execnet_wire_send (ExecnetWire         *self,
          self->write_error == NULL && !self->finishing &&
          self->queued_bytes > 0 &&
          self->queued_bytes + frame->size > self->max_queued)
-    g_cond_wait (&self->cond, &self->lock);
+    {
+      self->send_waiters++;
+      g_cond_wait (&self->cond, &self->lock);
+      self->send_waiters--;
+    }
 
   if (self->write_error != NULL || self->finishing)
     {
@@ -759,7 +907,9 @@ _execnet_wire_send (ExecnetWire         *self,
         {
           gboolean more = !g_queue_is_empty (&self->queue) || self->finishing;
 
-          g_cond_broadcast (&self->cond);
+          /* A futex call per send otherwise: wake only who waits. */
+          if (self->send_waiters > 0)
+            g_cond_broadcast (&self->cond);
           g_mutex_unlock (&self->lock);
           queued_frame_free (frame);
           /* Frames queued meanwhile, or a pending close, are the I/O thread's. */
@@ -851,6 +1001,382 @@ reading_done (ExecnetWire  *self,
   self->handler->read_closed (owner, reported);
 }
 
+/* Whoever reads: what ended the input, as read_closed reports it. @error
+ * (transfer full) (nullable) is the read's error, NULL at end-of-file. */
+static GError *
+input_end_error (ExecnetWire *self,
+                 GError      *error)
+{
+  /* Not garbage: a remote that dies while it writes leaves half a
+   * frame, whichever transport carried it. It is a lost connection,
+   * as a read error or a clean end would be. */
+  if (_execnet_frame_reader_is_idle (self->reader))
+    return error;
+  if (error == NULL)
+    return g_error_new (G_IO_ERROR, G_IO_ERROR_PARTIAL_INPUT,
+                        "%s closed the connection in the middle of a message",
+                        self->description);
+  if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    {
+      GError *partial = g_error_new (G_IO_ERROR, G_IO_ERROR_PARTIAL_INPUT,
+                                     "%s: %s", self->description, error->message);
+
+      g_error_free (error);
+      return partial;
+    }
+  return error;
+}
+
+/* Whoever reads: hands every complete frame to the owner, in order, until
+ * none is left or the wire is aborted. A leader also stops when a wire
+ * tap appears (the tap sees incoming frames in the I/O thread): then it
+ * returns FALSE and the I/O thread hands on the rest. */
+static gboolean
+hand_on_frames (ExecnetWire *self,
+                gboolean     leading)
+{
+  ExecnetMessageCode code;
+  gint32 channel;
+  GBytes *payload;
+
+  while (!g_cancellable_is_cancelled (self->cancellable))
+    {
+      if (leading && g_atomic_pointer_get (&self->tap) != NULL)
+        return FALSE;
+      if (!_execnet_frame_reader_pop (self->reader, &code, &channel, &payload))
+        break;
+      if (EXECNET_DEBUG_ENABLED (EXECNET_DEBUG_WIRE))
+        EXECNET_NOTE (WIRE, self->gateway_id, "%s <- %s channel=%d length=%" G_GSIZE_FORMAT,
+                      self->description, execnet_message_code_name (code),
+                      channel, g_bytes_get_size (payload));
+      tap_and_debug_frame (self, FALSE, code, channel, NULL, payload);
+      self->handler->frame (self->owner, code, channel, payload);
+      g_bytes_unref (payload);
+    }
+  return TRUE;
+}
+
+typedef enum
+{
+  READ_SOME,     /* bytes arrived */
+  READ_NOTHING,  /* the fd had nothing */
+  READ_END,      /* the input ended; see the error */
+} ReadResult;
+
+/* Whoever reads: one non-blocking read of in_fd into the frame reader.
+ * Sets @filled when the read filled the buffer it had (more may wait);
+ * at READ_END sets @error to what ended the input, NULL at a clean
+ * end-of-file. */
+static ReadResult
+read_fd_once (ExecnetWire  *self,
+              gboolean     *filled,
+              GError      **error)
+{
+  gsize size;
+  guint8 *buffer = _execnet_frame_reader_get_buffer (self->reader, &size);
+  gssize n;
+
+  do
+    n = read (self->in_fd, buffer, size);
+  while (n < 0 && errno == EINTR);
+
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    return READ_NOTHING;
+  if (n < 0)
+    {
+      int saved_errno = errno;
+
+      *error = input_end_error (self, g_error_new_literal (G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                                                           g_strerror (saved_errno)));
+      return READ_END;
+    }
+  if (n == 0)
+    {
+      *error = input_end_error (self, NULL);
+      return READ_END;
+    }
+  if (!_execnet_frame_reader_commit (self->reader, n, error))
+    {
+      g_prefix_error (error, "garbage from %s: ", self->description);
+      return READ_END;
+    }
+  *filled = (gsize) n == size;
+  return READ_SOME;
+}
+
+/* Reads at most this many buffers in one dispatch of the read source
+ * before the I/O thread turns to other gateways. */
+#define MAX_READS_PER_DISPATCH 16
+
+/* I/O thread, holding the reading turn (io_busy). @revents: what the poll
+ * saw on in_fd, 0 when only nudged. Returns FALSE once reading ended. */
+static gboolean
+io_read_fd (ExecnetWire  *self,
+            GIOCondition  revents)
+{
+  GError *end = NULL;
+  gboolean ended;
+
+  /* Whatever a leader left: frames it did not hand on, then the end it met. */
+  hand_on_frames (self, FALSE);
+  if (g_cancellable_is_cancelled (self->cancellable))
+    {
+      reading_done (self, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED, "aborted"));
+      return FALSE;
+    }
+  g_mutex_lock (&self->lock);
+  ended = self->end_pending;
+  end = g_steal_pointer (&self->end_error);
+  self->end_pending = FALSE;
+  g_mutex_unlock (&self->lock);
+  if (ended)
+    {
+      reading_done (self, end);
+      return FALSE;
+    }
+
+  if (self->read_parked)
+    {
+      if ((gsize) g_atomic_pointer_get (&self->unconsumed) >= EXECNET_WIRE_UNCONSUMED_LOW)
+        return TRUE;
+      EXECNET_NOTE (WIRE, self->gateway_id, "%s: reading again", self->description);
+      g_mutex_lock (&self->lock);
+      self->read_parked = FALSE;
+      g_mutex_unlock (&self->lock);
+      /* The next poll tells whether there is anything. */
+      return TRUE;
+    }
+
+  if ((revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)) == 0)
+    return TRUE;
+
+  for (guint i = 0; i < MAX_READS_PER_DISPATCH; i++)
+    {
+      gboolean filled = FALSE;
+
+      switch (read_fd_once (self, &filled, &end))
+        {
+        case READ_NOTHING:
+          return TRUE;
+        case READ_END:
+          reading_done (self, end);
+          return FALSE;
+        case READ_SOME:
+          break;
+        }
+
+      hand_on_frames (self, FALSE);
+      if (g_cancellable_is_cancelled (self->cancellable))
+        {
+          reading_done (self, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED, "aborted"));
+          return FALSE;
+        }
+      if ((gsize) g_atomic_pointer_get (&self->unconsumed) > EXECNET_WIRE_UNCONSUMED_HIGH)
+        {
+          EXECNET_NOTE (WIRE, self->gateway_id, "%s: reading paused: too much unconsumed", self->description);
+          g_mutex_lock (&self->lock);
+          self->read_parked = TRUE;
+          g_mutex_unlock (&self->lock);
+          return TRUE;
+        }
+      if (!filled)
+        break;
+    }
+  return TRUE;
+}
+
+/* I/O thread: in_fd is readable, or someone nudged the source (a leader
+ * came or went, consumers caught up, the wire was aborted). */
+static gboolean
+read_source_dispatch (GSource     *source,
+                      GSourceFunc  callback,
+                      gpointer     user_data)
+{
+  ReadSource *read_source = (ReadSource *) source;
+  ExecnetWire *self = user_data;
+  GIOCondition revents = read_source->pollfd.revents;
+  gboolean go_on;
+
+  read_source->pollfd.revents = 0;
+  /* Cleared before the state is read: a nudge after this runs us again. */
+  g_atomic_int_set (&read_source->nudged, FALSE);
+
+  g_mutex_lock (&self->lock);
+  if (self->leader != NULL)
+    {
+      /* A receiving thread reads; it nudges us when it is done. */
+      g_mutex_unlock (&self->lock);
+      read_source_watch (read_source, FALSE, revents);
+      return G_SOURCE_CONTINUE;
+    }
+  self->io_busy = TRUE;
+  g_mutex_unlock (&self->lock);
+
+  go_on = io_read_fd (self, revents);
+
+  g_mutex_lock (&self->lock);
+  self->io_busy = FALSE;
+  if (self->lead_waiters > 0)
+    g_cond_broadcast (&self->read_cond);
+  g_mutex_unlock (&self->lock);
+  /* read_parked is the I/O thread's to write. */
+  if (go_on)
+    read_source_watch (read_source, !self->read_parked, revents);
+
+  return go_on ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+}
+
+/* Any thread: has the I/O thread look at the reading turn again. */
+static void
+nudge_read_source (ExecnetWire *self)
+{
+  ReadSource *read_source = (ReadSource *) self->read_source;
+
+  if (g_atomic_int_compare_and_exchange (&read_source->nudged, FALSE, TRUE))
+    g_main_context_wakeup (_execnet_io_worker_get_context ());
+}
+
+/* Called with the lock held: whether a receiving thread may take the
+ * reading turn now, once the I/O thread is not busy. */
+static gboolean
+can_lead_unlocked (ExecnetWire *self)
+{
+  return self->reading && self->leader == NULL && !self->end_pending && !self->read_parked &&
+         self->tap == NULL && !g_cancellable_is_cancelled (self->cancellable) &&
+         (gsize) g_atomic_pointer_get (&self->unconsumed) <= EXECNET_WIRE_UNCONSUMED_HIGH;
+}
+
+/* The leader: reads and hands on frames until @done, the deadline, or
+ * something only the I/O thread may handle. */
+static void
+lead (ExecnetWire         *self,
+      ExecnetWireLeadDone  done,
+      gpointer             data,
+      gint64               deadline)
+{
+  struct pollfd fds[2] = {
+    { .fd = self->in_fd, .events = POLLIN },
+    { .fd = self->wake_fd, .events = POLLIN },
+  };
+
+  for (;;)
+    {
+      GError *end = NULL;
+      gboolean filled = FALSE;
+      struct timespec timeout;
+      int n;
+
+      if (!hand_on_frames (self, TRUE) || done (data) ||
+          g_cancellable_is_cancelled (self->cancellable) ||
+          (gsize) g_atomic_pointer_get (&self->unconsumed) > EXECNET_WIRE_UNCONSUMED_HIGH)
+        return;
+
+      if (deadline >= 0)
+        {
+          gint64 left = MAX (deadline - g_get_monotonic_time (), 0);
+
+          timeout.tv_sec = left / G_USEC_PER_SEC;
+          timeout.tv_nsec = (left % G_USEC_PER_SEC) * 1000;
+        }
+      n = ppoll (fds, G_N_ELEMENTS (fds), deadline >= 0 ? &timeout : NULL, NULL);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n <= 0)
+        return;
+      if (fds[1].revents != 0)
+        {
+          eventfd_t count;
+
+          eventfd_read (self->wake_fd, &count);
+        }
+      if (fds[0].revents == 0)
+        continue;
+
+      if (read_fd_once (self, &filled, &end) == READ_END)
+        {
+          /* read_closed runs in the I/O thread: leave the end to it. */
+          g_mutex_lock (&self->lock);
+          self->end_pending = TRUE;
+          self->end_error = end;
+          g_mutex_unlock (&self->lock);
+          return;
+        }
+    }
+}
+
+/* Any thread but the I/O thread, holding no lock: a receive that would
+ * block takes the reading turn, if it may, and reads the stream itself
+ * until @done (@data) is TRUE (checked after every read), the monotonic
+ * @deadline (negative: none) passes, or something needs the I/O thread;
+ * then it gives the turn back. If the I/O thread is busy reading, it
+ * waits for it instead, up to the deadline. Returns FALSE when it may not
+ * lead (the input is not a file descriptor, another thread leads, reading
+ * is parked or ended, a wire tap is set): the caller then waits for the
+ * I/O thread to deliver, as it would without leaders. Returns TRUE
+ * otherwise: the caller checks again what it waits for and its deadline. */
+gboolean
+_execnet_wire_lead (ExecnetWire         *self,
+                    ExecnetWireLeadDone  done,
+                    gpointer             data,
+                    gint64               deadline)
+{
+  if (self->in_fd < 0 || _execnet_io_worker_is_current () || _execnet_io_worker_is_stand_in ())
+    return FALSE;
+
+  g_mutex_lock (&self->lock);
+  if (!can_lead_unlocked (self))
+    {
+      g_mutex_unlock (&self->lock);
+      return FALSE;
+    }
+  if (self->io_busy)
+    {
+      /* It may be delivering what the caller waits for. */
+      self->lead_waiters++;
+      if (deadline < 0)
+        g_cond_wait (&self->read_cond, &self->lock);
+      else
+        g_cond_wait_until (&self->read_cond, &self->lock, deadline);
+      self->lead_waiters--;
+      g_mutex_unlock (&self->lock);
+      return TRUE;
+    }
+  self->leader = g_thread_self ();
+  g_mutex_unlock (&self->lock);
+  /* The I/O thread stops polling in_fd. */
+  nudge_read_source (self);
+
+  _execnet_io_worker_set_stand_in (TRUE);
+  lead (self, done, data, deadline);
+  _execnet_io_worker_set_stand_in (FALSE);
+
+  g_mutex_lock (&self->lock);
+  self->leader = NULL;
+  g_mutex_unlock (&self->lock);
+  /* The I/O thread reads on, and reports an end the leader met. */
+  nudge_read_source (self);
+
+  return TRUE;
+}
+
+/* Any thread: a leader, if there is one, looks again at what it waits
+ * for (something other than a frame ended it: a local close). */
+void
+_execnet_wire_wake_leader (ExecnetWire *self)
+{
+  gboolean leading;
+
+  if (self->wake_fd < 0)
+    return;
+  g_mutex_lock (&self->lock);
+  leading = self->leader != NULL;
+  g_mutex_unlock (&self->lock);
+  if (leading)
+    eventfd_write (self->wake_fd, 1);
+}
+
+/* I/O thread: one read_async finished (streams that are not file
+ * descriptors). */
 static void
 on_read (GObject      *source,
          GAsyncResult *result,
@@ -859,36 +1385,13 @@ on_read (GObject      *source,
   ExecnetWire *self = user_data;
   GError *error = NULL;
   gssize n_read;
-  ExecnetMessageCode code;
-  gint32 channel;
-  GBytes *payload;
 
   /* I/O thread */
   n_read = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
   if (n_read < 0)
-    {
-      if (!_execnet_frame_reader_is_idle (self->reader) &&
-          !g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-        {
-          GError *partial = g_error_new (G_IO_ERROR, G_IO_ERROR_PARTIAL_INPUT,
-                                         "%s: %s", self->description, error->message);
-
-          g_error_free (error);
-          error = partial;
-        }
-      reading_done (self, error);
-    }
+    reading_done (self, input_end_error (self, error));
   else if (n_read == 0)
-    {
-      /* Not garbage: a remote that dies while it writes leaves half a
-       * frame, whichever transport carried it. It is a lost connection,
-       * as a read error or a clean end would be. */
-      if (!_execnet_frame_reader_is_idle (self->reader))
-        error = g_error_new (G_IO_ERROR, G_IO_ERROR_PARTIAL_INPUT,
-                             "%s closed the connection in the middle of a message",
-                             self->description);
-      reading_done (self, error);
-    }
+    reading_done (self, input_end_error (self, NULL));
   else if (!_execnet_frame_reader_commit (self->reader, n_read, &error))
     {
       g_prefix_error (&error, "garbage from %s: ", self->description);
@@ -896,24 +1399,16 @@ on_read (GObject      *source,
     }
   else
     {
-      while (!g_cancellable_is_cancelled (self->cancellable) &&
-             _execnet_frame_reader_pop (self->reader, &code, &channel, &payload))
-        {
-          if (EXECNET_DEBUG_ENABLED (EXECNET_DEBUG_WIRE))
-            EXECNET_NOTE (WIRE, self->gateway_id, "%s <- %s channel=%d length=%" G_GSIZE_FORMAT,
-                                  self->description, execnet_message_code_name (code),
-                                  channel, g_bytes_get_size (payload));
-          tap_and_debug_frame (self, FALSE, code, channel, NULL, payload);
-          self->handler->frame (self->owner, code, channel, payload);
-          g_bytes_unref (payload);
-        }
+      hand_on_frames (self, FALSE);
 
       if (g_cancellable_is_cancelled (self->cancellable))
         reading_done (self, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED, "aborted"));
       else if ((gsize) g_atomic_pointer_get (&self->unconsumed) > EXECNET_WIRE_UNCONSUMED_HIGH)
         {
           EXECNET_NOTE (WIRE, self->gateway_id, "%s: reading paused: too much unconsumed", self->description);
+          g_mutex_lock (&self->lock);
           self->read_parked = TRUE;
+          g_mutex_unlock (&self->lock);
         }
       else
         read_more (self);
@@ -949,7 +1444,9 @@ start_reading (ExecnetWire *self)
   self->reading = TRUE;
   g_mutex_unlock (&self->lock);
 
-  if (_execnet_io_worker_is_current ())
+  if (self->read_source != NULL)
+    g_source_attach (self->read_source, _execnet_io_worker_get_context ());
+  else if (_execnet_io_worker_is_current ())
     read_more (self);
   else
     _execnet_io_worker_invoke (start_in_io_thread, _execnet_wire_ref (self),
@@ -957,7 +1454,7 @@ start_reading (ExecnetWire *self)
 }
 
 /* I/O thread: reading goes on, if it was parked and consumers caught up,
- * or ends if the wire was aborted meanwhile. */
+ * or ends if the wire was aborted meanwhile (read_async only). */
 static gboolean
 resume_in_io_thread (gpointer data)
 {
@@ -973,11 +1470,24 @@ resume_in_io_thread (gpointer data)
     }
   else if ((gsize) g_atomic_pointer_get (&self->unconsumed) < EXECNET_WIRE_UNCONSUMED_LOW)
     {
+      g_mutex_lock (&self->lock);
       self->read_parked = FALSE;
+      g_mutex_unlock (&self->lock);
       EXECNET_NOTE (WIRE, self->gateway_id, "%s: reading again", self->description);
       read_more (self);
     }
   return G_SOURCE_REMOVE;
+}
+
+/* Any thread: the I/O thread looks at a parked or aborted reader again. */
+static void
+resume_reading (ExecnetWire *self)
+{
+  if (self->read_source != NULL)
+    nudge_read_source (self);
+  else
+    _execnet_io_worker_invoke (resume_in_io_thread, _execnet_wire_ref (self),
+                               (GDestroyNotify) _execnet_wire_unref);
 }
 
 /* Any thread: @delta bytes were delivered on a channel (positive) or
@@ -994,8 +1504,7 @@ _execnet_wire_account (ExecnetWire *self,
     {
       g_assert (before >= (gsize) -delta);
       if (before >= EXECNET_WIRE_UNCONSUMED_LOW && before + delta < EXECNET_WIRE_UNCONSUMED_LOW)
-        _execnet_io_worker_invoke (resume_in_io_thread, _execnet_wire_ref (self),
-                                   (GDestroyNotify) _execnet_wire_unref);
+        resume_reading (self);
     }
 }
 
@@ -1011,7 +1520,8 @@ _execnet_wire_abort (ExecnetWire  *self,
   g_mutex_unlock (&self->lock);
 
   g_cancellable_cancel (self->cancellable);
-  /* A parked reader has no read to cancel: wake it to end. */
-  _execnet_io_worker_invoke (resume_in_io_thread, _execnet_wire_ref (self),
-                             (GDestroyNotify) _execnet_wire_unref);
+  /* A leader gives the turn back; a parked reader, or one that reads the
+   * fd with its own source, has no read to cancel: wake it to end. */
+  _execnet_wire_wake_leader (self);
+  resume_reading (self);
 }
