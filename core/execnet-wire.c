@@ -1046,9 +1046,9 @@ hand_on_frames (ExecnetWire *self,
       if (!_execnet_frame_reader_pop (self->reader, &code, &channel, &payload))
         break;
       if (EXECNET_DEBUG_ENABLED (EXECNET_DEBUG_WIRE))
-        EXECNET_NOTE (WIRE, self->gateway_id, "%s <- %s channel=%d length=%" G_GSIZE_FORMAT,
+        EXECNET_NOTE (WIRE, self->gateway_id, "%s <- %s channel=%d length=%" G_GSIZE_FORMAT "%s",
                       self->description, execnet_message_code_name (code),
-                      channel, g_bytes_get_size (payload));
+                      channel, g_bytes_get_size (payload), leading ? ", read by a receive" : "");
       tap_and_debug_frame (self, FALSE, code, channel, NULL, payload);
       self->handler->frame (self->owner, code, channel, payload);
       g_bytes_unref (payload);
@@ -1345,6 +1345,7 @@ _execnet_wire_lead (ExecnetWire         *self,
   g_mutex_unlock (&self->lock);
   /* The I/O thread stops polling in_fd. */
   nudge_read_source (self);
+  EXECNET_NOTE (WIRE, self->gateway_id, "%s: a receive reads", self->description);
 
   _execnet_io_worker_set_stand_in (TRUE);
   lead (self, done, data, deadline);

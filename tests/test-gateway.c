@@ -3027,6 +3027,339 @@ test_close_wakes_receiver (Fixture       *f,
   g_clear_error (&b.error);
 }
 
+/* ---- Receives that read the stream themselves --------------------------
+ *
+ * A thread blocked in execnet_channel_receive() reads its gateway's stream
+ * itself (doc/design.md, "Delivery"), routing what is not its own as the
+ * I/O thread would. */
+
+/* What a callback saw while a receive in the same thread was reading. */
+typedef struct
+{
+  CallbackData callback;
+  gboolean in_receive;          /* the test thread is inside a receive */
+  guint during_receive;         /* callback runs inside that receive */
+} LeadCallbackData;
+
+static void
+on_item_outside_receive (ExecnetChannel *channel,
+                         GVariant       *item,
+                         gpointer        user_data)
+{
+  LeadCallbackData *l = user_data;
+
+  if (l->in_receive)
+    l->during_receive++;
+  on_item (channel, item, &l->callback);
+}
+
+/* Enough for the remote to take a while sending them, so that the
+ * receive reads some of them even on a busy machine. */
+#define N_LEAD_ITEMS 2000
+
+static gboolean
+has_all_items (gpointer data)
+{
+  return ((LeadCallbackData *) data)->callback.items->len >= N_LEAD_ITEMS;
+}
+
+typedef struct
+{
+  ExecnetChannel *own;          /* received from inside a dispatch */
+  GVariant *item;               /* (owned) what it got */
+  ReceiveData *pending;         /* an async receive of another channel */
+  gboolean pending_done_inside; /* that completed inside the receive */
+  gboolean ran;
+} ReceiveInDispatch;
+
+static gboolean
+receive_in_dispatch (gpointer data)
+{
+  ReceiveInDispatch *r = data;
+  gboolean done_before;
+
+  /* The remote sends the async item, then ours, once it has this. */
+  test_send (r->own, g_variant_new_string ("again"));
+  done_before = r->pending->done;
+  r->item = test_receive (r->own);
+  r->pending_done_inside = !done_before && r->pending->done;
+  r->ran = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+receive_in_dispatch_ran (gpointer data)
+{
+  return ((ReceiveInDispatch *) data)->ran;
+}
+
+/* Receiving on one channel while items for two others arrive first: one
+ * is queued, the other has a callback. When the receive returns, the
+ * queued items are there in order (they came before its own on the
+ * stream), and the callback ran in its context, never inside the receive.
+ * An async receive waiting in the context that the receiving thread is
+ * dispatching completes after the receive, not inside it. */
+static void
+lead_routes_other_channels (ExecnetGateway *gateway)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(ExecnetChannel) channel = NULL;
+  g_autoptr(ExecnetChannel) queued = NULL;
+  g_autoptr(ExecnetChannel) called = NULL;
+  g_autoptr(ExecnetChannel) asynchronous = NULL;
+  g_autoptr(GVariant) value = NULL;
+  g_autofree char *text = NULL;
+  ReceiveData pending = { 0 };
+  ReceiveInDispatch r = { 0 };
+  LeadCallbackData l = { 0 };
+  GSource *idle;
+
+  g_main_context_push_thread_default (context);
+  queued = execnet_gateway_new_channel (gateway);
+  called = execnet_gateway_new_channel (gateway);
+  asynchronous = execnet_gateway_new_channel (gateway);
+  callback_data_init (&l.callback, called, NULL);
+  l.callback.thread = g_thread_self ();
+  execnet_channel_set_callback (called, on_item_outside_receive, &l, NULL, NULL);
+
+  channel = test_remote_exec (gateway,
+                              "N = " G_STRINGIFY (N_LEAD_ITEMS) "\n"
+                              "q, c, a = channel.receive()\n"
+                              "channel.receive()\n"
+                              "for i in range(N):\n"
+                              "    q.send(i)\n"
+                              "    c.send(i)\n"
+                              "channel.send('mine')\n"
+                              "channel.receive()\n"
+                              "a.send('async')\n"
+                              "channel.send('mine again')\n");
+  {
+    GVariant *paths[] = {
+      execnet_channel_to_value (queued),
+      execnet_channel_to_value (called),
+      execnet_channel_to_value (asynchronous),
+    };
+
+    test_send (channel, g_variant_new_tuple (paths, G_N_ELEMENTS (paths)));
+  }
+  test_send (channel, g_variant_new_string ("go"));
+
+  l.in_receive = TRUE;
+  value = test_receive (channel);
+  l.in_receive = FALSE;
+  assert_variant_equal (value, "'mine'");
+  for (gint64 i = 0; i < N_LEAD_ITEMS; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GVariant) item = execnet_channel_receive (queued, 0, &error);
+
+      g_assert_no_error (error);
+      g_assert_cmpint (g_variant_get_int64 (item), ==, i);
+    }
+  test_iterate_until (context, has_all_items, &l, TEST_TIMEOUT);
+  g_assert_cmpuint (l.during_receive, ==, 0);
+  g_assert_cmpuint (l.callback.wrong_thread, ==, 0);
+  text = items_text (l.callback.items);
+  g_assert_true (g_str_has_prefix (text, "0 1 2 3 "));
+  g_assert_true (g_str_has_suffix (text, " 1998 1999"));
+
+  /* Waits in this context for the async item, then receives from inside
+   * a dispatch of the same context. */
+  receive_data_reset (&pending);
+  execnet_channel_receive_async (asynchronous, NULL, on_received, &pending);
+  r.own = channel;
+  r.pending = &pending;
+  idle = g_idle_source_new ();
+  g_source_set_callback (idle, receive_in_dispatch, &r, NULL);
+  g_source_attach (idle, context);
+  g_source_unref (idle);
+  test_iterate_until (context, receive_in_dispatch_ran, &r, TEST_TIMEOUT);
+  assert_variant_equal (r.item, "'mine again'");
+  g_assert_false (r.pending_done_inside);
+  test_iterate_until (context, receive_done, &pending, TEST_TIMEOUT);
+  g_assert_no_error (pending.error);
+  assert_variant_equal (pending.item, "'async'");
+  receive_data_reset (&pending);
+  g_clear_pointer (&r.item, g_variant_unref);
+
+  test_wait_close (channel);
+  execnet_channel_close (called, NULL, NULL);
+  g_main_context_pop_thread_default (context);
+  callback_data_clear (&l.callback);
+}
+
+static void
+test_lead_other_channels (Fixture       *f,
+                          gconstpointer  data)
+{
+  lead_routes_other_channels (f->gateway);
+}
+
+/* The same, with the wire's debug log: the other channels' items were
+ * indeed read by the receive, not by the I/O thread. */
+static void
+test_lead_other_channels_read_by_receive (void)
+{
+  if (g_test_subprocess ())
+    {
+      g_autoptr(ExecnetGroup) group = execnet_group_new ();
+
+      lead_routes_other_channels (test_make_gateway (group, NULL));
+      test_terminate (group);
+      return;
+    }
+
+  g_setenv ("EXECNET_DEBUG", "wire", TRUE);
+  g_test_trap_subprocess (NULL, 120 * G_USEC_PER_SEC, G_TEST_SUBPROCESS_DEFAULT);
+  g_unsetenv ("EXECNET_DEBUG");
+  g_test_trap_assert_passed ();
+  /* The fresh gateway numbers the channels 1 (queued), 3 (callback), 5
+   * (async) and 7 (the receiving one). */
+  g_test_trap_assert_stderr ("*: a receive reads*"
+                             "<- CHANNEL_DATA channel=1 length=*, read by a receive*"
+                             "<- CHANNEL_DATA channel=3 length=*, read by a receive*");
+}
+
+/* A receive that times out while it reads gives the stream back: what
+ * arrives later is delivered by the I/O thread (to an async receive,
+ * which never reads itself). */
+static void
+test_lead_timeout_then_io_thread (Fixture       *f,
+                                  gconstpointer  data)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(ExecnetChannel) channel = NULL;
+  g_autoptr(GError) error = NULL;
+  ReceiveData r = { 0 };
+
+  g_main_context_push_thread_default (context);
+  channel = test_remote_exec (f->gateway,
+                              "channel.receive()\n"
+                              "channel.send('late')\n");
+  g_assert_null (execnet_channel_receive (channel, 0.2, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+
+  receive_data_reset (&r);
+  execnet_channel_receive_async (channel, NULL, on_received, &r);
+  test_send (channel, g_variant_new_string ("go"));
+  test_iterate_until (context, receive_done, &r, TEST_TIMEOUT);
+  g_assert_no_error (r.error);
+  assert_variant_equal (r.item, "'late'");
+  receive_data_reset (&r);
+  test_wait_close (channel);
+  g_main_context_pop_thread_default (context);
+}
+
+#define N_ROUND_TRIPS 300
+
+typedef struct
+{
+  ExecnetChannel *channel;
+  gint32 base;
+  GError *error;
+} RoundTrips;
+
+static gpointer
+round_trips (gpointer data)
+{
+  RoundTrips *t = data;
+
+  for (gint32 i = 0; i < N_ROUND_TRIPS && t->error == NULL; i++)
+    {
+      g_autoptr(GVariant) reply = NULL;
+
+      if (!execnet_channel_send (t->channel, g_variant_new_int32 (t->base + i), &t->error))
+        break;
+      reply = execnet_channel_receive (t->channel, TEST_TIMEOUT, &t->error);
+      if (reply != NULL && g_variant_get_int64 (reply) != t->base + i)
+        g_set_error (&t->error, G_IO_ERROR, G_IO_ERROR_FAILED, "got %" G_GINT64_FORMAT " for %d",
+                     g_variant_get_int64 (reply), t->base + i);
+    }
+  return NULL;
+}
+
+/* Two threads doing round trips on two channels of one gateway at once:
+ * whichever reads hands the other its items; none is lost or misrouted. */
+static void
+test_lead_two_threads (Fixture       *f,
+                       gconstpointer  data)
+{
+  RoundTrips trips[2];
+  GThread *threads[2];
+
+  for (guint i = 0; i < G_N_ELEMENTS (trips); i++)
+    {
+      trips[i] = (RoundTrips) { test_remote_exec (f->gateway, "for x in channel:\n    channel.send(x)\n"),
+                                (gint32) (i + 1) * 100000, NULL };
+      threads[i] = g_thread_new ("round-trips", round_trips, &trips[i]);
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (trips); i++)
+    {
+      g_thread_join (threads[i]);
+      g_assert_no_error (trips[i].error);
+      execnet_channel_close (trips[i].channel, NULL, NULL);
+      test_wait_close (trips[i].channel);
+      g_object_unref (trips[i].channel);
+    }
+}
+
+/* The remote process dies while a receive reads: the receive fails as it
+ * would waiting for the I/O thread, and says how the process ended. */
+static void
+test_lead_remote_dies (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autoptr(ExecnetChannel) channel = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 start;
+
+  channel = test_remote_exec (f->gateway,
+                              "import os\n"
+                              "channel.receive()\n"
+                              "os._exit(3)\n");
+  test_send (channel, g_variant_new_string ("die"));
+  start = g_get_monotonic_time ();
+  g_assert_null (execnet_channel_receive (channel, TEST_TIMEOUT, &error));
+  g_assert_cmpint (g_get_monotonic_time () - start, <, 10 * G_USEC_PER_SEC);
+  g_assert_error (error, EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED);
+  g_assert_nonnull (strstr (error->message, "lost its connection"));
+  g_clear_error (&error);
+  /* And again: the end is sticky, and no receive reads a closed stream. */
+  g_assert_null (execnet_channel_receive (channel, TEST_TIMEOUT, &error));
+  g_assert_error (error, EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED);
+  test_assert_pid_gone (f->pid, 5.0);
+}
+
+/* Terminating the group while another thread is blocked in a receive
+ * (reading the stream itself, or waiting) ends that receive with an
+ * error, in bounded time. */
+static void
+test_lead_terminate (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr(ExecnetChannel) channel = NULL;
+  g_autoptr(GVariant) value = NULL;
+  BlockedReceive b = { NULL, NULL, NULL };
+  GThread *thread;
+  gint64 start;
+
+  channel = test_remote_exec (f->gateway,
+                              "channel.send('ready')\n"
+                              "channel.receive()\n");
+  value = test_receive (channel);
+  assert_variant_equal (value, "'ready'");
+  b.channel = channel;
+  thread = g_thread_new ("receiver", receive_blocked, &b);
+
+  start = g_get_monotonic_time ();
+  test_terminate (f->group);
+  g_thread_join (thread);
+  g_assert_cmpint (g_get_monotonic_time () - start, <, 15 * G_USEC_PER_SEC);
+  g_assert_null (b.item);
+  g_assert_error (b.error, EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED);
+  g_clear_error (&b.error);
+}
+
 #define N_CHANNELS 100
 
 /* Many tasks at once on one gateway, each in its own remote thread. */
@@ -3596,6 +3929,13 @@ main (int    argc,
   add_test ("/gateway/channel/callback/gateway-lost", test_callback_gateway_lost);
   add_test ("/gateway/channel/receive-async", test_receive_async);
   add_test ("/gateway/channel/close-wakes-receiver", test_close_wakes_receiver);
+  add_test ("/gateway/channel/lead/other-channels", test_lead_other_channels);
+  g_test_add_func ("/gateway/channel/lead/other-channels-read-by-receive",
+                   test_lead_other_channels_read_by_receive);
+  add_test ("/gateway/channel/lead/timeout-then-io-thread", test_lead_timeout_then_io_thread);
+  add_test ("/gateway/channel/lead/two-threads", test_lead_two_threads);
+  add_test ("/gateway/channel/lead/remote-dies", test_lead_remote_dies);
+  add_test ("/gateway/channel/lead/terminate", test_lead_terminate);
   add_test ("/gateway/channel/many-concurrent", test_many_channels);
   add_test ("/gateway/channel/over-channel/to-remote", test_channel_sent_to_remote);
   add_test ("/gateway/channel/over-channel/from-remote", test_channel_from_remote);
