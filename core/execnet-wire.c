@@ -1135,15 +1135,6 @@ io_read_fd (ExecnetWire  *self,
       return FALSE;
     }
 
-  if (!self->read_parked &&
-      (gsize) g_atomic_pointer_get (&self->unconsumed) > EXECNET_WIRE_UNCONSUMED_HIGH)
-    {
-      /* A leader stopped at the high mark. */
-      EXECNET_NOTE (WIRE, self->gateway_id, "%s: reading paused: too much unconsumed", self->description);
-      g_mutex_lock (&self->lock);
-      self->read_parked = TRUE;
-      g_mutex_unlock (&self->lock);
-    }
   if (self->read_parked)
     {
       if ((gsize) g_atomic_pointer_get (&self->unconsumed) >= EXECNET_WIRE_UNCONSUMED_LOW)
