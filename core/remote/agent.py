@@ -222,10 +222,11 @@ class Channel(object):
         else:
             # The stream is ours to read (see _Gateway._receive); the
             # commonest case, a whole frame of ours with a small int at
-            # hand, is taken here.
+            # hand, is taken here. Not if the thread that held _lead
+            # before queued items for us meanwhile: they come first.
             rd = gw._rd
             pos = rd._pos
-            if rd._end - pos >= 15 and rd._back is None:
+            if rd._end - pos >= 15 and rd._back is None and not q._items:
                 code, id, n, op, v, stop = _int_frame(rd._buf, pos)
                 if id == self.id and code == _MSG_CHANNEL_DATA and n == 6 and op == _OP_INT and stop == _OP_STOP:
                     rd._pos = pos + 15
