@@ -572,7 +572,9 @@ build_compiling_line (const GString *call)
 
 /* The line that runs @compiled (see encode_compiled()) if the remote's
  * magic number is @magic_hex, and otherwise asks for the source line
- * with "S". */
+ * with "S". The base64 follows on a line of its own, which the first one
+ * reads: inside the literal, Python would parse it twice (once as part of
+ * the line, once as a literal in the code the line holds). */
 static GBytes *
 build_compiled_line (const GString *call,
                      const char    *magic_hex,
@@ -580,21 +582,25 @@ build_compiled_line (const GString *call,
 {
   gsize size;
   const char *base64 = g_bytes_get_data (compiled, &size);
-  g_autoptr(GString) code = g_string_sized_new (size + call->len + 512);
+  g_autoptr(GString) code = g_string_sized_new (call->len + 512);
+  g_autoptr(GBytes) line = NULL;
+  const char *line_data;
+  gsize line_size;
+  GString *lines;
 
   g_string_append (code,
                    "import sys\n"
+                   "_p = sys.stdin.readline()\n"
                    "try:\n"
                    "    import _frozen_importlib_external as _e, marshal as _m, binascii as _b, zlib as _z\n"
                    "    _c = _e.MAGIC_NUMBER == b'");
   for (int i = 0; i < 8; i += 2)
     g_string_append_printf (code, "\\x%.2s", magic_hex + i);
-  g_string_append (code, "' and _m.loads(_z.decompress(_b.a2b_base64('");
-  g_string_append_len (code, base64, size);
   g_string_append (code,
-                   "')))\n"
+                   "' and _m.loads(_z.decompress(_b.a2b_base64(_p)))\n"
                    "except Exception:\n"
                    "    _c = None\n"
+                   "del _p\n"
                    "if _c:\n"
                    "    exec(_c)\n"
                    "    ");
@@ -604,7 +610,14 @@ build_compiled_line (const GString *call,
                    "    sys.stdout.write('S')\n"
                    "    sys.stdout.flush()\n"
                    "    exec(eval(sys.stdin.readline()))\n");
-  return line_of (code->str, code->len);
+
+  line = line_of (code->str, code->len);
+  line_data = g_bytes_get_data (line, &line_size);
+  lines = g_string_sized_new (line_size + size + 1);
+  g_string_append_len (lines, line_data, line_size);
+  g_string_append_len (lines, base64, size);
+  g_string_append_c (lines, '\n');
+  return g_string_free_to_bytes (lines);
 }
 
 /* The state of one bootstrap, in the I/O thread. */

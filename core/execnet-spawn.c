@@ -317,12 +317,27 @@ on_kill_requested (int signum)
   kill (-guard_group, SIGKILL);
 }
 
+/* What the launcher execs, found by the master before it forks. */
+typedef struct
+{
+  const char *path;            /* the program, found in PATH as GLib would */
+  char * const *argv;
+} LauncherExec;
+
+/* Written by the launcher when it could not exec; it shares the guard's
+ * memory until it execs or exits (vfork). */
+static volatile int launcher_exec_errno;
+
 /* Runs in the forked child before exec: it splits into the guard, which
- * never returns, and the launcher, which returns and is exec'd by GLib.
+ * never returns, and the launcher. The launcher is a vfork of the guard
+ * that execs at once, so that the master's page tables are copied once per
+ * start, not twice; if it cannot exec, the guard returns instead, and
+ * GLib's exec fails the same way and reports why to the master.
  * Only async-signal-safe calls from here on. */
 static void
 spawn_child_setup (gpointer user_data)
 {
+  const LauncherExec *exec_args = user_data;
   pid_t master = getppid ();
   struct sigaction action;
   sigset_t unblock;
@@ -333,7 +348,8 @@ spawn_child_setup (gpointer user_data)
   setpgid (0, 0);
   guard_group = getpid ();
 
-  launcher = fork ();
+  launcher_exec_errno = 0;
+  launcher = vfork ();
   if (launcher < 0)
     _exit (127);
   if (launcher == 0)
@@ -342,6 +358,14 @@ spawn_child_setup (gpointer user_data)
       prctl (PR_SET_PDEATHSIG, SIGKILL);
       if (getppid () != guard_group)
         _exit (127);
+      execvp (exec_args->path, exec_args->argv);
+      launcher_exec_errno = errno != 0 ? errno : ENOEXEC;
+      _exit (127);
+    }
+  if (launcher_exec_errno != 0)
+    {
+      while (waitpid (launcher, &status, 0) < 0 && errno == EINTR)
+        ;
       return;
     }
 
@@ -441,6 +465,8 @@ spawn_in_io_thread (ExecnetXSpec        *xspec,
   g_autoptr(GError) local_error = NULL;
   g_autofree char *address = NULL;
   g_auto(GStrv) argv = NULL;
+  g_autofree char *path = NULL;
+  LauncherExec exec_args;
   const char *identifier;
   ExecnetSpawnConnection *connection;
   GInputStream *output;
@@ -456,7 +482,12 @@ spawn_in_io_thread (ExecnetXSpec        *xspec,
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_PIPE |
                                         G_SUBPROCESS_FLAGS_STDOUT_PIPE |
                                         G_SUBPROCESS_FLAGS_STDERR_PIPE);
-  g_subprocess_launcher_set_child_setup (launcher, spawn_child_setup, NULL, NULL);
+  /* GSubprocess searches the PATH of the environment it passes on, which
+   * is ours: so does g_find_program_in_path(). */
+  path = g_find_program_in_path (argv[0]);
+  exec_args.path = path != NULL ? path : argv[0];
+  exec_args.argv = argv;
+  g_subprocess_launcher_set_child_setup (launcher, spawn_child_setup, &exec_args, NULL);
   subprocess = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv, &local_error);
   if (subprocess == NULL)
     {

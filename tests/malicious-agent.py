@@ -8,7 +8,7 @@
 # snippet (-u -c "import sys;...") to that command line; they arrive here
 # as further arguments and are ignored.
 #
-# It reads the bootstrap line, acknowledges it with b"1" as an agent does,
+# It reads the bootstrap, acknowledges it with b"1" as an agent does,
 # and waits for the first CHANNEL_EXEC frame. Then, by MODE:
 #
 #   garbage    random bytes (from a fixed seed, so every run is the same),
@@ -135,7 +135,10 @@ def main():
     source = Input()
 
     try:
-        source.read_line()
+        # The bootstrap: one line, and with the compiled agent cached, the
+        # line of code that the first one reads (doc/protocol.md 1.2.1).
+        if b"_p = sys.stdin.readline()" in source.read_line():
+            source.read_line()
         if mode == "noisy":
             noise = b"\x1b[2J\x1b]0;owned\x07\xff\xfe\xc3(\x9b31m"
             os.write(2, noise * (65536 // len(noise)) + b"\n")
