@@ -1033,12 +1033,25 @@ report_lost (ExecnetGateway *self)
   if (self->read_error != NULL &&
            (self->read_error->domain != G_IO_ERROR || self->read_error->code != G_IO_ERROR_CANCELLED))
     {
+      gboolean silent = g_error_matches (self->read_error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+
       error = g_error_copy (self->read_error);
       if (error->domain != EXECNET_ERROR)
         {
           error->domain = EXECNET_ERROR;
           error->code = EXECNET_ERROR_GATEWAY_CLOSED;
           g_prefix_error (&error, "%s lost its connection: ", self->description);
+        }
+      /* TCP gave up on a peer that stopped answering (keepalive). */
+      if (silent)
+        {
+          char *message = g_strconcat (error->message,
+                                       "; the other end stopped answering: check that "
+                                       "its host is up and the network between reaches it",
+                                       NULL);
+
+          g_free (error->message);
+          error->message = message;
         }
     }
   else if (self->exiting)

@@ -1226,6 +1226,7 @@ test_dead_network (Fixture       *fixture,
                   error != NULL ? error->message : "(no error)");
   g_assert_null (item);
   g_assert_error (error, EXECNET_ERROR, EXECNET_ERROR_GATEWAY_CLOSED);
+  g_assert_nonnull (strstr (error->message, "stopped answering"));
   g_assert_cmpint (g_get_monotonic_time () - start, <, DEADLINE_SECONDS * G_TIME_SPAN_SECOND);
   g_clear_error (&error);
 
