@@ -11,12 +11,12 @@ G_BEGIN_DECLS
 /* Deepest nesting of containers the decoder accepts. */
 #define EXECNET_VALUE_MAX_DEPTH 200
 
-/* The most memory one decoded item may take, estimated from above while it
- * is decoded; an item that would need more fails with
- * EXECNET_ERROR_UNSUPPORTED_VALUE before it is built. Decoded items take
- * 1-2x their wire size for strings and bytes, up to about 50x for
- * containers of small numbers, and a tuple about 110 bytes per member
- * (doc/protocol.md). */
+/* The most memory one item may take while it is decoded, counted as the
+ * decoder allocates it; an item that would need more fails with
+ * EXECNET_ERROR_UNSUPPORTED_VALUE before it is built. Decoding takes at
+ * most 8 times the wire size (1.2-2.2x for lists and dicts, 6.5x for a set
+ * of small ints), except a tuple of many members, about 50 bytes per
+ * member (doc/protocol.md §6). */
 #define EXECNET_VALUE_DECODE_BUDGET ((gsize) 256 << 20)
 
 /* The object path prefix of channel values: /org/execnet/channel/<id> */

@@ -30,11 +30,15 @@
  * Decoding cannot build GVariants bottom-up in one step, because a list is
  * created before its items arrive. But a container can only be changed while
  * it sits on the stack: once BUILDTUPLE, SET or SETITEM pops it, nothing can
- * reach it any more. So the stack holds finished GVariants plus lists and
- * dicts under construction, and a container becomes a GVariant at the moment
- * it is popped. Nothing here recurses on the input, so hostile nesting cannot
- * exhaust the C stack; depth is still capped so that the GVariants built stay
- * reasonable for the code that walks them afterwards.
+ * reach it any more. So the stack holds finished values plus lists and dicts
+ * under construction, and a container is finished at the moment it is
+ * popped. The decoder first writes serialized GVariant data directly, its
+ * stack kept as serialized data (decode_direct()); what that does not take
+ * on, it decodes again as a tree of GVariant instances, the stack holding
+ * GVariants (the tree decoder). Nothing here recurses on the input, so
+ * hostile nesting cannot exhaust the C stack; depth is still capped so that
+ * the GVariants built stay reasonable for the code that walks them
+ * afterwards.
  *
  * The reader trusts no count or length: each is checked against the bytes
  * that remain, so memory stays proportional to the input. A list's claimed
@@ -645,7 +649,24 @@ typedef struct {
   gpointer                user_data;
 
   gsize         budget;    /* the most memory the result may take */
-  gsize         cost;      /* what it took so far, estimated from above */
+  gsize         cost;      /* tree: what it took so far, estimated from above */
+
+  guint         n_channels;     /* references passed to channel_func */
+  guint         skip_channels;  /* tree: references a direct pass reported */
+
+  /* Direct decoding (see decode_direct()): the stack as serialized data. */
+  guint8             *buf;          /* (owned): the entries' data, one after another */
+  gsize               buf_len;      /* where the top entry ends */
+  gsize               buf_alloc;
+  struct _Entry      *entries;      /* (owned) (array length=n_entries) */
+  guint               n_entries;
+  guint               entries_alloc;
+  struct _OpenContainer *open;      /* (owned) (array length=n_open) lists and dicts on the stack */
+  guint               n_open;
+  guint               open_alloc;
+  gsize               open_bytes;   /* what the open containers' arrays take */
+  gsize               estimate;     /* what the result will take besides the data */
+  gboolean            hard_error;   /* the error stands: no tree decoding follows */
 } Decoder;
 
 /* What decoding costs, estimated from above, so that an item whose decoded
@@ -1220,10 +1241,13 @@ decoder_setitem (Decoder  *dec,
   return TRUE;
 }
 
-/* LONGINT and LONGLONG: an ASCII decimal of any length. */
+/* LONGINT and LONGLONG: an ASCII decimal of any length. Sets @value to
+ * its bits, and @is_unsigned when it only fits a uint64. */
 static gboolean
-decoder_longint (Decoder  *dec,
-                 GError  **error)
+decoder_read_longint (Decoder  *dec,
+                      guint64  *value,
+                      gboolean *is_unsigned,
+                      GError  **error)
 {
   const guint8 *text;
   gsize len;
@@ -1231,7 +1255,6 @@ decoder_longint (Decoder  *dec,
   gboolean negative = FALSE;
   gboolean overflow = FALSE;
   guint64 magnitude = 0;
-  GVariant *value;
 
   if (!decoder_read_sized (dec, &text, &len, error))
     return FALSE;
@@ -1261,12 +1284,16 @@ decoder_longint (Decoder  *dec,
         magnitude = magnitude * 10 + digit;
     }
 
+  *is_unsigned = FALSE;
   if (!overflow && !negative && magnitude <= G_MAXINT64)
-    value = g_variant_new_int64 ((gint64) magnitude);
+    *value = magnitude;
   else if (!overflow && !negative)
-    value = g_variant_new_uint64 (magnitude);
+    {
+      *value = magnitude;
+      *is_unsigned = TRUE;
+    }
   else if (!overflow && magnitude <= (guint64) G_MAXINT64 + 1)
-    value = g_variant_new_int64 ((gint64) (0 - magnitude));
+    *value = 0 - magnitude;
   else
     {
       g_autofree char *shown = NULL;
@@ -1282,7 +1309,23 @@ decoder_longint (Decoder  *dec,
                            "integer %s does not fit in 64 bits", shown);
     }
 
-  decoder_push_value (dec, g_variant_ref_sink (value), 0, 0);
+  return TRUE;
+}
+
+static gboolean
+decoder_longint (Decoder  *dec,
+                 GError  **error)
+{
+  guint64 value;
+  gboolean is_unsigned;
+
+  if (!decoder_read_longint (dec, &value, &is_unsigned, error))
+    return FALSE;
+
+  decoder_push_value (dec, g_variant_ref_sink (is_unsigned
+                                               ? g_variant_new_uint64 (value)
+                                               : g_variant_new_int64 ((gint64) value)),
+                      0, 0);
   return TRUE;
 }
 
@@ -1355,28 +1398,28 @@ utf8_check (const guint8 *data,
     }
 }
 
+/* Reads the bytes of a text opcode: an `s` when @is_text comes back TRUE,
+ * an `ay` otherwise (Python 2 str that is not valid text). */
 static gboolean
-decoder_text (Decoder  *dec,
-              GError  **error)
+decoder_read_text (Decoder       *dec,
+                   const guint8 **data,
+                   gsize         *len,
+                   gboolean      *is_text,
+                   GError       **error)
 {
-  const guint8 *data;
-  gsize len;
   gsize invalid_at = 0;
   gssize first_nul;
   gboolean valid;
 
-  if (!decoder_read_sized (dec, &data, &len, error))
+  if (!decoder_read_sized (dec, data, len, error))
     return FALSE;
 
-  valid = utf8_check (data, len, &invalid_at, &first_nul);
+  valid = utf8_check (*data, *len, &invalid_at, &first_nul);
 
   if (dec->op == OP_PY2STRING)
     {
       /* Python 2 str is bytes; keep it a string when it reads as one. */
-      if (valid && first_nul < 0)
-        decoder_push_value (dec, decoder_new_string (data, len), 0, 0);
-      else
-        decoder_push_value (dec, decoder_new_bytes (dec, data, len), 0, 1);
+      *is_text = valid && first_nul < 0;
       return TRUE;
     }
 
@@ -1384,15 +1427,66 @@ decoder_text (Decoder  *dec,
     return decoder_fail (dec, error, EXECNET_ERROR_PROTOCOL,
                          "a string of %" G_GSIZE_FORMAT " bytes is not "
                          "valid UTF-8 at position %" G_GSIZE_FORMAT,
-                         len, invalid_at);
+                         *len, invalid_at);
   if (first_nul >= 0)
     return decoder_fail (dec, error, EXECNET_ERROR_UNSUPPORTED_VALUE,
                          "a string with a nul character (at position %"
                          G_GSSIZE_FORMAT ") has no GVariant form",
                          first_nul);
 
-  decoder_push_value (dec, decoder_new_string (data, len), 0, 0);
+  *is_text = TRUE;
   return TRUE;
+}
+
+static gboolean
+decoder_text (Decoder  *dec,
+              GError  **error)
+{
+  const guint8 *data;
+  gsize len;
+  gboolean is_text;
+
+  if (!decoder_read_text (dec, &data, &len, &is_text, error))
+    return FALSE;
+
+  if (is_text)
+    decoder_push_value (dec, decoder_new_string (data, len), 0, 0);
+  else
+    decoder_push_value (dec, decoder_new_bytes (dec, data, len), 0, 1);
+  return TRUE;
+}
+
+/* Reads a channel reference. */
+static gboolean
+decoder_read_channel (Decoder  *dec,
+                      gint32   *channel_id,
+                      GError  **error)
+{
+  if (!decoder_read_int4 (dec, channel_id, error))
+    return FALSE;
+
+  if (*channel_id < 0)
+    return decoder_fail (dec, error, EXECNET_ERROR_PROTOCOL,
+                         "negative channel id %" G_GINT32_FORMAT, *channel_id);
+  return TRUE;
+}
+
+/* Tells the owner about a channel reference (channel_func is set). */
+static gboolean
+decoder_report_channel (Decoder  *dec,
+                        gint32    channel_id,
+                        GError  **error)
+{
+  /* A tree decoding that follows a direct one (see decode_internal())
+   * meets the references the direct one reported first. */
+  if (dec->skip_channels > 0)
+    {
+      dec->skip_channels--;
+      return TRUE;
+    }
+
+  dec->n_channels++;
+  return dec->channel_func (channel_id, dec->user_data, error);
 }
 
 static gboolean
@@ -1402,24 +1496,37 @@ decoder_channel (Decoder  *dec,
   g_autofree char *path = NULL;
   gint32 channel_id;
 
-  if (!decoder_read_int4 (dec, &channel_id, error))
+  if (!decoder_read_channel (dec, &channel_id, error))
     return FALSE;
-
-  if (channel_id < 0)
-    return decoder_fail (dec, error, EXECNET_ERROR_PROTOCOL,
-                         "negative channel id %" G_GINT32_FORMAT, channel_id);
 
   if (dec->channel_func != NULL)
     {
       dec->cost += COST_CHANNEL;
       if (!decoder_check_budget (dec, error) ||
-          !dec->channel_func (channel_id, dec->user_data, error))
+          !decoder_report_channel (dec, channel_id, error))
         return FALSE;
     }
 
   path = _execnet_channel_path_new (channel_id);
   decoder_push_value (dec, g_variant_ref_sink (g_variant_new_object_path (path)),
                       0, 0);
+  return TRUE;
+}
+
+/* NEWLIST's size, which later input must be able to fill. */
+static gboolean
+decoder_read_list_size (Decoder  *dec,
+                        gsize    *n,
+                        GError  **error)
+{
+  if (!decoder_read_count (dec, "list size", n, error))
+    return FALSE;
+  if (*n > (dec->size - dec->pos) / MIN_LIST_ITEM_SIZE)
+    return decoder_fail (dec, error, EXECNET_ERROR_PROTOCOL,
+                         "a list of %" G_GSIZE_FORMAT " items cannot "
+                         "be filled by the %" G_GSIZE_FORMAT " bytes "
+                         "that remain",
+                         *n, dec->size - dec->pos);
   return TRUE;
 }
 
@@ -1509,14 +1616,8 @@ decoder_step (Decoder  *dec,
       {
         gsize n;
 
-        if (!decoder_read_count (dec, "list size", &n, error))
+        if (!decoder_read_list_size (dec, &n, error))
           return FALSE;
-        if (n > (dec->size - dec->pos) / MIN_LIST_ITEM_SIZE)
-          return decoder_fail (dec, error, EXECNET_ERROR_PROTOCOL,
-                               "a list of %" G_GSIZE_FORMAT " items cannot "
-                               "be filled by the %" G_GSIZE_FORMAT " bytes "
-                               "that remain",
-                               n, dec->size - dec->pos);
         decoder_push_container (dec, CONTAINER_LIST, (gint32) n);
         return TRUE;
       }
@@ -1538,20 +1639,22 @@ decoder_step (Decoder  *dec,
 /* What the result may cost as a tree of GVariant instances, per byte of
  * its serialized form, before decoder_flatten() serializes it. */
 #define FLATTEN_RATIO 2
-/* How deep the containers of a result that decoder_flatten() serializes
- * may nest: GVariant reads variants nested deeper than 128
- * (G_VARIANT_MAX_RECURSION_DEPTH) in serialized data as default values,
- * and every list member is a variant. */
-#define FLATTEN_MAX_DEPTH 64
+/* How deep the containers of a serialized result (decoded directly, or
+ * serialized by decoder_flatten()) may nest: GVariant reads serialized
+ * data nested 128 levels deep (G_VARIANT_MAX_RECURSION_DEPTH) or more as
+ * default values, and every list member is a variant: 64 lists are 128
+ * levels. */
+#define FLATTEN_MAX_DEPTH 63
 
-/* A container decoded into a tree of GVariant instances costs one instance
- * (about COST_VARIANT) per member: 20-60 times the wire size for many small
- * members. Serializing the finished value into one buffer frees the tree
- * (GVariant drops the children of a value once it is serialized), and what
- * the item then holds is its serialized form: up to 4 times the wire size
- * (doc/design.md). A value made mostly of large byte strings costs little
- * more than its serialized size, and keeps sharing the input's memory; a
- * value nested too deep for serialized GVariant data stays a tree. */
+/* A container decoded into a tree of GVariant instances (what the direct
+ * decoder leaves to the tree) costs one instance (about COST_VARIANT) per
+ * member: 20-60 times the wire size for many small members. Serializing
+ * the finished value into one buffer frees the tree (GVariant drops the
+ * children of a value once it is serialized), and what the item then holds
+ * is its serialized form, as a directly decoded one. A value made mostly of
+ * large byte strings costs little more than its serialized size, and keeps
+ * sharing the input's memory; a value nested too deep for serialized
+ * GVariant data stays a tree. */
 static void
 decoder_flatten (Decoder  *dec,
                  GVariant *result,
@@ -1566,6 +1669,1076 @@ static gboolean
 is_opcode (guint8 byte)
 {
   return byte >= OP_BUILDTUPLE && byte <= OP_COMPLEX;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Direct decoding                                                         */
+
+/* A tree of GVariant instances costs one instance (over 100 bytes) per
+ * member, 20-60 times the wire size of many small members. So the decoder
+ * first tries to write GVariant's serialized form directly, with the stack
+ * kept as serialized data: entry after entry in one buffer, each at an
+ * offset divisible by 8, as its data, a nul and its type string (the form
+ * of a `v`, so that boxing an entry in a list costs nothing). A tuple, set
+ * or list member is moved into place within the buffer, which only ever
+ * moves data towards the start, and the container's framing offsets follow.
+ * A list or dict on the stack (open) keeps its members so far at its
+ * place, and their ends in an array.
+ *
+ * The facts of GVariant's serialized form used here: a value starts at an
+ * offset divisible by its alignment (8 for `x`, `t`, `d`, `v` and anything
+ * that holds one, the largest member's for a tuple, 1 for strings, byte
+ * strings and `b`), padding is zero; a `v` is its child's data, a nul and
+ * the child's type string; an `mv` Nothing is empty; an array of values
+ * that differ in size is followed by the end offset of each member, a tuple
+ * by those of its members that differ in size, the last excepted, in
+ * reverse order, and a dict entry is a tuple of two; offsets are little
+ * endian, of the fewest bytes (1, 2, 4 or 8) that can express the
+ * container's whole size; a tuple whose members all have a fixed size has
+ * one too, a multiple of its alignment and at least 1.
+ *
+ * Anything this does not take on (lists set out of order or twice, or with
+ * items unset, dict keys of different or non-basic types or repeated,
+ * nesting deeper than serialized data may hold, any malformed input) makes
+ * it give up, and decode_internal() decodes the item again as a tree, which
+ * has the rules and messages for all of it. */
+
+typedef enum {
+  ENTRY_VALUE,
+  ENTRY_LIST,
+  ENTRY_DICT,
+} EntryKind;
+
+typedef struct _Entry {
+  guint32 data_end;    /* VALUE: where its data ends; LIST, DICT: its members */
+  guint32 end;         /* VALUE: where its type string ends; LIST, DICT: index in open[] */
+  guint8  kind;        /* EntryKind */
+  guint8  depth;       /* containers nested in it, itself included */
+  guint8  alignment;   /* VALUE: 1, 2, 4 or 8 */
+  guint8  fixed;       /* VALUE: whether its type has a fixed size */
+} Entry;
+
+typedef struct _OpenContainer {
+  guint32 *ends;       /* (owned) (array length=n_ends): member ends, from its start */
+  gsize    n_ends;
+  gsize    ends_alloc;
+  gsize    n_items;    /* LIST: the size NEWLIST claimed */
+  char     key_type;   /* DICT: the type of its keys, 0 while it has none */
+} OpenContainer;
+
+/* GLib's type information for one tuple member, about 40 bytes. Counted
+ * for tuples of more than a few members, whose types seldom repeat (GLib
+ * keeps one copy of the information per type). */
+#define COST_TUPLE_INFO 48
+#define TUPLE_INFO_MIN_MEMBERS 8
+
+#define ALIGN_UP(n, alignment) (((n) + (alignment) - 1) & ~((gsize) (alignment) - 1))
+
+static gsize
+direct_memory (Decoder *dec)
+{
+  return dec->buf_alloc + dec->entries_alloc * sizeof (Entry) +
+         dec->open_alloc * sizeof (OpenContainer) + dec->open_bytes + dec->estimate;
+}
+
+static gboolean
+direct_fail_budget (Decoder  *dec,
+                    GError  **error)
+{
+  dec->hard_error = TRUE;
+  return decoder_fail (dec, error, EXECNET_ERROR_UNSUPPORTED_VALUE,
+                       "the value of %" G_GSIZE_FORMAT " bytes would need more than "
+                       "%" G_GSIZE_FORMAT " MiB once decoded, the most one item may "
+                       "take; send it in smaller pieces",
+                       dec->size, dec->budget >> 20);
+}
+
+static gboolean
+direct_check_budget (Decoder  *dec,
+                     gsize     more,
+                     GError  **error)
+{
+  if (direct_memory (dec) + more <= dec->budget)
+    return TRUE;
+  return direct_fail_budget (dec, error);
+}
+
+/* How much larger than @used an array grows: an eighth of it for large
+ * ones, where realloc() remaps pages instead of copying them, so that
+ * little room stays unused. */
+static gsize
+grown_size (gsize used,
+            gsize needed,
+            gsize minimum,
+            gsize element_size)
+{
+  gsize size = used * element_size < ((gsize) 1 << 20) ? used * 2 : used + used / 8;
+
+  return MAX (MAX (size, needed), minimum);
+}
+
+/* Makes room for @size bytes in the buffer, with room to grow unless
+ * @exact (for a container just finished, which seldom grows). */
+static gboolean
+direct_reserve_full (Decoder  *dec,
+                     gsize     size,
+                     gboolean  exact,
+                     GError  **error)
+{
+  gsize alloc, others;
+
+  if (size <= dec->buf_alloc)
+    return TRUE;
+  /* Entries hold 32-bit offsets: a larger item is the tree's. */
+  if (size > G_MAXUINT32)
+    return FALSE;
+
+  others = direct_memory (dec) - dec->buf_alloc;
+  if (others + size > dec->budget)
+    return direct_fail_budget (dec, error);
+  /* Near the budget, all that is left at once, not a little each time. */
+  alloc = exact ? size : MIN (grown_size (dec->buf_alloc, size, 256, 1), G_MAXUINT32);
+  alloc = MIN (alloc, dec->budget - others);
+
+  dec->buf = g_realloc (dec->buf, alloc);
+  dec->buf_alloc = alloc;
+  return TRUE;
+}
+
+static gboolean
+direct_reserve (Decoder  *dec,
+                gsize     size,
+                GError  **error)
+{
+  return direct_reserve_full (dec, size, FALSE, error);
+}
+
+static gboolean
+direct_reserve_entry (Decoder  *dec,
+                      GError  **error)
+{
+  gsize alloc;
+
+  if (dec->n_entries < dec->entries_alloc)
+    return TRUE;
+
+  if (!direct_check_budget (dec, sizeof (Entry), error))
+    return FALSE;
+  alloc = grown_size (dec->entries_alloc, dec->n_entries + 1, 16, sizeof (Entry));
+  /* Near the budget, all that is left at once. */
+  alloc = MIN (alloc, dec->entries_alloc +
+                      (dec->budget - direct_memory (dec)) / sizeof (Entry));
+  dec->entries = g_renew (Entry, dec->entries, alloc);
+  dec->entries_alloc = alloc;
+  return TRUE;
+}
+
+/* Where entry @i ends: its type string, or an open container's members. */
+static gsize
+entry_top (const Entry *entry)
+{
+  return entry->kind == ENTRY_VALUE ? entry->end : entry->data_end;
+}
+
+/* Where entry @i starts. */
+static gsize
+entry_start (Decoder *dec,
+             guint    i)
+{
+  return i == 0 ? 0 : ALIGN_UP (entry_top (&dec->entries[i - 1]), 8);
+}
+
+static guint
+offset_size (gsize body,
+             gsize n_offsets)
+{
+  if (body + n_offsets <= G_MAXUINT8)
+    return 1;
+  if (body + 2 * n_offsets <= G_MAXUINT16)
+    return 2;
+  if (body + 4 * n_offsets <= G_MAXUINT32)
+    return 4;
+  return 8;
+}
+
+static void
+write_offset (guint8 *dest,
+              gsize   offset,
+              guint   size)
+{
+  for (guint i = 0; i < size; i++)
+    dest[i] = (guint8) (offset >> (8 * i));
+}
+
+/* Pushes a value of @size bytes and type @type; returns where its data
+ * goes, or NULL past the budget. */
+static guint8 *
+direct_push (Decoder    *dec,
+             gsize       size,
+             const char *type,
+             guint       alignment,
+             gboolean    fixed,
+             guint       depth,
+             GError    **error)
+{
+  gsize type_len = strlen (type);
+  gsize start = ALIGN_UP (dec->buf_len, 8);
+  gsize end = start + size + 1 + type_len;
+  Entry *entry;
+
+  if (!direct_reserve (dec, end, error) || !direct_reserve_entry (dec, error))
+    return NULL;
+
+  dec->buf[start + size] = '\0';
+  memcpy (dec->buf + start + size + 1, type, type_len);
+  entry = &dec->entries[dec->n_entries++];
+  entry->data_end = start + size;
+  entry->end = end;
+  entry->kind = ENTRY_VALUE;
+  entry->depth = depth;
+  entry->alignment = alignment;
+  entry->fixed = fixed;
+  dec->buf_len = end;
+  return dec->buf + start;
+}
+
+static gboolean
+direct_push_fixed (Decoder       *dec,
+                   gconstpointer  data,
+                   gsize          size,
+                   const char    *type,
+                   guint          depth,
+                   GError       **error)
+{
+  guint8 *dest = direct_push (dec, size, type, size == 1 ? 1 : 8, TRUE, depth, error);
+
+  if (dest == NULL)
+    return FALSE;
+  memcpy (dest, data, size);
+  return TRUE;
+}
+
+/* Pushes a string (@type "s" or "o") or a byte string ("ay"). */
+static gboolean
+direct_push_text (Decoder      *dec,
+                  const guint8 *data,
+                  gsize         len,
+                  const char   *type,
+                  GError      **error)
+{
+  gboolean is_text = type[0] != 'a';
+  guint8 *dest = direct_push (dec, len + (is_text ? 1 : 0), type, 1, FALSE, 0, error);
+
+  if (dest == NULL)
+    return FALSE;
+  if (len > 0)
+    memcpy (dest, data, len);
+  if (is_text)
+    dest[len] = '\0';
+  return TRUE;
+}
+
+static gboolean
+direct_push_open (Decoder   *dec,
+                  EntryKind  kind,
+                  gsize      n_items,
+                  GError   **error)
+{
+  OpenContainer *open;
+  Entry *entry;
+
+  if (!direct_reserve_entry (dec, error))
+    return FALSE;
+  if (dec->n_open == dec->open_alloc)
+    {
+      gsize alloc = grown_size (dec->open_alloc, dec->n_open + 1, 4, sizeof (OpenContainer));
+
+      if (!direct_check_budget (dec, (alloc - dec->open_alloc) * sizeof (OpenContainer), error))
+        return FALSE;
+      dec->open = g_renew (OpenContainer, dec->open, alloc);
+      dec->open_alloc = alloc;
+    }
+
+  open = &dec->open[dec->n_open];
+  memset (open, 0, sizeof *open);
+  open->n_items = n_items;
+
+  entry = &dec->entries[dec->n_entries++];
+  entry->data_end = ALIGN_UP (dec->buf_len, 8);
+  entry->end = dec->n_open++;
+  entry->kind = kind;
+  entry->depth = 1;
+  entry->alignment = 8;
+  entry->fixed = FALSE;
+  dec->buf_len = entry->data_end;
+  return TRUE;
+}
+
+static gboolean
+open_add_end (Decoder       *dec,
+              OpenContainer *open,
+              gsize          end,
+              GError       **error)
+{
+  if (open->n_ends == open->ends_alloc)
+    {
+      gsize alloc = grown_size (open->ends_alloc, open->n_ends + 1, 4, sizeof (guint32));
+
+      if (!direct_check_budget (dec, (alloc - open->ends_alloc) * sizeof (guint32), error))
+        return FALSE;
+      dec->open_bytes += (alloc - open->ends_alloc) * sizeof (guint32);
+      open->ends = g_renew (guint32, open->ends, alloc);
+      open->ends_alloc = alloc;
+    }
+  open->ends[open->n_ends++] = end;
+  return TRUE;
+}
+
+static void
+open_clear (Decoder       *dec,
+            OpenContainer *open)
+{
+  dec->open_bytes -= open->ends_alloc * sizeof (guint32);
+  g_clear_pointer (&open->ends, g_free);
+}
+
+/* The size of a dict key at @key, of type @key_type. */
+static gsize
+key_size (const guint8 *key,
+          char          key_type)
+{
+  switch (key_type)
+    {
+    case 'b':
+      return 1;
+    case 's':
+    case 'o':
+      return strlen ((const char *) key);
+    default:
+      return 8;
+    }
+}
+
+/* Whether the dict whose members start at @data has a key twice. */
+static gboolean
+dict_has_repeated_keys (Decoder       *dec,
+                        const guint8  *data,
+                        OpenContainer *open,
+                        gboolean      *repeated,
+                        GError       **error)
+{
+  g_autofree guint32 *table = NULL;
+  gsize mask = 15;
+
+  *repeated = FALSE;
+  if (open->n_ends < 2)
+    return TRUE;
+  while (mask < 2 * open->n_ends)
+    mask = mask * 2 + 1;
+  if (!direct_check_budget (dec, (mask + 1) * sizeof (guint32), error))
+    return FALSE;
+  table = g_new0 (guint32, mask + 1);
+
+  for (gsize i = 0; i < open->n_ends && !*repeated; i++)
+    {
+      const guint8 *key = data + (i == 0 ? 0 : ALIGN_UP (open->ends[i - 1], 8));
+      gsize size = key_size (key, open->key_type);
+      guint32 hash = 2166136261u;
+      gsize slot;
+
+      for (gsize j = 0; j < size; j++)
+        hash = (hash ^ key[j]) * 16777619u;
+
+      for (slot = hash & mask; table[slot] != 0; slot = (slot + 1) & mask)
+        {
+          gsize other_index = table[slot] - 1;
+          const guint8 *other = data + (other_index == 0 ? 0 : ALIGN_UP (open->ends[other_index - 1], 8));
+
+          if (key_size (other, open->key_type) == size && memcmp (other, key, size) == 0)
+            {
+              *repeated = TRUE;
+              break;
+            }
+        }
+      table[slot] = i + 1;
+    }
+
+  return TRUE;
+}
+
+/* What an open container becomes once finished. */
+typedef struct {
+  gsize body;          /* its members */
+  guint offset_size;
+  gsize size;          /* its data: members and offsets */
+  char  type[6];
+} OpenShape;
+
+static void
+open_shape (Decoder     *dec,
+            guint        i,
+            OpenShape   *shape)
+{
+  const Entry *entry = &dec->entries[i];
+  OpenContainer *open = &dec->open[entry->end];
+
+  shape->body = entry->data_end - entry_start (dec, i);
+  shape->offset_size = open->n_ends > 0 ? offset_size (shape->body, open->n_ends) : 0;
+  shape->size = shape->body + open->n_ends * shape->offset_size;
+  if (entry->kind == ENTRY_LIST)
+    strcpy (shape->type, "av");
+  else
+    {
+      /* An empty dict is an `a{sv}`, as in the tree. */
+      strcpy (shape->type, "a{sv}");
+      if (open->key_type != 0)
+        shape->type[2] = open->key_type;
+    }
+}
+
+/* Whether open container @i can be finished here: a list with every item
+ * set, a dict without a repeated key. */
+static gboolean
+open_check (Decoder  *dec,
+            guint     i,
+            gboolean *ok,
+            GError  **error)
+{
+  const Entry *entry = &dec->entries[i];
+  OpenContainer *open = &dec->open[entry->end];
+
+  if (entry->kind == ENTRY_LIST)
+    {
+      *ok = open->n_ends == open->n_items;
+      return TRUE;
+    }
+
+  if (!dict_has_repeated_keys (dec, dec->buf + entry_start (dec, i), open, ok, error))
+    return FALSE;
+  *ok = !*ok;
+  return TRUE;
+}
+
+/* Writes open container @i's offsets at @dest, then with @boxed a nul and
+ * its type. */
+static void
+open_write_tail (Decoder         *dec,
+                 guint            i,
+                 const OpenShape *shape,
+                 guint8          *dest,
+                 gboolean         boxed)
+{
+  OpenContainer *open = &dec->open[dec->entries[i].end];
+
+  for (gsize j = 0; j < open->n_ends; j++)
+    write_offset (dest + j * shape->offset_size, open->ends[j], shape->offset_size);
+  if (boxed)
+    {
+      dest += open->n_ends * shape->offset_size;
+      *dest = '\0';
+      memcpy (dest + 1, shape->type, strlen (shape->type));
+    }
+}
+
+/* Finishes the open container on top of the stack where it is. */
+static gboolean
+direct_finish_top (Decoder  *dec,
+                   GError  **error)
+{
+  guint i = dec->n_entries - 1;
+  Entry *entry;
+  OpenShape shape;
+  gboolean ok;
+  gsize start = entry_start (dec, i);
+  gsize end;
+
+  if (!open_check (dec, i, &ok, error) || !ok)
+    return FALSE;
+
+  open_shape (dec, i, &shape);
+  end = start + shape.size + 1 + strlen (shape.type);
+  if (!direct_reserve_full (dec, end, TRUE, error))
+    return FALSE;
+  open_write_tail (dec, i, &shape, dec->buf + start + shape.body, TRUE);
+
+  entry = &dec->entries[i];
+  g_assert (entry->end == dec->n_open - 1);
+  open_clear (dec, &dec->open[--dec->n_open]);
+  entry->kind = ENTRY_VALUE;
+  entry->data_end = start + shape.size;
+  entry->end = end;
+  dec->buf_len = end;
+  return TRUE;
+}
+
+static gboolean
+direct_setitem (Decoder  *dec,
+                GError  **error)
+{
+  guint n = dec->n_entries;
+  Entry *target, *key, *item;
+  OpenContainer *open;
+  const char *key_type;
+  gsize start, key_start, item_start, item_len, body, end;
+  guint depth;
+
+  if (n < 3 || dec->entries[n - 3].kind == ENTRY_VALUE ||
+      dec->entries[n - 2].kind != ENTRY_VALUE)
+    return FALSE;
+  if (dec->entries[n - 1].kind != ENTRY_VALUE && !direct_finish_top (dec, error))
+    return FALSE;
+
+  target = &dec->entries[n - 3];
+  key = &dec->entries[n - 2];
+  item = &dec->entries[n - 1];
+  depth = MAX (target->depth, MAX (key->depth, item->depth) + 1);
+  if (depth > FLATTEN_MAX_DEPTH)
+    return FALSE;
+
+  open = &dec->open[target->end];
+  start = entry_start (dec, n - 3);
+  key_start = entry_start (dec, n - 2);
+  item_start = entry_start (dec, n - 1);
+  item_len = item->end - item_start;
+  body = target->data_end - start;
+  key_type = (const char *) dec->buf + key->data_end + 1;
+  if (key->end - key->data_end != 2)
+    return FALSE;
+
+  if (target->kind == ENTRY_LIST)
+    {
+      gint64 index;
+
+      /* In order, as Python writes lists; anything else is the tree's. */
+      if (key_type[0] != 'x')
+        return FALSE;
+      memcpy (&index, dec->buf + key_start, sizeof index);
+      if (index < 0 || (guint64) index != open->n_ends || open->n_ends >= open->n_items)
+        return FALSE;
+
+      end = ALIGN_UP (body, 8);
+      memset (dec->buf + start + body, 0, end - body);
+      memmove (dec->buf + start + end, dec->buf + item_start, item_len);
+      end += item_len;
+    }
+  else
+    {
+      gsize key_len = key->data_end - key_start;
+      gsize entry, value_at;
+      guint key_offset_size = 0;
+
+      if (strchr ("bxtdso", key_type[0]) == NULL ||
+          (open->key_type != 0 && open->key_type != key_type[0]))
+        return FALSE;
+      open->key_type = key_type[0];
+
+      /* A dict entry: the key, the value at a multiple of 8 and, for a
+       * key of variable size, where it ends. */
+      entry = ALIGN_UP (body, 8);
+      value_at = ALIGN_UP (entry + key_len, 8);
+      end = value_at + item_len;
+      if (key_type[0] == 's' || key_type[0] == 'o')
+        key_offset_size = offset_size (end - entry, 1);
+      if (!direct_reserve (dec, start + end + key_offset_size, error))
+        return FALSE;
+
+      memset (dec->buf + start + body, 0, entry - body);
+      memmove (dec->buf + start + entry, dec->buf + key_start, key_len);
+      memset (dec->buf + start + entry + key_len, 0, value_at - entry - key_len);
+      memmove (dec->buf + start + value_at, dec->buf + item_start, item_len);
+      write_offset (dec->buf + start + end, key_len, key_offset_size);
+      end += key_offset_size;
+    }
+
+  if (!open_add_end (dec, open, end, error))
+    return FALSE;
+
+  dec->n_entries -= 2;
+  target = &dec->entries[n - 3];
+  target->data_end = start + end;
+  target->depth = depth;
+  dec->buf_len = start + end;
+  return TRUE;
+}
+
+/* One member of a tuple or set being built. */
+typedef struct {
+  gsize     src;        /* where it is */
+  gsize     src_len;    /* what of it moves */
+  gsize     size;       /* what it takes in the container */
+  guint     alignment;
+  gboolean  fixed;
+  gboolean  open;
+  OpenShape shape;      /* if @open */
+} Member;
+
+static void
+member_get (Decoder  *dec,
+            guint     i,
+            gboolean  boxed,
+            Member   *member)
+{
+  const Entry *entry = &dec->entries[i];
+
+  member->src = entry_start (dec, i);
+  member->open = entry->kind != ENTRY_VALUE;
+  if (!member->open)
+    {
+      member->src_len = (boxed ? entry->end : entry->data_end) - member->src;
+      member->size = member->src_len;
+      member->alignment = boxed ? 8 : entry->alignment;
+      member->fixed = !boxed && entry->fixed;
+    }
+  else
+    {
+      open_shape (dec, i, &member->shape);
+      member->src_len = member->shape.body;
+      member->size = member->shape.size + (boxed ? 1 + strlen (member->shape.type) : 0);
+      member->alignment = 8;
+      member->fixed = FALSE;
+    }
+}
+
+/* Moves member @i (described by @member) to @dest. */
+static void
+member_move (Decoder      *dec,
+             guint         i,
+             const Member *member,
+             gsize         dest,
+             gboolean      boxed)
+{
+  memmove (dec->buf + dest, dec->buf + member->src, member->src_len);
+  if (member->open)
+    open_write_tail (dec, i, &member->shape, dec->buf + dest + member->shape.body, boxed);
+}
+
+/* BUILDTUPLE, SET and FROZENSET. */
+static gboolean
+direct_collect (Decoder  *dec,
+                GError  **error)
+{
+  gboolean is_tuple = dec->op == OP_BUILDTUPLE;
+  g_autofree char *type = NULL;
+  g_autofree guint32 *dests = NULL;
+  gsize n, first, start, body = 0, size, type_len, n_open = 0, n_offsets = 0;
+  guint osize = 0;
+  guint alignment = 1;
+  gboolean fixed = TRUE;
+  guint depth = 0;
+  Entry *entry;
+
+  if (!decoder_read_count (dec, "item count", &n, error) || n > dec->n_entries)
+    return FALSE;
+  /* An empty tuple or set adds an entry. */
+  if (n == 0 && !direct_reserve_entry (dec, error))
+    return FALSE;
+  first = dec->n_entries - n;
+  start = entry_start (dec, first);
+
+  for (gsize i = first; i < dec->n_entries; i++)
+    {
+      Member member;
+      gboolean ok = TRUE;
+
+      depth = MAX (depth, dec->entries[i].depth);
+      if (dec->entries[i].kind != ENTRY_VALUE)
+        {
+          if (!open_check (dec, i, &ok, error))
+            return FALSE;
+          n_open++;
+        }
+      if (!ok)
+        return FALSE;
+      member_get (dec, i, !is_tuple, &member);
+      body = ALIGN_UP (body, member.alignment) + member.size;
+      alignment = MAX (alignment, member.alignment);
+      fixed = fixed && member.fixed;
+    }
+  if (++depth > FLATTEN_MAX_DEPTH)
+    return FALSE;
+
+  /* The type, from the members' before they move. */
+  if (is_tuple)
+    {
+      gsize pos = 1;
+
+      type_len = 2;
+      for (gsize i = first; i < dec->n_entries; i++)
+        type_len += dec->entries[i].kind == ENTRY_VALUE
+                    ? dec->entries[i].end - dec->entries[i].data_end - 1
+                    : (dec->entries[i].kind == ENTRY_LIST ? 2 : 5);
+      if (!direct_check_budget (dec, type_len, error))
+        return FALSE;
+      type = g_malloc (type_len + 1);
+      type[0] = '(';
+      for (gsize i = first; i < dec->n_entries; i++)
+        {
+          const Entry *member = &dec->entries[i];
+
+          if (member->kind == ENTRY_VALUE)
+            {
+              memcpy (type + pos, dec->buf + member->data_end + 1, member->end - member->data_end - 1);
+              pos += member->end - member->data_end - 1;
+            }
+          else
+            {
+              OpenShape shape;
+
+              open_shape (dec, i, &shape);
+              memcpy (type + pos, shape.type, strlen (shape.type));
+              pos += strlen (shape.type);
+            }
+        }
+      type[pos++] = ')';
+      type[pos] = '\0';
+      g_assert (pos == type_len);
+
+      if (n >= TUPLE_INFO_MIN_MEMBERS)
+        dec->estimate += n * COST_TUPLE_INFO;
+    }
+  else
+    {
+      type = g_strdup ("av");
+      type_len = 2;
+      alignment = 8;
+      fixed = FALSE;
+    }
+
+  if (fixed)
+    size = MAX (ALIGN_UP (body, alignment), 1);
+  else
+    {
+      if (is_tuple)
+        {
+          for (gsize i = first; i + 1 < dec->n_entries; i++)
+            if (!dec->entries[i].fixed || dec->entries[i].kind != ENTRY_VALUE)
+              n_offsets++;
+        }
+      else
+        n_offsets = n;
+      osize = n_offsets > 0 ? offset_size (body, n_offsets) : 0;
+      size = body + n_offsets * osize;
+    }
+  if (!direct_reserve_full (dec, start + size + 1 + type_len, TRUE, error))
+    return FALSE;
+
+  if (n_open == 0)
+    {
+      /* Every member moves towards the start, or stays: one pass, and
+       * each entry keeps where its member ends. */
+      gsize pos = 0;
+      gsize next = start;
+
+      for (gsize i = first; i < dec->n_entries; i++)
+        {
+          Member member;
+          gsize dest;
+
+          member_get (dec, i, !is_tuple, &member);
+          g_assert (member.src == next);
+          next = ALIGN_UP (entry_top (&dec->entries[i]), 8);
+          dest = ALIGN_UP (pos, member.alignment);
+          memset (dec->buf + start + pos, 0, dest - pos);
+          member_move (dec, i, &member, start + dest, !is_tuple);
+          pos = dest + member.size;
+          dec->entries[i].data_end = pos;
+        }
+      g_assert (pos == body);
+    }
+  else
+    {
+      /* Finished lists and dicts grow, so a member may have to move
+       * towards the end: those move first, last one first, then the
+       * others, first one first; no move overwrites a member that has
+       * yet to move. */
+      gsize pos = 0;
+
+      if (!direct_check_budget (dec, n * sizeof (guint32), error))
+        return FALSE;
+      dests = g_new (guint32, MAX (n, 1));
+      for (gsize i = first; i < dec->n_entries; i++)
+        {
+          Member member;
+
+          member_get (dec, i, !is_tuple, &member);
+          dests[i - first] = ALIGN_UP (pos, member.alignment);
+          pos = dests[i - first] + member.size;
+        }
+      for (gsize i = dec->n_entries; i > first; i--)
+        {
+          Member member;
+
+          member_get (dec, i - 1, !is_tuple, &member);
+          if (start + dests[i - 1 - first] > member.src)
+            member_move (dec, i - 1, &member, start + dests[i - 1 - first], !is_tuple);
+        }
+      for (gsize i = first; i < dec->n_entries; i++)
+        {
+          Member member;
+
+          member_get (dec, i, !is_tuple, &member);
+          if (start + dests[i - first] <= member.src)
+            member_move (dec, i, &member, start + dests[i - first], !is_tuple);
+        }
+      pos = 0;
+      for (gsize i = first; i < dec->n_entries; i++)
+        {
+          Member member;
+
+          member_get (dec, i, !is_tuple, &member);
+          memset (dec->buf + start + pos, 0, dests[i - first] - pos);
+          pos = dests[i - first] + member.size;
+          dests[i - first] = pos;
+        }
+      for (gsize i = first; i < dec->n_entries; i++)
+        dec->entries[i].data_end = dests[i - first];
+      for (gsize i = 0; i < n_open; i++)
+        open_clear (dec, &dec->open[--dec->n_open]);
+    }
+
+  /* The framing offsets. */
+  if (fixed)
+    memset (dec->buf + start + body, 0, size - body);
+  else if (is_tuple)
+    {
+      guint8 *dest = dec->buf + start + body;
+
+      for (gsize i = dec->n_entries - 1; i > first; i--)
+        if (!dec->entries[i - 1].fixed || dec->entries[i - 1].kind != ENTRY_VALUE)
+          {
+            write_offset (dest, dec->entries[i - 1].data_end, osize);
+            dest += osize;
+          }
+    }
+  else
+    {
+      guint8 *dest = dec->buf + start + body;
+
+      for (gsize i = first; i < dec->n_entries; i++)
+        {
+          write_offset (dest, dec->entries[i].data_end, osize);
+          dest += osize;
+        }
+    }
+
+  dec->buf[start + size] = '\0';
+  memcpy (dec->buf + start + size + 1, type, type_len);
+
+  dec->n_entries = first;
+  entry = &dec->entries[dec->n_entries++];
+  entry->data_end = start + size;
+  entry->end = start + size + 1 + type_len;
+  entry->kind = ENTRY_VALUE;
+  entry->depth = depth;
+  entry->alignment = alignment;
+  entry->fixed = fixed;
+  dec->buf_len = entry->end;
+  return TRUE;
+}
+
+static gboolean
+direct_step (Decoder  *dec,
+             GError  **error)
+{
+  switch (dec->op)
+    {
+    case OP_NONE:
+      return direct_push (dec, 0, "mv", 8, FALSE, 0, error) != NULL;
+
+    case OP_TRUE:
+    case OP_FALSE:
+      {
+        guint8 value = dec->op == OP_TRUE;
+
+        return direct_push_fixed (dec, &value, 1, "b", 0, error);
+      }
+
+    case OP_INT:
+    case OP_LONG:
+      {
+        gint32 value;
+        gint64 wide;
+
+        if (!decoder_read_int4 (dec, &value, error))
+          return FALSE;
+        wide = value;
+        return direct_push_fixed (dec, &wide, 8, "x", 0, error);
+      }
+
+    case OP_LONGINT:
+    case OP_LONGLONG:
+      {
+        guint64 value;
+        gboolean is_unsigned;
+
+        if (!decoder_read_longint (dec, &value, &is_unsigned, error))
+          return FALSE;
+        return direct_push_fixed (dec, &value, 8, is_unsigned ? "t" : "x", 0, error);
+      }
+
+    case OP_FLOAT:
+      {
+        gdouble value;
+
+        if (!decoder_need (dec, 8, error))
+          return FALSE;
+        value = decoder_take_double (dec);
+        return direct_push_fixed (dec, &value, 8, "d", 0, error);
+      }
+
+    case OP_COMPLEX:
+      {
+        gdouble value[2];
+
+        if (!decoder_need (dec, 16, error))
+          return FALSE;
+        value[0] = decoder_take_double (dec);
+        value[1] = decoder_take_double (dec);
+        return direct_push_fixed (dec, value, 16, "(dd)", 1, error);
+      }
+
+    case OP_BYTES:
+      {
+        const guint8 *data;
+        gsize len;
+
+        if (!decoder_read_sized (dec, &data, &len, error))
+          return FALSE;
+        return direct_push_text (dec, data, len, "ay", error);
+      }
+
+    case OP_PY2STRING:
+    case OP_PY3STRING:
+    case OP_UNICODE:
+      {
+        const guint8 *data;
+        gsize len;
+        gboolean is_text;
+
+        if (!decoder_read_text (dec, &data, &len, &is_text, error))
+          return FALSE;
+        return direct_push_text (dec, data, len, is_text ? "s" : "ay", error);
+      }
+
+    case OP_CHANNEL:
+      {
+        char path[64];
+        gint32 channel_id;
+
+        if (!decoder_read_channel (dec, &channel_id, error))
+          return FALSE;
+        if (dec->channel_func != NULL)
+          {
+            dec->estimate += COST_CHANNEL;
+            if (!direct_check_budget (dec, 0, error))
+              return FALSE;
+            if (!decoder_report_channel (dec, channel_id, error))
+              {
+                dec->hard_error = TRUE;
+                return FALSE;
+              }
+          }
+        g_snprintf (path, sizeof path, EXECNET_CHANNEL_PATH_PREFIX "%" G_GINT32_FORMAT,
+                    channel_id);
+        return direct_push_text (dec, (const guint8 *) path, strlen (path), "o", error);
+      }
+
+    case OP_NEWDICT:
+      return direct_push_open (dec, ENTRY_DICT, 0, error);
+
+    case OP_NEWLIST:
+      {
+        gsize n;
+
+        if (!decoder_read_list_size (dec, &n, error))
+          return FALSE;
+        return direct_push_open (dec, ENTRY_LIST, n, error);
+      }
+
+    case OP_BUILDTUPLE:
+    case OP_SET:
+    case OP_FROZENSET:
+      return direct_collect (dec, error);
+
+    case OP_SETITEM:
+      return direct_setitem (dec, error);
+
+    case OP_STOP:
+    default:
+      g_assert_not_reached ();
+    }
+}
+
+/* Decodes @dec's input into serialized data. Returns NULL when it gave up
+ * (error unset) or failed for good (@error set, hard_error). */
+static GVariant *
+decode_direct (Decoder  *dec,
+               GError  **error)
+{
+  g_autoptr(GBytes) bytes = NULL;
+  g_autofree char *type = NULL;
+  const Entry *entry;
+  GVariant *result;
+
+  /* Never NULL, even for an item of no data. */
+  if (!direct_reserve (dec, 64, error))
+    return NULL;
+
+  for (;;)
+    {
+      guint8 byte;
+
+      if (dec->pos == dec->size)
+        return NULL;
+      byte = dec->data[dec->pos];
+      if (!is_opcode (byte))
+        return NULL;
+      dec->op_offset = dec->pos++;
+      dec->op = byte;
+      if (dec->op == OP_STOP)
+        break;
+      if (!direct_step (dec, error) || !direct_check_budget (dec, 0, error))
+        return NULL;
+    }
+
+  if (dec->n_entries != 1 || dec->pos != dec->size)
+    return NULL;
+  if (dec->entries[0].kind != ENTRY_VALUE && !direct_finish_top (dec, error))
+    return NULL;
+
+  entry = &dec->entries[0];
+  if (entry->depth > FLATTEN_MAX_DEPTH)
+    return NULL;
+  type = g_strndup ((const char *) dec->buf + entry->data_end + 1,
+                    entry->end - entry->data_end - 1);
+  bytes = g_bytes_new_take (g_realloc (g_steal_pointer (&dec->buf), entry->data_end),
+                            entry->data_end);
+  dec->buf_alloc = 0;
+  result = g_variant_new_from_bytes (G_VARIANT_TYPE (type), bytes, TRUE);
+  return g_variant_ref_sink (result);
+}
+
+static void
+decoder_clear_direct (Decoder *dec)
+{
+  while (dec->n_open > 0)
+    open_clear (dec, &dec->open[--dec->n_open]);
+  g_clear_pointer (&dec->open, g_free);
+  g_clear_pointer (&dec->entries, g_free);
+  g_clear_pointer (&dec->buf, g_free);
+}
+
+/* Whether @data is one byte string and STOP. */
+static gboolean
+is_lone_bytes (const guint8 *data,
+               gsize         size)
+{
+  guint32 len;
+
+  if (size < 6 || (data[0] != OP_BYTES && data[0] != OP_PY2STRING))
+    return FALSE;
+  memcpy (&len, data + 1, 4);
+  return GUINT32_FROM_BE (len) == size - 6;
 }
 
 static GVariant *
@@ -1585,6 +2758,26 @@ decode_internal (GBytes                  *data,
   dec.channel_func = channel_func;
   dec.user_data = user_data;
   dec.budget = budget;
+
+  /* A lone byte string is the tree's, which shares the input's memory. */
+  if (!is_lone_bytes (dec.data, dec.size))
+    {
+      g_autoptr(GError) local_error = NULL;
+
+      result = decode_direct (&dec, &local_error);
+      decoder_clear_direct (&dec);
+      if (result != NULL)
+        return result;
+      if (dec.hard_error)
+        {
+          g_propagate_error (error, g_steal_pointer (&local_error));
+          return NULL;
+        }
+      /* Start again as a tree, without reporting channels twice. */
+      dec.pos = 0;
+      dec.skip_channels = dec.n_channels;
+    }
+
   dec.stack = g_array_new (FALSE, FALSE, sizeof (StackItem));
   g_array_set_clear_func (dec.stack, stack_item_clear);
   dec.none = g_variant_ref_sink (g_variant_new_maybe (G_VARIANT_TYPE_VARIANT, NULL));

@@ -6,6 +6,7 @@
 
 #include <malloc.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <glib.h>
 #include <gio/gio.h>
@@ -69,6 +70,20 @@ assert_bytes_equal (GBytes     *actual,
 {
   g_assert_cmpmem (g_bytes_get_data (actual, NULL), g_bytes_get_size (actual),
                    expected, expected_len);
+}
+
+/* A decoded value's serialized data is in GVariant's normal form. The
+ * decoder writes it and marks it trusted, so it is checked on a copy that
+ * GLib does not trust. */
+static void
+assert_normal_form (GVariant *value)
+{
+  g_autoptr(GBytes) data = g_variant_get_data_as_bytes (value);
+  g_autoptr(GVariant) untrusted = NULL;
+
+  untrusted = g_variant_ref_sink (g_variant_new_from_bytes (g_variant_get_type (value),
+                                                            data, FALSE));
+  g_assert_true (g_variant_is_normal_form (untrusted));
 }
 
 static GVariant *
@@ -228,6 +243,7 @@ test_decode (gconstpointer data)
   g_assert_no_error (error);
   g_assert_nonnull (value);
   g_assert_false (g_variant_is_floating (value));
+  assert_normal_form (value);
   assert_variant_equal (value, expected);
 }
 
@@ -478,6 +494,7 @@ test_round_trip (gconstpointer data)
 
   back = _execnet_value_decode (flat, NULL, NULL, &error);
   g_assert_no_error (error);
+  assert_normal_form (back);
   assert_variant_equal (back, expected);
 }
 
@@ -737,6 +754,41 @@ nested_list_bytes (guint depth)
   return g_byte_array_free_to_bytes (out);
 }
 
+/* Lists and tuples nested 63 deep are written as serialized data, in
+ * normal form (GLib reads serialized data nested less than 128 levels, and
+ * a list is two: the array and the variant); deeper ones stay trees. */
+static void
+test_decode_depth_serialized (void)
+{
+  for (guint depth = 1; depth <= 66; depth++)
+    {
+      g_autoptr(GBytes) lists = nested_list_bytes (depth);
+      g_autoptr(GByteArray) tuples = g_byte_array_new ();
+      g_autoptr(GBytes) tuple_bytes = NULL;
+      g_autoptr(GVariant) value = NULL;
+      g_autoptr(GVariant) tuple = NULL;
+      g_autoptr(GError) error = NULL;
+
+      value = _execnet_value_decode (lists, NULL, NULL, &error);
+      g_assert_no_error (error);
+      if (depth <= 63)
+        assert_normal_form (value);
+
+      put_int4 (tuples, 'F', 7);
+      for (guint i = 0; i < depth; i++)
+        {
+          g_byte_array_append (tuples, (const guint8 *) "S\0\0\0\1x", 6);
+          put_int4 (tuples, '@', 2);
+        }
+      g_byte_array_append (tuples, (const guint8 *) "Q", 1);
+      tuple_bytes = g_byte_array_free_to_bytes (g_steal_pointer (&tuples));
+      tuple = _execnet_value_decode (tuple_bytes, NULL, NULL, &error);
+      g_assert_no_error (error);
+      if (depth <= 63)
+        assert_normal_form (tuple);
+    }
+}
+
 static void
 test_decode_depth_lists (void)
 {
@@ -966,19 +1018,28 @@ test_encode_zero_copy_bytes (void)
   g_assert_cmpuint (_execnet_chunks_get_size (chunks), ==,
                     5 + 4 + 5 + LARGE_SIZE + 5 + 5 + 1);
 
-  /* Decoding shares the input's memory the same way. */
+  /* Decoding writes the tuple's serialized form, the byte string in it. */
+  flat = _execnet_chunks_flatten (chunks, -1);
+  back = _execnet_value_decode (flat, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_variant_is_normal_form (back));
+  g_assert_true (g_variant_equal (back, value));
+
+  /* A byte string alone shares the input's memory. */
+  g_clear_pointer (&chunks, g_ptr_array_unref);
+  g_clear_pointer (&flat, g_bytes_unref);
+  g_clear_pointer (&back, g_variant_unref);
+  back_bytes = g_variant_get_child_value (value, 1);
+  chunks = _execnet_value_encode (back_bytes, &error);
+  g_assert_no_error (error);
   flat = _execnet_chunks_flatten (chunks, -1);
   flat_data = g_bytes_get_data (flat, &flat_size);
   back = _execnet_value_decode (flat, NULL, NULL, &error);
   g_assert_no_error (error);
-
-  back_bytes = g_variant_get_child_value (back, 1);
-  g_assert_true ((const guint8 *) g_variant_get_data (back_bytes) >= flat_data);
-  g_assert_true ((const guint8 *) g_variant_get_data (back_bytes) + LARGE_SIZE <=
+  g_assert_true ((const guint8 *) g_variant_get_data (back) >= flat_data);
+  g_assert_true ((const guint8 *) g_variant_get_data (back) + LARGE_SIZE <=
                  flat_data + flat_size);
-
-  /* Only now: comparing serializes the whole tuple into a new buffer. */
-  g_assert_true (g_variant_equal (back, value));
+  g_assert_true (g_variant_equal (back, back_bytes));
 }
 
 static void
@@ -1209,6 +1270,83 @@ test_decode_budget (void)
     }
 }
 
+/* Decodes what @expected (transfer full, may be floating) encodes to and
+ * checks that the result's serialized data is the very bytes GLib
+ * serializes @expected to. */
+static void
+assert_decodes_to_serialized (GVariant *expected)
+{
+  g_autoptr(GVariant) owned = g_variant_take_ref (expected);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) flat = NULL;
+  g_autoptr(GVariant) back = NULL;
+
+  flat = encode_flat (expected, &error);
+  g_assert_no_error (error);
+  back = _execnet_value_decode (flat, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (g_variant_get_type_string (back), ==, g_variant_get_type_string (expected));
+  assert_normal_form (back);
+  g_assert_cmpmem (g_variant_get_data (back), g_variant_get_size (back),
+                   g_variant_get_data (expected), g_variant_get_size (expected));
+}
+
+static GVariant *
+string_of (gsize len)
+{
+  g_autofree char *text = g_strnfill (len, 'a' + len % 26);
+
+  return g_variant_new_string (text);
+}
+
+/* The decoder writes GVariant's serialized form itself (alignment,
+ * padding, framing offsets of 1, 2 and 4 bytes): byte for byte what GLib
+ * writes, around every size where offsets grow. */
+static void
+test_decode_serialized_form (void)
+{
+  static const gsize lengths[] = { 0, 1, 5, 6, 7, 8, 9, 120, 250, 251, 252, 253,
+                                   254, 255, 256, 65500, 65525, 65530, 65531,
+                                   65532, 65533, 65534, 65535, 65536 };
+  static const char * const texts[] = {
+    "()", "((),)", "((), ())", "(int64 1, true)", "(true, int64 1)",
+    "(true, false, true)", "('a', int64 1, 'bc')", "(@mv nothing,)",
+    "(@mv nothing, @mv nothing, 'x')", "(1.5, 'x', true, int64 -1)",
+    "((1.0, 2.0), true)", "([<int64 1>, <'a'>], 'b', @av [])",
+    "(@av [], @a{sv} {}, @av [])", "[<(int64 1, true)>, <('a', @mv nothing)>]",
+    "{'a': <int64 1>, 'bb': <@mv nothing>, 'ccc': <('x', true)>}",
+    "{int64 1: <'a'>, int64 -2: <[<true>]>}", "{true: <int64 1>, false: <'x'>}",
+    "{1.5: <'a'>, -0.0: <'b'>}", "[<{'k': <[<int64 1>, <{int64 2: <'v'>}>]>}>]",
+    "([<int64 1>], [<(int64 2, [<'x'>])>], {'a': <int64 3>})",
+    "(uint64 18446744073709551615, int64 -9223372036854775808)",
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (texts); i++)
+    assert_decodes_to_serialized (parse_text (texts[i]));
+
+  for (gsize i = 0; i < G_N_ELEMENTS (lengths); i++)
+    for (gsize n = 1; n <= (lengths[i] > 1000 ? 3 : 40); n++)
+      {
+        g_autoptr(GVariantBuilder) list = g_variant_builder_new (G_VARIANT_TYPE ("av"));
+        g_autoptr(GVariantBuilder) dict = g_variant_builder_new (G_VARIANT_TYPE ("a{sv}"));
+        g_autoptr(GVariantBuilder) tuple = g_variant_builder_new (G_VARIANT_TYPE_TUPLE);
+
+        for (gsize j = 0; j < n; j++)
+          {
+            g_autofree char *fill = g_strnfill (lengths[i], 'k');
+            g_autofree char *key = g_strdup_printf ("%" G_GSIZE_FORMAT "%s", j, fill);
+
+            g_variant_builder_add (list, "v", string_of (lengths[i] + j % 3));
+            g_variant_builder_add (dict, "{sv}", key, g_variant_new_int64 (j));
+            g_variant_builder_add_value (tuple, string_of (lengths[i] + j % 2));
+            g_variant_builder_add_value (tuple, g_variant_new_int64 (j));
+          }
+        assert_decodes_to_serialized (g_variant_builder_end (list));
+        assert_decodes_to_serialized (g_variant_builder_end (dict));
+        assert_decodes_to_serialized (g_variant_builder_end (tuple));
+      }
+}
+
 /* Bytes allocated now, from whichever allocator is in use. */
 static gsize
 allocated_bytes (void)
@@ -1282,6 +1420,194 @@ test_decode_memory_per_item (void)
     }
 }
 
+/* ---------------------------------------------------------------------- */
+/* Peak memory while decoding                                              */
+
+/* Writes wire data, or with @data NULL only counts it. */
+typedef struct {
+  guint8 *data;
+  gsize   len;
+} Wire;
+
+static void
+wire_put (Wire       *wire,
+          const void *bytes,
+          gsize       len)
+{
+  if (wire->data != NULL)
+    memcpy (wire->data + wire->len, bytes, len);
+  wire->len += len;
+}
+
+static void
+wire_put_op (Wire  *wire,
+             char   op,
+             gint32 value)
+{
+  guint8 bytes[5] = { op, value >> 24, value >> 16, value >> 8, value };
+
+  wire_put (wire, bytes, 5);
+}
+
+static void
+wire_put_text (Wire       *wire,
+               const char *text)
+{
+  wire_put_op (wire, 'S', strlen (text));
+  wire_put (wire, text, strlen (text));
+}
+
+/* What Python execnet writes for each shape of @n members. */
+static void
+wire_write_shape (Wire       *wire,
+                  const char *shape,
+                  gint32      n)
+{
+  char text[32];
+
+  if (g_str_equal (shape, "dict"))
+    wire_put (wire, "J", 1);
+  else if (!g_str_equal (shape, "set") && !g_str_equal (shape, "nones"))
+    wire_put_op (wire, 'K', n);
+
+  for (gint32 i = 0; i < n; i++)
+    {
+      g_snprintf (text, sizeof text, "%d", i);
+      if (g_str_equal (shape, "ints"))
+        {
+          wire_put_op (wire, 'F', i);
+          wire_put_op (wire, 'F', i);
+        }
+      else if (g_str_equal (shape, "set"))
+        wire_put_op (wire, 'F', i);
+      else if (g_str_equal (shape, "nones"))
+        wire_put (wire, "L", 1);
+      else if (g_str_equal (shape, "dict"))
+        {
+          wire_put_text (wire, text);
+          wire_put_op (wire, 'F', i);
+        }
+      else if (g_str_equal (shape, "channels"))
+        {
+          wire_put_op (wire, 'F', i);
+          wire_put_op (wire, 'B', 1000000 + 2 * i);
+        }
+      else if (g_str_equal (shape, "strings"))
+        {
+          wire_put_op (wire, 'F', i);
+          wire_put_text (wire, text);
+        }
+      else
+        {
+          /* nested: (i, [i, None]) */
+          wire_put_op (wire, 'F', i);
+          wire_put_op (wire, 'F', i);
+          wire_put_op (wire, 'K', 2);
+          wire_put_op (wire, 'F', 0);
+          wire_put_op (wire, 'F', i);
+          wire_put (wire, "P", 1);
+          wire_put_op (wire, 'F', 1);
+          wire_put (wire, "LP", 2);
+          wire_put_op (wire, '@', 2);
+        }
+      if (!g_str_equal (shape, "set") && !g_str_equal (shape, "nones"))
+        wire_put (wire, "P", 1);
+    }
+
+  if (g_str_equal (shape, "set"))
+    wire_put_op (wire, 'O', n);
+  else if (g_str_equal (shape, "nones"))
+    wire_put_op (wire, '@', n);
+  wire_put (wire, "Q", 1);
+}
+
+/* One allocation of the exact size, so that nothing freed before the
+ * decoding is there for it to reuse. */
+static GBytes *
+wire_of_shape (const char *shape,
+               gint32      n)
+{
+  Wire wire = { NULL, 0 };
+
+  wire_write_shape (&wire, shape, n);
+  wire.data = g_malloc (wire.len);
+  wire.len = 0;
+  wire_write_shape (&wire, shape, n);
+  return g_bytes_new_take (wire.data, wire.len);
+}
+
+/* A field of /proc/self/status, in bytes. */
+static gsize
+status_bytes (const char *field)
+{
+  g_autofree char *status = NULL;
+  const char *line;
+
+  g_assert_true (g_file_get_contents ("/proc/self/status", &status, NULL, NULL));
+  line = strstr (status, field);
+  g_assert_nonnull (line);
+  return (gsize) g_ascii_strtoull (line + strlen (field), NULL, 10) * 1024;
+}
+
+/* Address space the process may take beyond the decoding's own. */
+#define PEAK_BASELINE (4 << 20)
+#define PEAK_MEMBERS 1000000
+
+/* The peak of memory while an item decodes is at most 8 times its wire
+ * size (plus a small fixed baseline), for the shapes Python writes most:
+ * a million small ints in a list and in a set, a dict of str -> int, a
+ * list of short strings, a list of small tuples that hold lists and a list
+ * of channel references (without the channels the gateway makes). Each
+ * decodes in a subprocess whose address space is limited to what it has,
+ * plus 8 times the wire size and the baseline; an allocation past that
+ * fails, and g_malloc() aborts the subprocess. A tuple of many members is
+ * measured too, with the higher limit of its documented cost. */
+static void
+test_decode_peak_memory (gconstpointer data)
+{
+  const char *shape = data;
+  guint factor = g_str_equal (shape, "nones") ? 64 : 8;
+
+#ifdef TEST_ASAN
+  g_test_skip ("AddressSanitizer reserves terabytes of address space and keeps freed "
+               "memory in quarantine, so an address-space limit cannot measure the decoder");
+  return;
+#endif
+
+  if (g_test_subprocess ())
+    {
+      g_autoptr(GBytes) wire = NULL;
+      g_autoptr(GVariant) value = NULL;
+      g_autoptr(GError) error = NULL;
+      struct rlimit limit;
+      gsize before, peak, held, wire_size;
+
+      /* A fixed threshold: glibc would otherwise raise it after the
+       * first large free, and keep large blocks on its heap. */
+      mallopt (M_MMAP_THRESHOLD, 128 * 1024);
+      wire = wire_of_shape (shape, PEAK_MEMBERS);
+      wire_size = g_bytes_get_size (wire);
+
+      before = status_bytes ("VmSize:");
+      limit.rlim_cur = limit.rlim_max = before + factor * wire_size + PEAK_BASELINE;
+      g_assert_cmpint (setrlimit (RLIMIT_AS, &limit), ==, 0);
+
+      value = _execnet_value_decode (wire, NULL, NULL, &error);
+      g_assert_no_error (error);
+      peak = status_bytes ("VmPeak:");
+      held = status_bytes ("VmSize:");
+      g_print ("%s: %" G_GSIZE_FORMAT " bytes on the wire, peak %.1fx while decoding, "
+               "%.1fx held after\n", shape, wire_size,
+               (peak - before) / (gdouble) wire_size, (held - before) / (gdouble) wire_size);
+      g_assert_cmpuint (g_variant_n_children (value), ==, PEAK_MEMBERS);
+      assert_normal_form (value);
+      return;
+    }
+
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_INHERIT_STDOUT);
+  g_test_trap_assert_passed ();
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1294,7 +1620,19 @@ main (int   argc,
       g_test_add_data_func (path, &decode_cases[i], test_decode);
     }
   g_test_add_func ("/value/decode/depth/lists", test_decode_depth_lists);
+  g_test_add_func ("/value/decode/depth/serialized", test_decode_depth_serialized);
   g_test_add_func ("/value/decode/budget", test_decode_budget);
+  g_test_add_func ("/value/decode/serialized-form", test_decode_serialized_form);
+  {
+    static const char * const shapes[] = { "ints", "set", "dict", "strings", "nested",
+                                           "channels", "nones" };
+
+    for (gsize i = 0; i < G_N_ELEMENTS (shapes); i++)
+      {
+        g_autofree char *path = g_strconcat ("/value/decode/peak-memory/", shapes[i], NULL);
+        g_test_add_data_func (path, shapes[i], test_decode_peak_memory);
+      }
+  }
   g_test_add_func ("/value/decode/memory-per-item", test_decode_memory_per_item);
   g_test_add_func ("/value/decode/depth/tuples", test_decode_depth_tuples);
   g_test_add_func ("/value/decode/unset-items-allowed", test_decode_unset_items_allowed);

@@ -337,6 +337,16 @@ check_decode (GBytes   *data,
   g_assert_nonnull (decoded);
   g_assert_false (g_variant_is_floating (decoded));
   assert_variant_equal (decoded, expected);
+
+  /* The decoder writes serialized data itself: in normal form, checked
+   * on a copy GLib does not trust. */
+  {
+    g_autoptr(GBytes) bytes = g_variant_get_data_as_bytes (decoded);
+    g_autoptr(GVariant) untrusted = g_variant_ref_sink (
+        g_variant_new_from_bytes (g_variant_get_type (decoded), bytes, FALSE));
+
+    g_assert_true (g_variant_is_normal_form (untrusted));
+  }
 }
 
 /* execnet_loads(): reads the program after a version byte 1 (execnet 1.x)
