@@ -14,10 +14,16 @@ G_BEGIN_DECLS
 /* The most memory one item may take while it is decoded, counted as the
  * decoder allocates it; an item that would need more fails with
  * EXECNET_ERROR_UNSUPPORTED_VALUE before it is built. Decoding takes at
- * most 8 times the wire size (1.2-2.2x for lists and dicts, 6.5x for a set
+ * most 8 times the wire size (1.2-2.3x for lists and dicts, 6.6x for a set
  * of small ints), except a tuple of many members, about 50 bytes per
  * member (doc/protocol.md §6). */
 #define EXECNET_VALUE_DECODE_BUDGET ((gsize) 256 << 20)
+
+/* How many levels of GVariant values may nest in serialized data that
+ * GLib reads as written: from G_VARIANT_MAX_RECURSION_DEPTH (128) on, it
+ * reads default values. Decoded items nested deeper stay trees of
+ * GVariant instances. */
+#define EXECNET_VALUE_SERIALIZED_MAX_LEVELS 127
 
 /* The object path prefix of channel values: /org/execnet/channel/<id> */
 #define EXECNET_CHANNEL_PATH_PREFIX "/org/execnet/channel/"
@@ -49,6 +55,11 @@ GVariant  *_execnet_value_decode        (GBytes                  *data,
 GVariant  *_execnet_value_decode_with_budget (GBytes                 *data,
                                               gsize                   budget,
                                               GError                **error);
+
+/* How many levels of values nest in @value (a value that is no container
+ * is one), counted up to @limit + 1. */
+guint      _execnet_variant_levels      (GVariant                *value,
+                                         guint                    limit);
 
 char      *_execnet_channel_path_new    (gint32                   channel_id);
 gboolean   _execnet_channel_path_parse  (const char              *path,

@@ -733,6 +733,19 @@ decoder_fail (Decoder     *dec,
   return FALSE;
 }
 
+/* The item needs more than the budget: it fails for good. */
+static gboolean
+decoder_fail_budget (Decoder  *dec,
+                     GError  **error)
+{
+  dec->hard_error = TRUE;
+  return decoder_fail (dec, error, EXECNET_ERROR_UNSUPPORTED_VALUE,
+                       "the value of %" G_GSIZE_FORMAT " bytes would need more than "
+                       "%" G_GSIZE_FORMAT " MiB once decoded, the most one item may "
+                       "take; send it in smaller pieces",
+                       dec->size, dec->budget >> 20);
+}
+
 /* Fails once the estimated cost passed the budget. */
 static gboolean
 decoder_check_budget (Decoder  *dec,
@@ -741,11 +754,7 @@ decoder_check_budget (Decoder  *dec,
   if (dec->cost <= dec->budget)
     return TRUE;
 
-  return decoder_fail (dec, error, EXECNET_ERROR_UNSUPPORTED_VALUE,
-                       "the value of %" G_GSIZE_FORMAT " bytes would need more than "
-                       "%" G_GSIZE_FORMAT " MiB once decoded, the most one item may "
-                       "take; send it in smaller pieces",
-                       dec->size, dec->budget >> 20);
+  return decoder_fail_budget (dec, error);
 }
 
 static gboolean
@@ -1639,12 +1648,33 @@ decoder_step (Decoder  *dec,
 /* What the result may cost as a tree of GVariant instances, per byte of
  * its serialized form, before decoder_flatten() serializes it. */
 #define FLATTEN_RATIO 2
-/* How deep the containers of a serialized result (decoded directly, or
- * serialized by decoder_flatten()) may nest: GVariant reads serialized
- * data nested 128 levels deep (G_VARIANT_MAX_RECURSION_DEPTH) or more as
- * default values, and every list member is a variant: 64 lists are 128
- * levels. */
-#define FLATTEN_MAX_DEPTH 63
+/* Any value is one level, a list adds two (the array and the variant in
+ * it), a dict three (the array, the entry and the variant), a tuple one.
+ * So lists nest at most 63 deep in a serialized result, dicts 42 deep. */
+#define SERIALIZED_MAX_LEVELS EXECNET_VALUE_SERIALIZED_MAX_LEVELS
+
+guint
+_execnet_variant_levels (GVariant *value,
+                         guint     limit)
+{
+  guint deepest = 0;
+  gsize n;
+
+  if (!g_variant_is_container (value))
+    return 1;
+  if (limit <= 1)
+    return 2;
+
+  n = g_variant_n_children (value);
+  for (gsize i = 0; i < n && deepest < limit; i++)
+    {
+      g_autoptr(GVariant) child = g_variant_get_child_value (value, i);
+      guint levels = _execnet_variant_levels (child, limit - 1);
+
+      deepest = MAX (deepest, levels);
+    }
+  return deepest + 1;
+}
 
 /* A container decoded into a tree of GVariant instances (what the direct
  * decoder leaves to the tree) costs one instance (about COST_VARIANT) per
@@ -1657,11 +1687,11 @@ decoder_step (Decoder  *dec,
  * GVariant data stays a tree. */
 static void
 decoder_flatten (Decoder  *dec,
-                 GVariant *result,
-                 guint     depth)
+                 GVariant *result)
 {
-  if (g_variant_is_container (result) && depth <= FLATTEN_MAX_DEPTH &&
-      dec->cost / FLATTEN_RATIO > g_variant_get_size (result))
+  if (g_variant_is_container (result) &&
+      dec->cost / FLATTEN_RATIO > g_variant_get_size (result) &&
+      _execnet_variant_levels (result, SERIALIZED_MAX_LEVELS) <= SERIALIZED_MAX_LEVELS)
     g_variant_get_data (result);
 }
 
@@ -1713,7 +1743,8 @@ typedef struct _Entry {
   guint32 data_end;    /* VALUE: where its data ends; LIST, DICT: its members */
   guint32 end;         /* VALUE: where its type string ends; LIST, DICT: index in open[] */
   guint8  kind;        /* EntryKind */
-  guint8  depth;       /* containers nested in it, itself included */
+  guint8  levels;      /* levels of values nested in it, itself included
+                        * (SERIALIZED_MAX_LEVELS) */
   guint8  alignment;   /* VALUE: 1, 2, 4 or 8 */
   guint8  fixed;       /* VALUE: whether its type has a fixed size */
 } Entry;
@@ -1734,23 +1765,13 @@ typedef struct _OpenContainer {
 
 #define ALIGN_UP(n, alignment) (((n) + (alignment) - 1) & ~((gsize) (alignment) - 1))
 
+/* What decoding directly has allocated, and the estimate of what GLib
+ * and the owner will add. */
 static gsize
 direct_memory (Decoder *dec)
 {
   return dec->buf_alloc + dec->entries_alloc * sizeof (Entry) +
          dec->open_alloc * sizeof (OpenContainer) + dec->open_bytes + dec->estimate;
-}
-
-static gboolean
-direct_fail_budget (Decoder  *dec,
-                    GError  **error)
-{
-  dec->hard_error = TRUE;
-  return decoder_fail (dec, error, EXECNET_ERROR_UNSUPPORTED_VALUE,
-                       "the value of %" G_GSIZE_FORMAT " bytes would need more than "
-                       "%" G_GSIZE_FORMAT " MiB once decoded, the most one item may "
-                       "take; send it in smaller pieces",
-                       dec->size, dec->budget >> 20);
 }
 
 static gboolean
@@ -1760,7 +1781,7 @@ direct_check_budget (Decoder  *dec,
 {
   if (direct_memory (dec) + more <= dec->budget)
     return TRUE;
-  return direct_fail_budget (dec, error);
+  return decoder_fail_budget (dec, error);
 }
 
 /* How much larger than @used an array grows: an eighth of it for large
@@ -1795,7 +1816,7 @@ direct_reserve_full (Decoder  *dec,
 
   others = direct_memory (dec) - dec->buf_alloc;
   if (others + size > dec->budget)
-    return direct_fail_budget (dec, error);
+    return decoder_fail_budget (dec, error);
   /* Near the budget, all that is left at once, not a little each time. */
   alloc = exact ? size : MIN (grown_size (dec->buf_alloc, size, 256, 1), G_MAXUINT32);
   alloc = MIN (alloc, dec->budget - others);
@@ -1833,7 +1854,7 @@ direct_reserve_entry (Decoder  *dec,
   return TRUE;
 }
 
-/* Where entry @i ends: its type string, or an open container's members. */
+/* Where @entry ends: its type string, or an open container's members. */
 static gsize
 entry_top (const Entry *entry)
 {
@@ -1878,7 +1899,7 @@ direct_push (Decoder    *dec,
              const char *type,
              guint       alignment,
              gboolean    fixed,
-             guint       depth,
+             guint       levels,
              GError    **error)
 {
   gsize type_len = strlen (type);
@@ -1895,7 +1916,7 @@ direct_push (Decoder    *dec,
   entry->data_end = start + size;
   entry->end = end;
   entry->kind = ENTRY_VALUE;
-  entry->depth = depth;
+  entry->levels = levels;
   entry->alignment = alignment;
   entry->fixed = fixed;
   dec->buf_len = end;
@@ -1907,10 +1928,10 @@ direct_push_fixed (Decoder       *dec,
                    gconstpointer  data,
                    gsize          size,
                    const char    *type,
-                   guint          depth,
+                   guint          levels,
                    GError       **error)
 {
-  guint8 *dest = direct_push (dec, size, type, size == 1 ? 1 : 8, TRUE, depth, error);
+  guint8 *dest = direct_push (dec, size, type, size == 1 ? 1 : 8, TRUE, levels, error);
 
   if (dest == NULL)
     return FALSE;
@@ -1927,7 +1948,7 @@ direct_push_text (Decoder      *dec,
                   GError      **error)
 {
   gboolean is_text = type[0] != 'a';
-  guint8 *dest = direct_push (dec, len + (is_text ? 1 : 0), type, 1, FALSE, 0, error);
+  guint8 *dest = direct_push (dec, len + (is_text ? 1 : 0), type, 1, FALSE, is_text ? 1 : 2, error);
 
   if (dest == NULL)
     return FALSE;
@@ -1967,7 +1988,8 @@ direct_push_open (Decoder   *dec,
   entry->data_end = ALIGN_UP (dec->buf_len, 8);
   entry->end = dec->n_open++;
   entry->kind = kind;
-  entry->depth = 1;
+  /* The array, the variant or dict entry in it (and its variant). */
+  entry->levels = kind == ENTRY_LIST ? 2 : 3;
   entry->alignment = 8;
   entry->fixed = FALSE;
   dec->buf_len = entry->data_end;
@@ -2180,7 +2202,7 @@ direct_setitem (Decoder  *dec,
   OpenContainer *open;
   const char *key_type;
   gsize start, key_start, item_start, item_len, body, end;
-  guint depth;
+  guint levels;
 
   if (n < 3 || dec->entries[n - 3].kind == ENTRY_VALUE ||
       dec->entries[n - 2].kind != ENTRY_VALUE)
@@ -2191,8 +2213,9 @@ direct_setitem (Decoder  *dec,
   target = &dec->entries[n - 3];
   key = &dec->entries[n - 2];
   item = &dec->entries[n - 1];
-  depth = MAX (target->depth, MAX (key->depth, item->depth) + 1);
-  if (depth > FLATTEN_MAX_DEPTH)
+  levels = MAX (target->levels,
+                (target->kind == ENTRY_LIST ? 2u : 3u) + MAX (key->levels, item->levels));
+  if (levels > SERIALIZED_MAX_LEVELS)
     return FALSE;
 
   open = &dec->open[target->end];
@@ -2256,7 +2279,7 @@ direct_setitem (Decoder  *dec,
   dec->n_entries -= 2;
   target = &dec->entries[n - 3];
   target->data_end = start + end;
-  target->depth = depth;
+  target->levels = levels;
   dec->buf_len = start + end;
   return TRUE;
 }
@@ -2324,7 +2347,7 @@ direct_collect (Decoder  *dec,
   guint osize = 0;
   guint alignment = 1;
   gboolean fixed = TRUE;
-  guint depth = 0;
+  guint levels = 0;
   Entry *entry;
 
   if (!decoder_read_count (dec, "item count", &n, error) || n > dec->n_entries)
@@ -2340,7 +2363,7 @@ direct_collect (Decoder  *dec,
       Member member;
       gboolean ok = TRUE;
 
-      depth = MAX (depth, dec->entries[i].depth);
+      levels = MAX (levels, dec->entries[i].levels);
       if (dec->entries[i].kind != ENTRY_VALUE)
         {
           if (!open_check (dec, i, &ok, error))
@@ -2354,7 +2377,9 @@ direct_collect (Decoder  *dec,
       alignment = MAX (alignment, member.alignment);
       fixed = fixed && member.fixed;
     }
-  if (++depth > FLATTEN_MAX_DEPTH)
+  /* A tuple, or an array and the variants in it. */
+  levels += is_tuple ? 1 : 2;
+  if (levels > SERIALIZED_MAX_LEVELS)
     return FALSE;
 
   /* The type, from the members' before they move. */
@@ -2529,7 +2554,7 @@ direct_collect (Decoder  *dec,
   entry->data_end = start + size;
   entry->end = start + size + 1 + type_len;
   entry->kind = ENTRY_VALUE;
-  entry->depth = depth;
+  entry->levels = levels;
   entry->alignment = alignment;
   entry->fixed = fixed;
   dec->buf_len = entry->end;
@@ -2543,14 +2568,14 @@ direct_step (Decoder  *dec,
   switch (dec->op)
     {
     case OP_NONE:
-      return direct_push (dec, 0, "mv", 8, FALSE, 0, error) != NULL;
+      return direct_push (dec, 0, "mv", 8, FALSE, 1, error) != NULL;
 
     case OP_TRUE:
     case OP_FALSE:
       {
         guint8 value = dec->op == OP_TRUE;
 
-        return direct_push_fixed (dec, &value, 1, "b", 0, error);
+        return direct_push_fixed (dec, &value, 1, "b", 1, error);
       }
 
     case OP_INT:
@@ -2562,7 +2587,7 @@ direct_step (Decoder  *dec,
         if (!decoder_read_int4 (dec, &value, error))
           return FALSE;
         wide = value;
-        return direct_push_fixed (dec, &wide, 8, "x", 0, error);
+        return direct_push_fixed (dec, &wide, 8, "x", 1, error);
       }
 
     case OP_LONGINT:
@@ -2573,7 +2598,7 @@ direct_step (Decoder  *dec,
 
         if (!decoder_read_longint (dec, &value, &is_unsigned, error))
           return FALSE;
-        return direct_push_fixed (dec, &value, 8, is_unsigned ? "t" : "x", 0, error);
+        return direct_push_fixed (dec, &value, 8, is_unsigned ? "t" : "x", 1, error);
       }
 
     case OP_FLOAT:
@@ -2583,7 +2608,7 @@ direct_step (Decoder  *dec,
         if (!decoder_need (dec, 8, error))
           return FALSE;
         value = decoder_take_double (dec);
-        return direct_push_fixed (dec, &value, 8, "d", 0, error);
+        return direct_push_fixed (dec, &value, 8, "d", 1, error);
       }
 
     case OP_COMPLEX:
@@ -2594,7 +2619,7 @@ direct_step (Decoder  *dec,
           return FALSE;
         value[0] = decoder_take_double (dec);
         value[1] = decoder_take_double (dec);
-        return direct_push_fixed (dec, value, 16, "(dd)", 1, error);
+        return direct_push_fixed (dec, value, 16, "(dd)", 2, error);
       }
 
     case OP_BYTES:
@@ -2707,7 +2732,7 @@ decode_direct (Decoder  *dec,
     return NULL;
 
   entry = &dec->entries[0];
-  if (entry->depth > FLATTEN_MAX_DEPTH)
+  if (entry->levels > SERIALIZED_MAX_LEVELS)
     return NULL;
   type = g_strndup ((const char *) dec->buf + entry->data_end + 1,
                     entry->end - entry->data_end - 1);
@@ -2819,8 +2844,6 @@ decode_internal (GBytes                  *data,
 
       if (dec.op == OP_STOP)
         {
-          guint depth;
-
           if (dec.stack->len != 1)
             {
               decoder_fail (&dec, error, EXECNET_ERROR_PROTOCOL,
@@ -2836,9 +2859,9 @@ decode_internal (GBytes                  *data,
                             dec.size - dec.pos);
               break;
             }
-          result = decoder_pop (&dec, &depth, NULL, error);
+          result = decoder_pop (&dec, NULL, NULL, error);
           if (result != NULL)
-            decoder_flatten (&dec, result, depth);
+            decoder_flatten (&dec, result);
           break;
         }
 

@@ -54,27 +54,6 @@ encode_or_abort (GVariant *value)
   return flat;
 }
 
-/* How deep containers nest in @value, counted up to @limit. */
-static guint
-nesting_depth (GVariant *value,
-               guint     limit)
-{
-  guint deepest = 0;
-  gsize n;
-
-  if (!g_variant_is_container (value) || limit == 0)
-    return 0;
-
-  n = g_variant_n_children (value);
-  for (gsize i = 0; i < n && deepest < limit; i++)
-    {
-      g_autoptr(GVariant) child = g_variant_get_child_value (value, i);
-
-      deepest = MAX (deepest, nesting_depth (child, limit - 1));
-    }
-  return deepest + 1;
-}
-
 /* Whether @value holds an `a(vv)` anywhere, even inside a variant. */
 static gboolean
 has_pairs (GVariant *value)
@@ -97,15 +76,16 @@ has_pairs (GVariant *value)
   return FALSE;
 }
 
-/* Serialized data nested deeper than GLib reads (128 levels) is never
- * normal; the decoder leaves such values as trees. */
+/* Serialized data nested 128 levels deep or more is never normal (GLib
+ * reads default values there); the decoder leaves such values as trees. */
 static void
 assert_normal_form (GVariant *value)
 {
   g_autoptr(GBytes) bytes = NULL;
   g_autoptr(GVariant) untrusted = NULL;
 
-  if (nesting_depth (value, 129) > 128)
+  if (_execnet_variant_levels (value, EXECNET_VALUE_SERIALIZED_MAX_LEVELS) >
+      EXECNET_VALUE_SERIALIZED_MAX_LEVELS)
     return;
 
   bytes = g_variant_get_data_as_bytes (value);

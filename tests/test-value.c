@@ -754,7 +754,7 @@ nested_list_bytes (guint depth)
   return g_byte_array_free_to_bytes (out);
 }
 
-/* Lists and tuples nested 63 deep are written as serialized data, in
+/* Lists nested 63 deep and tuples are written as serialized data, in
  * normal form (GLib reads serialized data nested less than 128 levels, and
  * a list is two: the array and the variant); deeper ones stay trees. */
 static void
@@ -784,8 +784,42 @@ test_decode_depth_serialized (void)
       tuple_bytes = g_byte_array_free_to_bytes (g_steal_pointer (&tuples));
       tuple = _execnet_value_decode (tuple_bytes, NULL, NULL, &error);
       g_assert_no_error (error);
-      if (depth <= 63)
-        assert_normal_form (tuple);
+      assert_normal_form (tuple);
+    }
+
+  /* A dict is three levels (the array, the entry, the variant): 42 deep
+   * around an int are 127, 43 are too many for serialized data, where
+   * GLib would read the innermost values as defaults. */
+  for (guint depth = 40; depth <= 44; depth++)
+    {
+      g_autoptr(GByteArray) dicts = g_byte_array_new ();
+      g_autoptr(GBytes) bytes = NULL;
+      g_autoptr(GVariant) value = NULL;
+      g_autoptr(GVariant) inner = NULL;
+      g_autoptr(GError) error = NULL;
+
+      for (guint i = 0; i < depth; i++)
+        g_byte_array_append (dicts, (const guint8 *) "JS\0\0\0\1k", 7);
+      put_int4 (dicts, 'F', 7);
+      for (guint i = 0; i < depth; i++)
+        g_byte_array_append (dicts, (const guint8 *) "P", 1);
+      g_byte_array_append (dicts, (const guint8 *) "Q", 1);
+      bytes = g_byte_array_free_to_bytes (g_steal_pointer (&dicts));
+      value = _execnet_value_decode (bytes, NULL, NULL, &error);
+      g_assert_no_error (error);
+      if (depth <= 42)
+        assert_normal_form (value);
+
+      inner = g_variant_ref (value);
+      for (guint i = 0; i < depth; i++)
+        {
+          g_autoptr(GVariant) entry = g_variant_get_child_value (inner, 0);
+          g_autoptr(GVariant) boxed = g_variant_get_child_value (entry, 1);
+
+          g_clear_pointer (&inner, g_variant_unref);
+          inner = g_variant_get_variant (boxed);
+        }
+      g_assert_cmpint (g_variant_get_int64 (inner), ==, 7);
     }
 }
 
