@@ -1161,37 +1161,49 @@ class _Gateway(object):
         self._main_task = None
         self._main_wakeup.release()
 
-    # Remote output (output=True): fds 1 and 2 are pipes read by threads.
+    # Remote output (output=True): fds 1 and 2 are pipes read by a thread.
 
     def _forward_output(self):
         # What user code or its child processes write to fd 1 or 2 reaches
         # the master as items on _OUTPUT_CHANNEL; while the master cannot
         # take it, it goes to the original stderr, so writers never block.
         self._orig_err = os.dup(2)
-        self._pumps = []
+        names = {}
         for fd, name in ((1, 'stdout'), (2, 'stderr')):
             r, w = os.pipe()
             os.dup2(w, fd)
             os.close(w)
-            done = _lock()
-            done.acquire()
-            self._pumps.append(done)
-            _thread.start_new_thread(self._pump_output, (r, name, done))
+            names[r] = name
+        done = _lock()
+        done.acquire()
+        self._pumps = [done]
+        _thread.start_new_thread(self._pump_output, (names, done))
 
-    def _pump_output(self, fd, name, done):
+    def _pump_output(self, names, done):
+        # One thread for both pipes (a thread costs start-up time): each
+        # read goes out as it comes; a pipe is done at its end of file.
         try:
-            while 1:
-                data = os.read(fd, 65536)
-                if not data:
-                    break
-                try:
-                    self._output((name, data))
-                except Exception:
-                    os.write(self._orig_err, data)
+            import select
+            poll = select.poll()
+            for fd in names:
+                poll.register(fd, select.POLLIN)
+            while names:
+                for fd, _ in poll.poll():
+                    data = os.read(fd, 65536)
+                    if not data:
+                        poll.unregister(fd)
+                        os.close(fd)
+                        del names[fd]
+                        continue
+                    try:
+                        self._output((names[fd], data))
+                    except Exception:
+                        os.write(self._orig_err, data)
         except Exception:
             pass
         finally:
-            os.close(fd)
+            for fd in names:
+                os.close(fd)
             done.release()
 
     def _output(self, item):
@@ -1209,7 +1221,7 @@ class _Gateway(object):
         os.dup2(null, 2)
         os.close(null)
         for done in self._pumps:
-            done.acquire(True, 0.5)
+            done.acquire(True, 1.0)
         os.dup2(self._orig_err, 2)
 
     # Task execution.
