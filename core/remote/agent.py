@@ -25,7 +25,9 @@ if sys.version_info >= (3, 8):
     _op4 = _struct.Struct('!Bi').pack
     _i4u = _struct.Struct('!i').unpack_from
     _int_item = _struct.Struct('!BiB').pack
-    _int_frame = _struct.Struct('!biiBiB').unpack_from  # a frame of one small int item
+    _int_frame = _struct.Struct('!biiBiB')  # a frame of one small int item
+    _int_frame_pack = _int_frame.pack
+    _int_frame = _int_frame.unpack_from
     _unpack = _struct.unpack_from
     _event_flags_lock = _lock()  # guards every _Event.flag
 
@@ -209,7 +211,12 @@ class Channel(object):
     def send(self, item):
         if self._closed:
             raise IOError('cannot send to %r' % (self,))
-        self.gateway._send(_MSG_CHANNEL_DATA, self.id, _dumps(item))
+        if item.__class__ is int and -0x80000000 <= item <= 0x7fffffff:
+            # The commonest item, framed with one pack().
+            self.gateway._send_bufs(
+                [_int_frame_pack(_MSG_CHANNEL_DATA, self.id, 6, _OP_INT, item, _OP_STOP)], 15)
+        else:
+            self.gateway._send(_MSG_CHANNEL_DATA, self.id, _dumps(item))
 
     def receive(self, timeout=None):
         q = self._items
@@ -710,38 +717,53 @@ class _Gateway(object):
             if n > 0x7fffffff:
                 raise DumpError('message is too large')
             bufs.insert(0, _hdr.pack(code, id, n))
-        with self._queue_lock:
-            if self._output_closed:
-                raise IOError('cannot send (already closed?)')
-            if self._writing and self._queued < _COALESCE:
-                # The thread writing takes it along.
-                self._write_queue += bufs
-                self._queued += n
-                return
-        with self._write_lock:
+        self._send_bufs(bufs, n)
+
+    def _send_bufs(self, bufs, n):
+        # Writes bufs (whole frames, n bytes), or queues them for the thread
+        # that is writing.
+        if not self._write_lock.acquire(False):
             with self._queue_lock:
                 if self._output_closed:
                     raise IOError('cannot send (already closed?)')
-                if self._writing:
-                    # A finalizer ran in the middle of our own write.
+                if self._writing and self._queued < _COALESCE:
+                    # The thread writing takes it along.
                     self._write_queue += bufs
                     self._queued += n
                     return
-                self._writing = True
-            try:
-                while bufs:
-                    self._writeall(bufs)
-                    with self._queue_lock:
-                        bufs, self._write_queue, self._queued = self._write_queue, [], 0
-                        self._writing = bool(bufs)
-            except BaseException as e:
+            self._write_lock.acquire()
+        # _writing is only set and cleared with _write_lock held: set, it is
+        # our own write, interrupted by a finalizer that sends.
+        try:
+            if self._output_closed:
+                raise IOError('cannot send (already closed?)')
+            if self._writing:
                 with self._queue_lock:
-                    self._output_closed = True  # a partial frame may be out
-                    self._writing = False
-                    self._write_queue = []
-                if isinstance(e, OSError):
-                    raise IOError('cannot send (already closed?)')
-                raise
+                    self._write_queue += bufs
+                    self._queued += n
+                return
+            self._writing = True
+            self._write_out(bufs)
+        finally:
+            self._write_lock.release()
+
+    def _write_out(self, bufs):
+        # Called with _write_lock held and _writing set: writes bufs, then
+        # what other threads queued meanwhile, until the queue is empty.
+        try:
+            while bufs:
+                self._writeall(bufs)
+                with self._queue_lock:
+                    bufs, self._write_queue, self._queued = self._write_queue, [], 0
+                    self._writing = bool(bufs)
+        except BaseException as e:
+            with self._queue_lock:
+                self._output_closed = True  # a partial frame may be out
+                self._writing = False
+                self._write_queue = []
+            if isinstance(e, OSError):
+                raise IOError('cannot send (already closed?)')
+            raise
 
     def _close_output(self):
         # What other threads queued is written by the thread writing, which
@@ -1418,7 +1440,8 @@ def execnet_agent_serve(mode='stdio', sock=None, gateway_id='gw', execmodel='thr
 
     if stdio:
         reader = _Reader(io.FileIO(rfd, 'rb', closefd=False).readinto, rfd)
-        write = lambda bufs: os.writev(wfd, bufs)
+        from _functools import partial
+        write = partial(os.writev, wfd)
     else:
         sock.setblocking(True)
         reader = _Reader(sock.recv_into, sock.fileno())
