@@ -100,6 +100,26 @@ time_pythons_at_once (const char *python,
   return bench_now () - t0;
 }
 
+/* Seconds to make one more gateway on the connection of one made just
+ * before: no handshake and no login, only the server's session and the
+ * interpreter. */
+static gdouble
+time_second_on_connection (const char *spec)
+{
+  g_autoptr(ExecnetGroup) group = execnet_group_new ();
+  GError *error = NULL;
+  gdouble t0;
+
+  if (execnet_group_make_gateway (group, spec, &error) == NULL)
+    bench_die ("make_gateway", error);
+  t0 = bench_now ();
+  if (execnet_group_make_gateway (group, spec, &error) == NULL)
+    bench_die ("make_gateway", error);
+  t0 = bench_now () - t0;
+  execnet_group_terminate (group, 5.0, NULL);
+  return t0;
+}
+
 typedef struct
 {
   gdouble ready;            /* make_gateway returned */
@@ -205,7 +225,7 @@ main (int    argc,
   gboolean have_reference = !skip_reference;
   gdouble client_true, client_curve, client_python;
   gdouble concurrent_ratio, concurrent_min, concurrent_max;
-  gdouble unshared_ratio, python_floor;
+  gdouble unshared_ratio, python_floor, second;
   g_autofree char *unshared_spec = NULL;
 
   sshd_fixture_prepare_environment ();
@@ -256,6 +276,7 @@ main (int    argc,
     g_autoptr(GArray) concurrent_samples = g_array_new (FALSE, FALSE, sizeof (gdouble));
     g_autoptr(GArray) unshared_ratios = g_array_new (FALSE, FALSE, sizeof (gdouble));
     g_autoptr(GArray) floor_ratios = g_array_new (FALSE, FALSE, sizeof (gdouble));
+    g_autoptr(GArray) second_samples = g_array_new (FALSE, FALSE, sizeof (gdouble));
     g_auto(GStrv) true_argv = ssh_client_argv (NULL, ssh_true);
     g_auto(GStrv) curve_argv = ssh_client_argv ("KexAlgorithms=curve25519-sha256", ssh_true);
     g_auto(GStrv) python_argv = ssh_client_argv (NULL, ssh_python);
@@ -286,6 +307,8 @@ main (int    argc,
             g_array_append_val (unshared_ratios, sample);
             sample = time_pythons_at_once (python, concurrent) / time_pythons_at_once (python, 1);
             g_array_append_val (floor_ratios, sample);
+            sample = time_second_on_connection (spec);
+            g_array_append_val (second_samples, sample);
           }
         if (have_reference)
           {
@@ -308,6 +331,7 @@ main (int    argc,
     concurrent_max = g_array_index (concurrent_ratios, gdouble, concurrent_ratios->len - 1);
     unshared_ratio = bench_median (unshared_ratios);
     python_floor = bench_median (floor_ratios);
+    second = bench_median (second_samples);
     if (have_reference)
       {
         theirs.ready = bench_median (reference_ready);
@@ -345,6 +369,8 @@ main (int    argc,
            unshared_ratio);
   g_print ("%-38s %13s  (%.2fx one)\n", "  floor: python -c pass, as many at once", "",
            python_floor);
+  g_print ("%-38s %10.1f ms  (%.2fx one start-up)\n", "  one more on a connection, alone",
+           second * 1e3, second / ours.ready);
   g_print ("%-38s %10.1f us\n", "small item round trip", ours.roundtrip * 1e6);
   g_print ("%-38s %8.0f MB/s\n", "1 MiB items, master to remote", ours.upload);
   g_print ("%-38s %8.0f MB/s\n", "1 MiB items, remote to master", ours.download);
