@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -213,12 +214,17 @@ process_exists (GPid pid)
   return g_file_test (path, G_FILE_TEST_EXISTS);
 }
 
+/* In the server's process before it runs: it stops (ending its
+ * interpreters) when the test dies, even of a failed assertion, and,
+ * unless @data is 0, may open that many files at most. */
 static void
-limit_fds (gpointer data)
+server_child_setup (gpointer data)
 {
   struct rlimit limit = { GPOINTER_TO_UINT (data), GPOINTER_TO_UINT (data) };
 
-  setrlimit (RLIMIT_NOFILE, &limit);
+  prctl (PR_SET_PDEATHSIG, SIGTERM);
+  if (limit.rlim_cur > 0)
+    setrlimit (RLIMIT_NOFILE, &limit);
 }
 
 /* Starts the server with @options and, unless it is 0, a limit of @fd_limit
@@ -247,8 +253,7 @@ server_start_limited (const char * const *options,
   g_ptr_array_add (argv, NULL);
 
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
-  if (fd_limit > 0)
-    g_subprocess_launcher_set_child_setup (launcher, limit_fds, GUINT_TO_POINTER (fd_limit), NULL);
+  g_subprocess_launcher_set_child_setup (launcher, server_child_setup, GUINT_TO_POINTER (fd_limit), NULL);
   server->process = g_subprocess_launcher_spawnv (launcher, (const char * const *) argv->pdata, &error);
   g_assert_no_error (error);
   server->pid = atoi (g_subprocess_get_identifier (server->process));
