@@ -19,7 +19,6 @@
 #include "execnet-inbox-private.h"
 #include "execnet-util-private.h"
 #include "execnet-xspec-private.h"
-#include "execnet-resources.h"
 
 /* The remote interpreter reads one line, evaluates it to a string and
  * executes that string (see doc/protocol.md). The line we send is a Python
@@ -114,8 +113,7 @@ escaped_agent (void)
       gsize size;
       const char *data;
 
-      source = g_resource_lookup_data (_execnet_remote_get_resource (), AGENT_RESOURCE,
-                                       G_RESOURCE_LOOKUP_FLAGS_NONE, NULL);
+      source = _execnet_remote_lookup (AGENT_RESOURCE);
       g_assert (source != NULL);
       data = g_bytes_get_data (source, &size);
       append_escaped (text, data, size);
@@ -400,8 +398,7 @@ agent_digest (void)
 
   if (g_once_init_enter (&digest))
     {
-      g_autoptr(GBytes) source = g_resource_lookup_data (_execnet_remote_get_resource (), AGENT_RESOURCE,
-                                                         G_RESOURCE_LOOKUP_FLAGS_NONE, NULL);
+      g_autoptr(GBytes) source = _execnet_remote_lookup (AGENT_RESOURCE);
       g_once_init_leave (&digest, g_compute_checksum_for_bytes (G_CHECKSUM_SHA256, source));
     }
   return digest;

@@ -15,7 +15,7 @@
 #include <execnet/execnet-rsync.h>
 
 #include "execnet-emitter-private.h"
-#include "execnet-resources.h"
+#include "execnet-util-private.h"
 
 /**
  * ExecnetRSync:
@@ -619,8 +619,7 @@ sync_target (Job     *job,
   GVariantIter iter;
   GVariant *child;
 
-  source = g_resource_lookup_data (_execnet_remote_get_resource (), "/org/execnet/remote/rsync.py",
-                                   G_RESOURCE_LOOKUP_FLAGS_NONE, NULL);
+  source = _execnet_remote_lookup ("/org/execnet/remote/rsync.py");
   channel = execnet_gateway_remote_exec (job->target->gateway, g_bytes_get_data (source, NULL), error);
   if (channel == NULL)
     return FALSE;

@@ -30,4 +30,8 @@ gint64          _execnet_deadline_from_timeout   (gdouble              timeout);
  * "was killed by signal 9 (Killed)"); a negative status says "ended". */
 char           *_execnet_describe_exit_status    (int                  wait_status);
 
+/* The remote code the core sends (core/remote/, compiled into the library
+ * as a GResource), by its resource path. Safe from any thread. */
+GBytes         *_execnet_remote_lookup           (const char          *path);
+
 G_END_DECLS

@@ -84,3 +84,16 @@ _execnet_run_sync (ExecnetStartFunc func,
 
   return result;
 }
+
+/* Through the global lookup, not the resource's generated getter: GLib
+ * (2.74) registers static resources lazily, on the first lookup, and a
+ * getter called while another thread registers them can return NULL;
+ * g_resources_lookup_data() waits for that registration to finish. */
+GBytes *
+_execnet_remote_lookup (const char *path)
+{
+  GBytes *data = g_resources_lookup_data (path, G_RESOURCE_LOOKUP_FLAGS_NONE, NULL);
+
+  g_assert (data != NULL);
+  return data;
+}

@@ -17,7 +17,7 @@
 
 #include "execnet-inbox-private.h"
 #include "execnet-io-worker-private.h"
-#include "execnet-resources.h"
+#include "execnet-util-private.h"
 #include "execnet-via-private.h"
 
 /* A gateway with via=ID is started by the agent of gateway ID: the master
@@ -525,8 +525,7 @@ _execnet_via_connect (ExecnetGateway  *via,
     return NULL;
   g_variant_ref_sink (argv);
 
-  source = g_resource_lookup_data (_execnet_remote_get_resource (), "/org/execnet/remote/relay.py",
-                                   G_RESOURCE_LOOKUP_FLAGS_NONE, NULL);
+  source = _execnet_remote_lookup ("/org/execnet/remote/relay.py");
   channel = execnet_gateway_remote_exec (via, g_bytes_get_data (source, NULL), error);
   if (channel == NULL)
     {

@@ -13,7 +13,6 @@
 
 #include "execnet-socket-auth.h"
 #include "execnet-socket-private.h"
-#include "execnet-socket-resources.h"
 
 /* As in execnet, gateway ID of the group runs installvia.py, which serves
  * one connection on its host's loopback interface, and the new gateway
@@ -153,8 +152,11 @@ _execnet_socket_install_via_async (gpointer             source_object,
     }
   close (fd);
 
-  source = g_resource_lookup_data (_execnet_socket_get_resource (), "/org/execnet/socket/installvia.py",
-                                   G_RESOURCE_LOOKUP_FLAGS_NONE, NULL);
+  /* The global lookup waits for GLib's lazy registration of static
+   * resources in another thread; the generated getter does not. */
+  source = g_resources_lookup_data ("/org/execnet/socket/installvia.py",
+                                    G_RESOURCE_LOOKUP_FLAGS_NONE, NULL);
+  g_assert (source != NULL);
   installed->channel = execnet_gateway_remote_exec (via_gateway, g_bytes_get_data (source, NULL), &error);
   if (installed->channel == NULL ||
       !execnet_channel_send (installed->channel, g_variant_new_string (token), &error))
