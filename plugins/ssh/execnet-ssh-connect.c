@@ -1104,6 +1104,7 @@ join:
       g_clear_pointer (&c.user, g_free);
       g_clear_pointer (&c.address, g_free);
       g_clear_pointer (&c.proxy, g_free);
+      g_clear_pointer (&c.config_identity, g_free);
       goto new_session;
     }
 
