@@ -154,8 +154,11 @@ channel_in_thread (gpointer data)
 
   g_main_context_push_thread_default (context);
   tc->closed.thread = g_thread_self ();
-  channel = test_remote_exec (tc->gateway, "pass");
+  /* The remote ends only once told to: a channel that closed before the
+   * handler was connected would emit nothing (no handler, no emission). */
+  channel = test_remote_exec (tc->gateway, "channel.receive()");
   g_signal_connect (channel, "closed", G_CALLBACK (on_closed), &tc->closed);
+  test_send (channel, NULL);
   test_iterate_until (context, closed_once, &tc->closed, TEST_TIMEOUT);
   g_signal_handlers_disconnect_by_data (channel, &tc->closed);
   g_main_context_pop_thread_default (context);
