@@ -327,6 +327,30 @@ apply_options (ExecnetXSpec  *xspec,
   return TRUE;
 }
 
+/* A new libssh session in @c, configured by apply_options(). What an
+ * earlier session of @c filled in goes first: a gateway whose session the
+ * server refused comes back here to make a connection of its own. */
+static gboolean
+make_session (ExecnetXSpec  *xspec,
+              Connect       *c,
+              GError       **error)
+{
+  g_assert (c->session == NULL);
+  g_clear_pointer (&c->host, g_free);
+  g_clear_pointer (&c->user, g_free);
+  g_clear_pointer (&c->address, g_free);
+  g_clear_pointer (&c->proxy, g_free);
+  g_clear_pointer (&c->config_identity, g_free);
+
+  c->session = ssh_new ();
+  if (c->session == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "ssh: libssh cannot create a session");
+      return FALSE;
+    }
+  return apply_options (xspec, c, error);
+}
+
 /* Step 2, without a proxy command. */
 static gboolean
 connect_socket (Connect       *c,
@@ -1047,13 +1071,7 @@ _execnet_ssh_connect (ExecnetXSpec  *xspec,
   _execnet_ssh_log_attach (xspec);
 
 new_session:
-  c.session = ssh_new ();
-  if (c.session == NULL)
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "ssh: libssh cannot create a session");
-      goto out;
-    }
-  if (!apply_options (xspec, &c, error))
+  if (!make_session (xspec, &c, error))
     goto out;
 
 join:
@@ -1100,11 +1118,6 @@ join:
       if (c.session != NULL)
         goto join;
       /* We made the refused link: its session is gone with it. */
-      g_clear_pointer (&c.host, g_free);
-      g_clear_pointer (&c.user, g_free);
-      g_clear_pointer (&c.address, g_free);
-      g_clear_pointer (&c.proxy, g_free);
-      g_clear_pointer (&c.config_identity, g_free);
       goto new_session;
     }
 
@@ -1208,13 +1221,7 @@ _execnet_ssh_describe (ExecnetXSpec  *xspec,
     goto out;
 
   _execnet_ssh_log_attach (xspec);
-  c.session = ssh_new ();
-  if (c.session == NULL)
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "ssh: libssh cannot create a session");
-      goto out;
-    }
-  if (!apply_options (xspec, &c, error))
+  if (!make_session (xspec, &c, error))
     goto out;
 
   config = c.args->config_file ? c.args->config_file : execnet_xspec_get (xspec, "ssh_config");
