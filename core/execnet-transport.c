@@ -146,8 +146,9 @@ execnet_transport_open_finish (ExecnetTransport  *self,
  * @self: a transport
  *
  * Gets the spec keys that @self accepts besides its scheme and the general
- * options of [func@Execnet.XSpec.get_general_keys]: `ssh_config` and
- * `ssh_share` for `ssh`, `token_file`, `installvia` and `keepalive` for `socket`.
+ * options of [func@Execnet.XSpec.get_general_keys]: `ssh_config`,
+ * `ssh_share` and `ssh_spawner` for `ssh`, `token_file`, `installvia` and
+ * `keepalive` for `socket`.
  *
  * Returns: (transfer none) (array zero-terminated=1): the transport's own
  *   keys, possibly none

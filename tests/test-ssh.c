@@ -1695,26 +1695,45 @@ test_share_connection_lost (Fixture       *f,
 }
 
 /* A server that allows fewer sessions per connection than are asked for:
- * the gateway it refuses makes a connection of its own. */
+ * without the spawner (@data), the gateway it refuses makes a connection
+ * of its own; with it, one session and the spawner's serve them all. A
+ * server that allows one session, taken by a first gateway alone,
+ * refuses the spawner's. */
 static void
 test_share_max_sessions (Fixture       *f,
                          gconstpointer  data)
 {
+  const char *variant = data;
   g_autoptr(SshdFixture) strict = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *spec = NULL;
   ExecnetGateway *gateways[3];
+  guint connections;
 
   REQUIRE_SSHD (f);
 
-  strict = sshd_fixture_new_full ("MaxSessions 2\n", &error);
+  strict = sshd_fixture_new_full (g_str_equal (variant, "one-session") ? "MaxSessions 1\n"
+                                                                       : "MaxSessions 2\n",
+                                  &error);
   g_assert_no_error (error);
-  spec = g_strdup_printf ("ssh=localhost//ssh_config=%s//python=%s",
-                          strict->client_config, test_python ());
-  make_together (f->group, spec, G_N_ELEMENTS (gateways), gateways);
+  spec = g_strdup_printf ("ssh=localhost//ssh_config=%s//python=%s%s",
+                          strict->client_config, test_python (),
+                          g_str_equal (variant, "no-spawner") ? "//ssh_spawner=no" : "");
+  if (g_str_equal (variant, "one-session"))
+    {
+      gateways[0] = make_gateway (f, spec);
+      make_together (f->group, spec, G_N_ELEMENTS (gateways) - 1, gateways + 1);
+    }
+  else
+    make_together (f->group, spec, G_N_ELEMENTS (gateways), gateways);
   for (guint i = 0; i < G_N_ELEMENTS (gateways); i++)
     g_assert_cmpint (remote_int (gateways[i], "channel.send(5)"), ==, 5);
-  g_assert_cmpuint (count_sshd_children (strict), ==, 2);
+  connections = count_sshd_children (strict);
+  g_test_message ("%u connections", connections);
+  if (g_str_equal (variant, "spawner"))
+    g_assert_cmpuint (connections, ==, 1);
+  else
+    g_assert_cmpuint (connections, >=, 2);
 
   execnet_group_terminate (f->group, TEST_TIMEOUT, &error);
   g_assert_no_error (error);
@@ -1849,6 +1868,448 @@ test_share_opt_out (Fixture       *f,
   bad = ssh_spec (f, "ssh_share=maybe");
   g_assert_null (execnet_group_make_gateway (f->group, bad, &error));
   test_assert_error_contains (error, EXECNET_ERROR_INVALID_SPEC, "ssh_share=maybe");
+}
+
+/* /ssh/spawner: further gateways on a connection started by its spawner */
+
+static void
+on_report (ExecnetSshSpawnerReport  report,
+           guint                    id,
+           int                      status,
+           const char              *data,
+           gsize                    len,
+           gpointer                 user_data)
+{
+  GString *log = user_data;
+
+  g_string_append_printf (log, "%d/%u/%d/", report, id, status);
+  g_string_append_len (log, data, len);
+  g_string_append_c (log, ';');
+}
+
+/* What the master says to the spawner, and how it reads any bytes back. */
+static void
+test_spawner_protocol (void)
+{
+  static const char reports[] =
+    "ready /tmp/execnet-ssh-1/s\n"
+    "err 3 5\nab\ncd"
+    "exit 3 768\n"
+    "err 4 0\n"
+    "fail no room here\n";
+  static const char expected[] =
+    "0/0/0//tmp/execnet-ssh-1/s;2/3/0/ab\ncd;3/3/768/;2/4/0/;1/0/0/no room here;";
+  static const char *garbage[] = {
+    "hello\n", "exit 3\n", "exit x 1\n", "exit 3 1 2\n", "err 3 99999999\n",
+    "exit 3 -1\n", "ready relative\n", "exit 99999999999 0\n",
+  };
+  static const char words[] = "fork\0/opt/py3\0-B\0-u\0-c\0import sys;exec(eval(sys.stdin.readline()))";
+  g_autofree char *header = g_strdup_printf ("spawn %10u %10u\n", 7, (guint) sizeof words - 1);
+  g_autoptr(ExecnetXSpec) plain = execnet_xspec_new ("ssh=h", NULL);
+  g_autoptr(ExecnetXSpec) named = execnet_xspec_new ("ssh=h//python=/opt/py3//dont_write_bytecode", NULL);
+  g_autoptr(ExecnetXSpec) wrapped = execnet_xspec_new ("ssh=h//python=env X=1 python3", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) request = NULL;
+  g_autofree char *python = NULL;
+  const char *data;
+  gsize len;
+
+  /* The spawner runs a single-word python=, else the default. */
+  g_assert_null (_execnet_ssh_spawner_python (plain));
+  g_assert_null (_execnet_ssh_spawner_python (wrapped));
+  python = _execnet_ssh_spawner_python (named);
+  g_assert_cmpstr (python, ==, "/opt/py3");
+
+  /* fork for its own interpreter, default or exec for the others */
+  request = _execnet_ssh_build_spawner_request (named, 7, python, &error);
+  g_assert_no_error (error);
+  data = g_bytes_get_data (request, &len);
+  g_assert_cmpuint (strlen (header), ==, 28);
+  g_assert_cmpuint (len, >, 28);
+  g_assert_cmpmem (data, 28, header, 28);
+  g_assert_cmpmem (data + 28, len - 28, words, sizeof words - 1);
+  g_clear_pointer (&request, g_bytes_unref);
+  request = _execnet_ssh_build_spawner_request (plain, 8, python, &error);
+  data = g_bytes_get_data (request, &len);
+  g_assert_true (g_str_has_prefix (data + 28, "default"));
+  g_assert_cmpstr (data + 28 + 8, ==, "python3");
+  g_clear_pointer (&request, g_bytes_unref);
+  request = _execnet_ssh_build_spawner_request (plain, 8, NULL, &error);
+  g_assert_true (g_str_has_prefix ((const char *) g_bytes_get_data (request, NULL) + 28, "fork"));
+  g_clear_pointer (&request, g_bytes_unref);
+  request = _execnet_ssh_build_spawner_request (wrapped, 9, NULL, &error);
+  data = g_bytes_get_data (request, &len);
+  g_assert_cmpstr (data + 28, ==, "exec");
+  g_assert_cmpstr (data + 28 + 5, ==, "env");
+
+  /* Whole, and a byte at a time: the same reports. */
+  for (gsize step = 1; step <= sizeof reports; step += sizeof reports - 2)
+    {
+      g_autoptr(ExecnetSshSpawnerReader) reader = _execnet_ssh_spawner_reader_new ();
+      g_autoptr(GString) log = g_string_new (NULL);
+
+      for (gsize at = 0; at < sizeof reports - 1; at += step)
+        g_assert_true (_execnet_ssh_spawner_reader_feed (reader, reports + at,
+                                                         MIN (step, sizeof reports - 1 - at),
+                                                         on_report, log));
+      g_assert_cmpstr (log->str, ==, expected);
+    }
+
+  /* Anything else ends the reading, after the reports before it. */
+  for (gsize i = 0; i < G_N_ELEMENTS (garbage); i++)
+    {
+      g_autoptr(ExecnetSshSpawnerReader) reader = _execnet_ssh_spawner_reader_new ();
+      g_autoptr(GString) log = g_string_new (NULL);
+      g_autofree char *bytes = g_strconcat ("exit 1 0\n", garbage[i], NULL);
+
+      g_assert_false (_execnet_ssh_spawner_reader_feed (reader, bytes, strlen (bytes) +
+                                                        (i == G_N_ELEMENTS (garbage) - 1 ? 3 : 0),
+                                                        on_report, log));
+      g_assert_cmpstr (log->str, ==, "3/1/0/;");
+      g_assert_false (_execnet_ssh_spawner_reader_feed (reader, "exit 2 0\n", 9, on_report, log));
+      g_assert_cmpstr (log->str, ==, "3/1/0/;");
+    }
+  {
+    g_autoptr(ExecnetSshSpawnerReader) reader = _execnet_ssh_spawner_reader_new ();
+    g_autofree char *endless = g_strnfill (8192, 'x');
+
+    g_assert_false (_execnet_ssh_spawner_reader_feed (reader, endless, 8192, on_report, NULL));
+  }
+}
+
+/* A fixture whose sessions have TMPDIR set to a directory of the test's,
+ * where the spawner makes its socket's directory; %NULL (the test
+ * skipped) where no sshd can run. */
+static SshdFixture *
+spawner_sshd (const char  *extra_lines,
+              char       **tmpdir,
+              char       **spec)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *lines = NULL;
+  SshdFixture *sshd;
+
+  *tmpdir = g_dir_make_tmp ("execnet-spawner-XXXXXX", &error);
+  g_assert_no_error (error);
+  lines = g_strdup_printf ("SetEnv TMPDIR=%s\n%s", *tmpdir, extra_lines ? extra_lines : "");
+  sshd = sshd_fixture_new_full (lines, &error);
+  if (g_error_matches (error, G_IO_ERROR, SSHD_FIXTURE_ERROR_UNAVAILABLE))
+    {
+      g_test_skip (error->message);
+      g_rmdir (*tmpdir);
+      return NULL;
+    }
+  g_assert_no_error (error);
+  *spec = g_strdup_printf ("ssh=localhost//ssh_config=%s//python=%s",
+                           sshd->client_config, test_python ());
+  return sshd;
+}
+
+/* Removes @tmpdir and the spawner directories left in it. */
+static void
+remove_spawner_dirs (const char *tmpdir)
+{
+  g_autoptr(GDir) handle = g_dir_open (tmpdir, 0, NULL);
+  const char *name;
+
+  while (handle != NULL && (name = g_dir_read_name (handle)) != NULL)
+    {
+      g_autofree char *dir = g_build_filename (tmpdir, name, NULL);
+      g_autofree char *socket = g_build_filename (dir, "s", NULL);
+
+      g_unlink (socket);
+      g_assert_no_errno (g_rmdir (dir));
+    }
+  g_assert_no_errno (g_rmdir (tmpdir));
+}
+
+static guint
+count_entries (const char *dir)
+{
+  g_autoptr(GDir) handle = g_dir_open (dir, 0, NULL);
+  guint n = 0;
+
+  g_assert_nonnull (handle);
+  while (g_dir_read_name (handle) != NULL)
+    n++;
+  return n;
+}
+
+static void
+assert_dir_empties (const char *dir,
+                    gdouble     timeout)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) (timeout * G_USEC_PER_SEC);
+
+  while (count_entries (dir) > 0 && g_get_monotonic_time () < deadline)
+    g_usleep (10 * 1000);
+  g_assert_cmpuint (count_entries (dir), ==, 0);
+}
+
+static gboolean
+is_spawner (gint64 pid)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%" G_GINT64_FORMAT "/cmdline", pid);
+  g_autofree char *cmdline = NULL;
+  gsize len;
+
+  if (!g_file_get_contents (path, &cmdline, &len, NULL))
+    return FALSE;
+  for (gsize i = 0; i < len; i++)
+    if (cmdline[i] == '\0')
+      cmdline[i] = ' ';
+  return strstr (cmdline, "execnet-ssh spawner") != NULL;
+}
+
+/* pid, parent and process group of each gateway's interpreter */
+typedef struct
+{
+  gint64 pid;
+  gint64 ppid;
+  gint64 pgid;
+} Interpreter;
+
+static void
+describe_interpreter (ExecnetGateway *gateway,
+                      Interpreter    *interpreter)
+{
+  g_autoptr(GVariant) item = remote_value (gateway,
+                                           "import os\n"
+                                           "channel.send((os.getpid(), os.getppid(), os.getpgid(0)))");
+
+  g_variant_get (item, "(xxx)", &interpreter->pid, &interpreter->ppid, &interpreter->pgid);
+}
+
+/* Makes @n gateways of @spec together in @group and describes their
+ * interpreters; returns the pid of the spawner that started any of them,
+ * 0 if none did. */
+static gint64
+make_described (ExecnetGroup    *group,
+                const char      *spec,
+                guint            n,
+                ExecnetGateway **gateways,
+                Interpreter     *interpreters)
+{
+  gint64 spawner = 0;
+
+  make_together (group, spec, n, gateways);
+  for (guint i = 0; i < n; i++)
+    {
+      describe_interpreter (gateways[i], &interpreters[i]);
+      if (is_spawner (interpreters[i].ppid))
+        {
+          g_assert_true (spawner == 0 || spawner == interpreters[i].ppid);
+          spawner = interpreters[i].ppid;
+          g_assert_cmpint (interpreters[i].pgid, ==, interpreters[i].pid);
+        }
+    }
+  return spawner;
+}
+
+/* Gateways made together on one connection: all but perhaps the first are
+ * children of the spawner, each in a process group of its own; all of it
+ * ends with the gateways, the socket's directory included. */
+static void
+test_spawner_starts_others (Fixture       *f,
+                            gconstpointer  data)
+{
+  g_autoptr(SshdFixture) sshd = NULL;
+  g_autofree char *tmpdir = NULL;
+  g_autofree char *spec = NULL;
+  g_autoptr(GError) error = NULL;
+  ExecnetGateway *gateways[4];
+  Interpreter interpreters[G_N_ELEMENTS (gateways)];
+  gint64 spawner = 0;
+  guint spawned = 0;
+
+  REQUIRE_SSHD (f);
+  sshd = spawner_sshd (NULL, &tmpdir, &spec);
+  if (sshd == NULL)
+    return;
+  spawner = make_described (f->group, spec, G_N_ELEMENTS (gateways), gateways, interpreters);
+  for (guint i = 0; i < G_N_ELEMENTS (gateways); i++)
+    if (interpreters[i].ppid == spawner)
+      spawned++;
+  g_test_message ("%u of %u gateways started by the spawner (pid %" G_GINT64_FORMAT ")",
+                  spawned, (guint) G_N_ELEMENTS (gateways), spawner);
+  g_assert_cmpuint (spawned, >=, G_N_ELEMENTS (gateways) - 1);
+  g_assert_cmpuint (count_sshd_children (sshd), ==, 1);
+  g_assert_cmpuint (count_entries (tmpdir), ==, 1);
+
+  /* Still a gateway like any other. */
+  g_assert_cmpint (remote_int (gateways[G_N_ELEMENTS (gateways) - 1],
+                               "channel.send(sum(range(100)))"), ==, 4950);
+
+  execnet_group_terminate (f->group, TEST_TIMEOUT, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < G_N_ELEMENTS (gateways); i++)
+    test_assert_pid_gone (interpreters[i].pid, 10.0);
+  test_assert_pid_gone (spawner, 10.0);
+  assert_no_sshd_children (sshd, 10.0);
+  assert_dir_empties (tmpdir, 10.0);
+  remove_spawner_dirs (tmpdir);
+}
+
+/* A server that does not forward to Unix sockets: every gateway gets a
+ * session, and the spawner started for nothing ends. ssh_spawner=no: the
+ * same, by choice. */
+static void
+test_spawner_unavailable (Fixture       *f,
+                          gconstpointer  data)
+{
+  gboolean opt_out = g_str_equal (data, "opt-out");
+  g_autoptr(SshdFixture) sshd = NULL;
+  g_autofree char *tmpdir = NULL;
+  g_autofree char *spec = NULL;
+  g_autofree char *base = NULL;
+  g_autofree char *bad = NULL;
+  g_autoptr(GError) error = NULL;
+  ExecnetGateway *gateways[3];
+  Interpreter interpreters[G_N_ELEMENTS (gateways)];
+
+  REQUIRE_SSHD (f);
+  sshd = spawner_sshd (opt_out ? NULL : "AllowStreamLocalForwarding no\n", &tmpdir, &base);
+  if (sshd == NULL)
+    return;
+  spec = g_strconcat (base, opt_out ? "//ssh_spawner=no" : "", NULL);
+  g_assert_cmpint (make_described (f->group, spec, G_N_ELEMENTS (gateways), gateways,
+                                   interpreters), ==, 0);
+  g_assert_cmpuint (count_sshd_children (sshd), ==, 1);
+  assert_dir_empties (tmpdir, 10.0);
+
+  bad = g_strdup_printf ("%s//ssh_spawner=maybe", spec);
+  g_assert_null (execnet_group_make_gateway (f->group, bad, &error));
+  test_assert_error_contains (error, EXECNET_ERROR_INVALID_SPEC, "ssh_spawner=maybe");
+
+  g_clear_error (&error);
+  execnet_group_terminate (f->group, TEST_TIMEOUT, &error);
+  g_assert_no_error (error);
+  assert_no_sshd_children (sshd, 10.0);
+  g_rmdir (tmpdir);
+}
+
+/* A gateway that names another interpreter than the spawner's: the
+ * spawner runs that one, or says why it cannot. */
+static void
+test_spawner_other_python (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autofree char *spec = NULL;
+  g_autofree char *wrapped = NULL;
+  g_autofree char *missing = NULL;
+  g_autoptr(GError) error = NULL;
+  ExecnetGateway *gateways[2];
+  Interpreter interpreter;
+  gint64 start;
+
+  REQUIRE_SSHD (f);
+  assert_no_sshd_children (f->sshd, 10.0);
+  spec = ssh_spec (f, NULL);
+  make_together (f->group, spec, G_N_ELEMENTS (gateways), gateways);
+
+  wrapped = g_strdup_printf ("ssh=localhost//ssh_config=%s//python=env EXECNET_TEST_MARK=1 %s",
+                             f->sshd->client_config, test_python ());
+  describe_interpreter (make_gateway (f, wrapped), &interpreter);
+  g_assert_true (is_spawner (interpreter.ppid));   /* env replaced itself */
+
+  missing = g_strdup_printf ("ssh=localhost//ssh_config=%s//python=/nonexistent/python3",
+                             f->sshd->client_config);
+  start = g_get_monotonic_time ();
+  g_assert_null (execnet_group_make_gateway (f->group, missing, &error));
+  g_test_message ("%s (%.2f s)", error->message,
+                  (g_get_monotonic_time () - start) / (gdouble) G_USEC_PER_SEC);
+  test_assert_error_contains (error, EXECNET_ERROR_BOOTSTRAP, "interpreter was not found");
+  test_assert_error_contains (error, EXECNET_ERROR_BOOTSTRAP, "/nonexistent/python3");
+  g_assert_cmpuint (count_sshd_children (f->sshd), ==, 1);
+  g_assert_cmpint (remote_int (gateways[0], "channel.send(1)"), ==, 1);
+}
+
+/* The spawner killed: the gateways it started go on, later ones get
+ * sessions, and terminating still ends everything. */
+static void
+test_spawner_dies (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autoptr(SshdFixture) sshd = NULL;
+  g_autofree char *tmpdir = NULL;
+  g_autofree char *spec = NULL;
+  g_autoptr(GError) error = NULL;
+  ExecnetGateway *gateways[3];
+  Interpreter interpreters[G_N_ELEMENTS (gateways)];
+  Interpreter later;
+  gint64 spawner = 0;
+
+  REQUIRE_SSHD (f);
+  sshd = spawner_sshd (NULL, &tmpdir, &spec);
+  if (sshd == NULL)
+    return;
+  spawner = make_described (f->group, spec, G_N_ELEMENTS (gateways), gateways, interpreters);
+  g_assert_cmpint (spawner, >, 0);
+  kill ((pid_t) spawner, SIGKILL);
+  test_assert_pid_gone (spawner, 10.0);
+
+  for (guint i = 0; i < G_N_ELEMENTS (gateways); i++)
+    g_assert_cmpint (remote_int (gateways[i], "channel.send(7)"), ==, 7);
+  describe_interpreter (make_gateway (f, spec), &later);
+  g_assert_false (is_spawner (later.ppid));
+  g_assert_cmpuint (count_sshd_children (sshd), ==, 1);
+
+  execnet_group_terminate (f->group, TEST_TIMEOUT, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < G_N_ELEMENTS (gateways); i++)
+    test_assert_pid_gone (interpreters[i].pid, 10.0);
+  test_assert_pid_gone (later.pid, 10.0);
+  assert_no_sshd_children (sshd, 10.0);
+  /* Killed, the spawner could not clean up after itself. */
+  g_assert_cmpuint (count_entries (tmpdir), ==, 1);
+  remove_spawner_dirs (tmpdir);
+}
+
+/* The master killed: the spawner and everything it started end. */
+static void
+test_spawner_master_dies (void)
+{
+  g_autoptr(SshdFixture) sshd = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *tmpdir = NULL;
+  g_autofree char *spec = NULL;
+  g_autofree char *pids_path = NULL;
+  g_autofree char *pids = NULL;
+  g_auto(GStrv) lines = NULL;
+
+  if (g_test_subprocess ())
+    {
+      ExecnetGroup *group = execnet_group_new ();
+      ExecnetGateway *gateways[3];
+      Interpreter interpreters[G_N_ELEMENTS (gateways)];
+      g_autoptr(GString) list = g_string_new (NULL);
+
+      g_assert_cmpint (make_described (group, g_getenv ("EXECNET_TEST_SPEC"), G_N_ELEMENTS (gateways),
+                                       gateways, interpreters), >, 0);
+      for (guint i = 0; i < G_N_ELEMENTS (gateways); i++)
+        g_string_append_printf (list, "%" G_GINT64_FORMAT "\n%" G_GINT64_FORMAT "\n",
+                                interpreters[i].pid, interpreters[i].ppid);
+      g_assert_true (g_file_set_contents (g_getenv ("EXECNET_TEST_PIDS"), list->str, -1, NULL));
+      raise (SIGKILL);
+    }
+
+  sshd = spawner_sshd (NULL, &tmpdir, &spec);
+  if (sshd == NULL)
+    return;
+  pids_path = g_build_filename (sshd->dir, "pids", NULL);
+  g_setenv ("EXECNET_TEST_SPEC", spec, TRUE);
+  g_setenv ("EXECNET_TEST_PIDS", pids_path, TRUE);
+  g_test_trap_subprocess (NULL, (guint64) 120 * G_USEC_PER_SEC, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_failed ();
+  g_assert_true (g_file_get_contents (pids_path, &pids, NULL, &error));
+  g_assert_no_error (error);
+  lines = g_strsplit (g_strstrip (pids), "\n", 0);
+  g_assert_cmpuint (g_strv_length (lines), ==, 6);
+  for (guint i = 0; lines[i] != NULL; i++)
+    test_assert_pid_gone (g_ascii_strtoll (lines[i], NULL, 10), 20.0);
+  assert_no_sshd_children (sshd, 20.0);
+  assert_dir_empties (tmpdir, 20.0);
+  remove_spawner_dirs (tmpdir);
 }
 
 /* Writes @size bytes of a pattern that starts at @seed into @dir/@name. */
@@ -2049,9 +2510,23 @@ main (int    argc,
   ADD ("/ssh/share/sibling-dies", test_share_sibling_dies);
   ADD ("/ssh/share/connection-lost", test_share_connection_lost);
   ADD ("/ssh/share/opt-out", test_share_opt_out);
-  ADD ("/ssh/share/max-sessions", test_share_max_sessions);
+  g_test_add ("/ssh/share/max-sessions", Fixture, "spawner", fixture_setup,
+              test_share_max_sessions, fixture_teardown);
+  g_test_add ("/ssh/share/max-sessions-no-spawner", Fixture, "no-spawner", fixture_setup,
+              test_share_max_sessions, fixture_teardown);
+  g_test_add ("/ssh/share/max-sessions-one", Fixture, "one-session", fixture_setup,
+              test_share_max_sessions, fixture_teardown);
   ADD ("/ssh/share/cancel-opening", test_share_cancel_opening);
   ADD ("/ssh/terminate/exit", test_terminate_exit);
+  g_test_add_func ("/ssh/spawner/protocol", test_spawner_protocol);
+  ADD ("/ssh/spawner/starts-others", test_spawner_starts_others);
+  g_test_add ("/ssh/spawner/forwarding-refused", Fixture, "refused", fixture_setup,
+              test_spawner_unavailable, fixture_teardown);
+  g_test_add ("/ssh/spawner/opt-out", Fixture, "opt-out", fixture_setup,
+              test_spawner_unavailable, fixture_teardown);
+  ADD ("/ssh/spawner/other-python", test_spawner_other_python);
+  ADD ("/ssh/spawner/dies", test_spawner_dies);
+  g_test_add_func ("/ssh/spawner/master-dies", test_spawner_master_dies);
   ADD ("/ssh/lost/killed-mid-frame", test_killed_mid_frame);
   ADD ("/ssh/via/relay", test_via_relay);
   ADD ("/ssh/via/errors", test_via_relay_errors);

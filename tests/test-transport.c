@@ -55,7 +55,7 @@ typedef struct
 static const DeclaredKeys declared_keys[] = {
   { "popen", { NULL } },
   { "socket", { "token_file", "installvia", "keepalive", NULL } },
-  { "ssh", { "ssh_config", "ssh_share", NULL } },
+  { "ssh", { "ssh_config", "ssh_share", "ssh_spawner", NULL } },
   { "wrap", { "wrap_shell", NULL } },
 };
 

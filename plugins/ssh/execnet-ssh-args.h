@@ -51,6 +51,40 @@ char           *_execnet_ssh_args_proxy_jump_command (const char *jump,
 char           *_execnet_ssh_build_remote_command (ExecnetXSpec  *xspec,
                                                    GError       **error);
 
+/* execnet-ssh-spawner.c: the master's side of the spawner's protocol. */
+typedef enum {
+  EXECNET_SSH_SPAWNER_READY,   /* @data: the socket's path */
+  EXECNET_SSH_SPAWNER_FAIL,    /* @data: why it cannot serve */
+  EXECNET_SSH_SPAWNER_ERR,     /* @id's child wrote @data to stderr */
+  EXECNET_SSH_SPAWNER_EXIT,    /* @id's child ended with wait status @status */
+} ExecnetSshSpawnerReport;
+
+/* @data is valid for the call only. */
+typedef void (*ExecnetSshSpawnerFunc) (ExecnetSshSpawnerReport  report,
+                                       guint                    id,
+                                       int                      status,
+                                       const char              *data,
+                                       gsize                    len,
+                                       gpointer                 user_data);
+
+typedef struct _ExecnetSshSpawnerReader ExecnetSshSpawnerReader;
+
+char                    *_execnet_ssh_spawner_python        (ExecnetXSpec  *xspec);
+char                    *_execnet_ssh_build_spawner_command (GBytes        *source,
+                                                             const char    *python);
+GBytes                  *_execnet_ssh_build_spawner_request (ExecnetXSpec  *xspec,
+                                                             guint          id,
+                                                             const char    *spawner_python,
+                                                             GError       **error);
+ExecnetSshSpawnerReader *_execnet_ssh_spawner_reader_new    (void);
+void                     _execnet_ssh_spawner_reader_free   (ExecnetSshSpawnerReader *reader);
+gboolean                 _execnet_ssh_spawner_reader_feed   (ExecnetSshSpawnerReader *reader,
+                                                             const void              *data,
+                                                             gsize                    len,
+                                                             ExecnetSshSpawnerFunc    func,
+                                                             gpointer                 user_data);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ExecnetSshArgs, _execnet_ssh_args_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ExecnetSshSpawnerReader, _execnet_ssh_spawner_reader_free)
 
 G_END_DECLS

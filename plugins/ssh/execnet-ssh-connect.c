@@ -889,6 +889,30 @@ attempt_unref_locked (Attempt *attempt)
   g_free (attempt);
 }
 
+/* A yes/no key of the spec, yes when absent or empty; @meaning_no says
+ * what no does, for the error message. */
+static gboolean
+read_yes_no (ExecnetXSpec  *xspec,
+             const char    *key,
+             const char    *meaning_no,
+             gboolean      *yes,
+             GError       **error)
+{
+  const char *value = execnet_xspec_get (xspec, key);
+
+  *yes = TRUE;
+  if (value == NULL || *value == '\0' || g_ascii_strcasecmp (value, "yes") == 0 ||
+      g_str_equal (value, "1") || g_ascii_strcasecmp (value, "true") == 0)
+    return TRUE;
+  *yes = FALSE;
+  if (g_ascii_strcasecmp (value, "no") == 0 || g_str_equal (value, "0") ||
+      g_ascii_strcasecmp (value, "false") == 0)
+    return TRUE;
+  g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
+               "%s=%s: expected yes or no (no: %s)", key, value, meaning_no);
+  return FALSE;
+}
+
 /* Whether the spec asks for a connection of its own; the key its
  * connection is shared under otherwise. */
 static gboolean
@@ -896,21 +920,15 @@ read_share_key (ExecnetXSpec  *xspec,
                 char         **key,
                 GError       **error)
 {
-  const char *share = execnet_xspec_get (xspec, "ssh_share");
   const char *config = execnet_xspec_get (xspec, "ssh_config");
+  gboolean share;
 
   *key = NULL;
-  if (share != NULL && (g_ascii_strcasecmp (share, "no") == 0 || g_str_equal (share, "0") ||
-                        g_ascii_strcasecmp (share, "false") == 0))
+  if (!read_yes_no (xspec, "ssh_share", "this gateway gets an SSH connection of its own",
+                    &share, error))
+    return FALSE;
+  if (!share)
     return TRUE;
-  if (share != NULL && *share != '\0' && g_ascii_strcasecmp (share, "yes") != 0 &&
-      !g_str_equal (share, "1") && g_ascii_strcasecmp (share, "true") != 0)
-    {
-      g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_INVALID_SPEC,
-                   "ssh_share=%s: expected yes or no (no: this gateway gets an "
-                   "SSH connection of its own)", share);
-      return FALSE;
-    }
   *key = g_strdup_printf ("%s%c%s", execnet_xspec_get (xspec, "ssh"), 0x1f,
                           config ? config : "");
   return TRUE;
@@ -1025,16 +1043,19 @@ start_command (ExecnetXSpec    *xspec,
                GError         **error)
 {
   g_autofree char *command = NULL;
+  gboolean may_spawn;
 
   *refused = FALSE;
   command = _execnet_ssh_build_remote_command (xspec, error);
-  if (command == NULL)
+  if (command == NULL ||
+      !read_yes_no (xspec, "ssh_spawner", "this gateway's interpreter gets an SSH session "
+                    "of its own even when its connection has a spawner", &may_spawn, error))
     {
       _execnet_ssh_link_release (link);
       return NULL;
     }
   execnet_transport_log_phase (xspec, "starting-python", "starting the interpreter on %s", c->address);
-  return _execnet_ssh_session_open (link, xspec, command, c->deadline, c->timeout,
+  return _execnet_ssh_session_open (link, xspec, command, may_spawn, c->deadline, c->timeout,
                                     cancellable, refused, error);
 }
 

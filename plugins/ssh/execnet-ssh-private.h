@@ -40,6 +40,7 @@ void               _execnet_ssh_link_release         (ExecnetSshLink     *link);
 ExecnetSshSession *_execnet_ssh_session_open         (ExecnetSshLink     *link,
                                                       ExecnetXSpec       *xspec,
                                                       const char         *command,
+                                                      gboolean            may_spawn,
                                                       gint64              deadline,
                                                       gdouble             timeout,
                                                       GCancellable       *cancellable,

@@ -15,6 +15,7 @@
 #include <libssh/callbacks.h>
 
 #include "execnet-ssh-private.h"
+#include "execnet-ssh-args.h"
 
 /* Once connected, a session lives in non-blocking mode and is driven by
  * the core's I/O thread through GLib sources on the session's socket, so
@@ -66,7 +67,19 @@
  * and between steps sleeps, without the lock, in poll() on the socket and
  * on an eventfd that every other holder of the lock signals when it lets
  * go (unlock_link()), since whoever holds the lock may have pumped the
- * reply the worker waits for. */
+ * reply the worker waits for.
+ *
+ * Each session channel costs the server a login: its shell, and whatever
+ * that reads at start-up, before the interpreter starts. So once a second
+ * gateway comes to a link, the link starts a spawner (spawner.py) in one
+ * more session: a small Python program listening on a Unix socket in a
+ * private directory on the remote host. Every further gateway then opens
+ * a direct-streamlocal channel to that socket (no session, no shell), and
+ * the spawner starts its interpreter with the connection as stdin and
+ * stdout. The spawner's stdout reports each child's stderr and exit
+ * status, filed into the child's session by a channel callback; the
+ * link writes signal requests to its stdin. A server that refuses the
+ * spawner or the forwarding gets sessions for every gateway, as before. */
 
 #define STDERR_TAIL_KEEP 4096
 
@@ -86,6 +99,16 @@
  * channel again; it is normally woken well before (see unlock_link). */
 #define OPEN_POLL_MS 1000
 
+/* Where the spawner of a link is. */
+typedef enum {
+  SPAWNER_NONE,        /* not needed yet: the link has had one gateway */
+  SPAWNER_OPENING,     /* its session channel is being opened */
+  SPAWNER_EXECUTING,   /* its command is being started */
+  SPAWNER_STARTING,    /* running; its socket is not ready yet */
+  SPAWNER_READY,       /* listening at spawner_path */
+  SPAWNER_GONE,        /* refused, failed or ended: gateways get sessions */
+} SpawnerState;
+
 /* One SSH connection, shared by the sessions (channels) on it. */
 struct _ExecnetSshLink
 {
@@ -104,6 +127,17 @@ struct _ExecnetSshLink
   guint n_channels;               /* channels open, being opened, or promised to an opener */
   gboolean shut;                  /* shut down by a forced end: takes no more channels */
   gboolean full;                  /* the server refused a channel: takes no more */
+
+  SpawnerState spawner_state;
+  ssh_channel spawner;            /* (owned) (nullable) the spawner's session */
+  struct ssh_channel_callbacks_struct spawner_callbacks;  /* registered on @spawner */
+  ExecnetSshSpawnerReader *spawner_reader;  /* (owned) (nullable) its stdout */
+  char *spawner_command;          /* (owned) (nullable) until it is started */
+  char *spawner_path;             /* (owned) (nullable) its socket, once ready */
+  char *spawner_python;           /* (owned) (nullable) its python=, NULL for the default */
+  GString *spawner_control;       /* (owned) lines for its stdin not sent yet */
+  GHashTable *spawned;            /* (owned) (element-type guint ExecnetSshSession) (unowned values) */
+  guint last_spawn_id;
 };
 
 struct _ExecnetSshSession
@@ -112,6 +146,7 @@ struct _ExecnetSshSession
 
   ssh_channel channel;            /* (owned) (nullable) NULL before it opens and once freed */
   gboolean counted;               /* holds one of the link's n_channels */
+  guint spawn_id;                 /* nonzero: a channel to the spawner, which runs the command */
   struct ssh_channel_callbacks_struct callbacks;  /* registered on @channel */
   char *address;                  /* (owned) immutable: user@host:port */
   ExecnetXSpec *xspec;            /* (owned) immutable: for libssh's log */
@@ -276,6 +311,15 @@ link_disconnect_unlocked (ExecnetSshLink *link)
 
   /* Before ssh_free(), which frees every channel of the session itself. */
   g_ptr_array_set_size (link->orphans, 0);
+  if (link->spawner != NULL)
+    {
+      /* Signals still queued for its children; they end anyway when the
+       * spawner's input closes. */
+      ssh_blocking_flush (link->session, 0);
+      ssh_remove_channel_callbacks (link->spawner, &link->spawner_callbacks);
+      link->spawner = NULL;
+    }
+  link->spawner_state = SPAWNER_GONE;
   if (link->event != NULL)
     {
       ssh_event_remove_session (link->event, link->session);
@@ -306,6 +350,192 @@ link_is_dead_unlocked (ExecnetSshLink *link)
 {
   return link->session == NULL ||
          (ssh_get_status (link->session) & (SSH_CLOSED | SSH_CLOSED_ERROR)) != 0;
+}
+
+/* The spawner: see the comment at the top, and spawner.py. */
+
+/* Runs inside a libssh call on the spawner's channel, with @lock held. */
+static void
+on_spawner_report (ExecnetSshSpawnerReport  report,
+                   guint                    id,
+                   int                      status,
+                   const char              *data,
+                   gsize                    len,
+                   gpointer                 user_data)
+{
+  ExecnetSshLink *link = user_data;
+  ExecnetSshSession *child;
+
+  switch (report)
+    {
+    case EXECNET_SSH_SPAWNER_READY:
+      if (link->spawner_state == SPAWNER_STARTING)
+        {
+          link->spawner_path = g_strndup (data, len);
+          link->spawner_state = SPAWNER_READY;
+        }
+      break;
+
+    case EXECNET_SSH_SPAWNER_FAIL:
+      g_debug ("ssh: the spawner on %s cannot serve (%.*s): each gateway gets a session",
+               link->address, (int) len, data);
+      link->spawner_state = SPAWNER_GONE;
+      break;
+
+    case EXECNET_SSH_SPAWNER_ERR:
+      child = g_hash_table_lookup (link->spawned, GUINT_TO_POINTER (id));
+      if (child != NULL)
+        keep_stderr_unlocked (child, data, len);
+      break;
+
+    case EXECNET_SSH_SPAWNER_EXIT:
+      child = g_hash_table_lookup (link->spawned, GUINT_TO_POINTER (id));
+      if (child != NULL)
+        {
+          child->exit_known = TRUE;
+          child->wait_status = status;
+        }
+      break;
+
+    default:
+      g_assert_not_reached ();
+    }
+}
+
+/* libssh callbacks of the spawner's channel: with @lock held. They only
+ * note what happened; spawner_tend_unlocked() acts on it. */
+static int
+on_spawner_data (ssh_session  session,
+                 ssh_channel  channel,
+                 void        *data,
+                 uint32_t     len,
+                 int          is_stderr,
+                 void        *userdata)
+{
+  ExecnetSshLink *link = userdata;
+
+  if (is_stderr)
+    execnet_transport_write_stderr (data, len);   /* its own complaints, if any */
+  else if (!_execnet_ssh_spawner_reader_feed (link->spawner_reader, data, len,
+                                              on_spawner_report, link))
+    {
+      g_warning ("ssh: the spawner on %s sent something that is not a report; "
+                 "further gateways there get sessions of their own", link->address);
+      link->spawner_state = SPAWNER_GONE;
+    }
+  return (int) len;
+}
+
+static void
+on_spawner_close (ssh_session  session,
+                  ssh_channel  channel,
+                  void        *userdata)
+{
+  ExecnetSshLink *link = userdata;
+
+  link->spawner_state = SPAWNER_GONE;
+}
+
+/* @lock held, outside libssh calls. Takes the spawner's next start-up
+ * step without waiting, sends what its input has queued, and frees its
+ * channel once it is gone (which ends it, if it still runs). */
+static void
+spawner_tend_unlocked (ExecnetSshLink *link)
+{
+  int rc;
+
+  if (link->spawner == NULL || link_is_dead_unlocked (link))
+    return;
+
+  if (link->spawner_state == SPAWNER_OPENING)
+    {
+      rc = ssh_channel_open_session (link->spawner);
+      if (rc == SSH_AGAIN)
+        return;
+      if (rc == SSH_OK)
+        {
+          link->spawner_callbacks.userdata = link;
+          link->spawner_callbacks.channel_data_function = on_spawner_data;
+          link->spawner_callbacks.channel_close_function = on_spawner_close;
+          ssh_callbacks_init (&link->spawner_callbacks);
+          ssh_set_channel_callbacks (link->spawner, &link->spawner_callbacks);
+          link->spawner_state = SPAWNER_EXECUTING;
+        }
+      else
+        {
+          g_debug ("ssh: %s refused a session for the spawner: %s",
+                   link->address, ssh_get_error (link->session));
+          link->spawner_state = SPAWNER_GONE;
+        }
+    }
+
+  if (link->spawner_state == SPAWNER_EXECUTING)
+    {
+      rc = ssh_channel_request_exec (link->spawner, link->spawner_command);
+      if (rc == SSH_AGAIN)
+        return;
+      link->spawner_state = rc == SSH_OK ? SPAWNER_STARTING : SPAWNER_GONE;
+      g_clear_pointer (&link->spawner_command, g_free);
+    }
+
+  if (link->spawner_state == SPAWNER_GONE)
+    {
+      ssh_remove_channel_callbacks (link->spawner, &link->spawner_callbacks);
+      g_clear_pointer (&link->spawner, ssh_channel_free);
+      ssh_blocking_flush (link->session, 0);
+      return;
+    }
+
+  if (link->spawner_control->len > 0 && link->spawner_state >= SPAWNER_STARTING)
+    {
+      uint32_t window = ssh_channel_window_size (link->spawner);
+      int n = window > 0 ? ssh_channel_write (link->spawner, link->spawner_control->str,
+                                              MIN (window, link->spawner_control->len))
+                         : 0;
+
+      if (n > 0)
+        g_string_erase (link->spawner_control, 0, n);
+      ssh_blocking_flush (link->session, 0);
+    }
+}
+
+/* @lock held. Starts the link's spawner, without waiting for it, in
+ * the interpreter @xspec names if it can. */
+static void
+spawner_start_unlocked (ExecnetSshLink *link,
+                        ExecnetXSpec   *xspec)
+{
+  g_autoptr(GBytes) source = NULL;
+
+  link->spawner_state = SPAWNER_GONE;
+  /* Looked up by name: GLib registers a module's resources lazily, and
+   * the generated getter does not wait for that in another thread. */
+  source = g_resources_lookup_data ("/org/execnet/ssh/spawner.py",
+                                    G_RESOURCE_LOOKUP_FLAGS_NONE, NULL);
+  if (source == NULL || link_is_dead_unlocked (link))
+    return;
+  link->spawner = ssh_channel_new (link->session);
+  if (link->spawner == NULL)
+    return;
+  link->spawner_python = _execnet_ssh_spawner_python (xspec);
+  link->spawner_command = _execnet_ssh_build_spawner_command (source, link->spawner_python);
+  link->spawner_reader = _execnet_ssh_spawner_reader_new ();
+  link->spawner_state = SPAWNER_OPENING;
+  spawner_tend_unlocked (link);
+}
+
+/* @lock held. Asks the spawner to send @signal to @child's process
+ * group; without a spawner there is nobody to ask. */
+static void
+spawner_signal_unlocked (ExecnetSshSession *child,
+                         int                signal)
+{
+  ExecnetSshLink *link = child->link;
+
+  if (link->spawner == NULL || link->spawner_state < SPAWNER_STARTING)
+    return;
+  g_string_append_printf (link->spawner_control, "kill %u %d\n", child->spawn_id, signal);
+  spawner_tend_unlocked (link);
 }
 
 /**
@@ -343,6 +573,8 @@ _execnet_ssh_link_new (ssh_session   session,
   link->waiters = g_array_new (FALSE, FALSE, sizeof (int));
   link->orphans = g_ptr_array_new_with_free_func ((GDestroyNotify) ssh_channel_free);
   link->n_channels = 1;
+  link->spawner_control = g_string_new (NULL);
+  link->spawned = g_hash_table_new (NULL, NULL);
 
   ssh_set_blocking (session, 0);
   link->event = ssh_event_new ();
@@ -378,6 +610,12 @@ link_clear (gpointer data)
   g_array_unref (link->waiters);
   g_ptr_array_unref (link->orphans);
   g_free (link->address);
+  g_clear_pointer (&link->spawner_reader, _execnet_ssh_spawner_reader_free);
+  g_free (link->spawner_command);
+  g_free (link->spawner_path);
+  g_free (link->spawner_python);
+  g_string_free (link->spawner_control, TRUE);
+  g_hash_table_unref (link->spawned);
 }
 
 void
@@ -465,9 +703,14 @@ session_clear (gpointer data)
   if (self->channel != NULL && !self->exit_known && !self->remote_closed &&
       !self->write_shut && link->session != NULL && ssh_channel_is_open (self->channel))
     {
-      ssh_channel_request_send_signal (self->channel, "KILL");
+      if (self->spawn_id != 0)
+        spawner_signal_unlocked (self, SIGKILL);
+      else
+        ssh_channel_request_send_signal (self->channel, "KILL");
       ssh_blocking_flush (link->session, 0);
     }
+  if (self->spawn_id != 0)
+    g_hash_table_remove (link->spawned, GUINT_TO_POINTER (self->spawn_id));
   close_channel_unlocked (self);
   _execnet_ssh_log_attach (NULL);
   unlock_session (self);
@@ -591,13 +834,18 @@ pump_unlocked (ExecnetSshSession *self)
     pumped = ssh_blocking_flush (self->link->session, 0) == SSH_OK;
   if (self->link->orphans->len > 0)
     link_tend_orphans_unlocked (self->link);
+  spawner_tend_unlocked (self->link);
   return pumped;
 }
 
-/* @lock held. Whether the command has ended, as far as we know. */
+/* @lock held. Whether the command has ended, as far as we know. A
+ * spawner's child may close its connection before it ends; the spawner
+ * reports when it has, unless it is gone itself. */
 static gboolean
 has_ended_unlocked (ExecnetSshSession *self)
 {
+  if (self->spawn_id != 0 && !self->exit_known && !is_dead_unlocked (self))
+    return self->remote_closed && self->link->spawner_state != SPAWNER_READY;
   return self->exit_known || self->remote_closed || is_dead_unlocked (self);
 }
 
@@ -607,7 +855,7 @@ has_ended_unlocked (ExecnetSshSession *self)
 static void
 finish_if_done_unlocked (ExecnetSshSession *self)
 {
-  if (self->channel != NULL && self->remote_closed &&
+  if (self->channel != NULL && self->remote_closed && has_ended_unlocked (self) &&
       ssh_channel_poll (self->channel, 0) == SSH_EOF)
     close_channel_unlocked (self);
 }
@@ -856,6 +1104,26 @@ _execnet_ssh_session_terminate (ExecnetSshSession *self,
                                 gboolean           force)
 {
   lock_session (self);
+  if (self->spawn_id != 0)
+    {
+      /* The spawner signals the child (which may have closed its end
+       * already); the channel is not a session, and the connection stays
+       * up for the spawner and the others. */
+      if (is_dead_unlocked (self) || self->write_shut || self->exit_known)
+        goto out;
+      if (!self->eof_sent && !self->remote_closed)
+        ssh_channel_send_eof (self->channel);
+      self->eof_sent = TRUE;
+      spawner_signal_unlocked (self, force ? SIGKILL : SIGTERM);
+      if (force)
+        {
+          self->write_shut = TRUE;
+          ssh_channel_close (self->channel);
+        }
+      ssh_blocking_flush (self->link->session, 0);
+      goto out;
+    }
+
   if (is_dead_unlocked (self) || self->write_shut || self->remote_closed)
     goto out;
 
@@ -907,21 +1175,77 @@ _execnet_ssh_session_get_ending (ExecnetSshSession *self,
 
 /* Opening a channel on a link; see the comment at the top. */
 
-typedef int (*ChannelStep) (ssh_channel  channel,
-                            const char  *command);
+typedef int (*ChannelStep) (ExecnetSshSession *self,
+                            gpointer           data);
 
 static int
-step_open (ssh_channel  channel,
-           const char  *command)
+step_open (ExecnetSshSession *self,
+           gpointer           data)
 {
-  return ssh_channel_open_session (channel);
+  return ssh_channel_open_session (self->channel);
 }
 
 static int
-step_exec (ssh_channel  channel,
-           const char  *command)
+step_exec (ExecnetSshSession *self,
+           gpointer           data)
 {
-  return ssh_channel_request_exec (channel, command);
+  const char *command = data;
+
+  return ssh_channel_request_exec (self->channel, command);
+}
+
+/* Waits for the link's spawner to be ready, or gone. */
+static int
+step_spawner (ExecnetSshSession *self,
+              gpointer           data)
+{
+  ExecnetSshLink *link = self->link;
+
+  if (link->event != NULL)
+    ssh_event_dopoll (link->event, 0);
+  spawner_tend_unlocked (link);
+  switch (link->spawner_state)
+    {
+    case SPAWNER_READY:
+      return SSH_OK;
+    case SPAWNER_GONE:
+      return SSH_ERROR;
+    default:
+      return SSH_AGAIN;
+    }
+}
+
+static int
+step_forward (ExecnetSshSession *self,
+              gpointer           data)
+{
+  /* OpenSSH ignores the originator's address and port. */
+  return ssh_channel_open_forward_unix (self->channel, self->link->spawner_path,
+                                        "127.0.0.1", 0);
+}
+
+/* Sends the rest of the spawner's request: @data is a GBytes *, whose
+ * front is cut off as it goes. */
+static int
+step_request (ExecnetSshSession *self,
+              gpointer           data)
+{
+  GBytes **request = data;
+  gsize len;
+  const char *bytes = g_bytes_get_data (*request, &len);
+  int n = ssh_channel_write (self->channel, bytes, (uint32_t) len);
+
+  if (n == SSH_ERROR)
+    return SSH_ERROR;
+  if (n > 0)
+    {
+      GBytes *rest = g_bytes_new_from_bytes (*request, n, len - n);
+
+      g_bytes_unref (*request);
+      *request = rest;
+    }
+  ssh_blocking_flush (self->link->session, 0);
+  return g_bytes_get_size (*request) == 0 ? SSH_OK : SSH_AGAIN;
 }
 
 /* @lock held, and held again on return; in the opening worker thread.
@@ -933,7 +1257,7 @@ step_exec (ssh_channel  channel,
 static int
 run_step_unlocked (ExecnetSshSession *self,
                    ChannelStep        step,
-                   const char        *command,
+                   gpointer           data,
                    int                wake_fd,
                    gint64             deadline,
                    GCancellable      *cancellable,
@@ -950,7 +1274,7 @@ run_step_unlocked (ExecnetSshSession *self,
       eventfd_t drained;
       int rc;
 
-      rc = step (self->channel, command);
+      rc = step (self, data);
       if (rc != SSH_AGAIN)
         return rc;
       if (link_is_dead_unlocked (link))
@@ -1017,6 +1341,94 @@ set_open_error_unlocked (ExecnetSshSession  *self,
   return FALSE;
 }
 
+/* @lock held. Before the command starts, so that its first stderr bytes
+ * reach the callbacks. */
+static void
+set_callbacks_unlocked (ExecnetSshSession *self)
+{
+  self->callbacks.userdata = self;
+  self->callbacks.channel_data_function = on_channel_data;
+  self->callbacks.channel_exit_status_function = on_channel_exit_status;
+  self->callbacks.channel_exit_signal_function = on_channel_exit_signal;
+  self->callbacks.channel_close_function = on_channel_close;
+  ssh_callbacks_init (&self->callbacks);
+  ssh_set_channel_callbacks (self->channel, &self->callbacks);
+}
+
+typedef enum {
+  SPAWN_OPENED,        /* the spawner runs the command */
+  SPAWN_FAILED,        /* @error is set, unless cancelled */
+  SPAWN_UNAVAILABLE,   /* no spawner on this link: open a session instead */
+} SpawnOutcome;
+
+/* @lock held, and held again on return; in the opening worker thread.
+ * Has the link's spawner (started here if it is not yet) run @xspec's
+ * interpreter, on a channel forwarded to the spawner's socket. */
+static SpawnOutcome
+open_spawned_unlocked (ExecnetSshSession  *self,
+                       ExecnetXSpec       *xspec,
+                       int                 wake_fd,
+                       gint64              deadline,
+                       gdouble             timeout,
+                       GCancellable       *cancellable,
+                       GError            **error)
+{
+  ExecnetSshLink *link = self->link;
+  g_autoptr(GBytes) request = NULL;
+  gboolean timed_out = FALSE;
+  int rc;
+
+  if (link->spawner_state == SPAWNER_NONE)
+    spawner_start_unlocked (link, xspec);
+  rc = run_step_unlocked (self, step_spawner, NULL, wake_fd, deadline, cancellable, &timed_out);
+  if (rc == SSH_ERROR && !link_is_dead_unlocked (link))
+    return SPAWN_UNAVAILABLE;
+  if (rc != SSH_OK)
+    goto failed;
+
+  self->channel = ssh_channel_new (link->session);
+  if (self->channel == NULL)
+    return SPAWN_UNAVAILABLE;
+  rc = run_step_unlocked (self, step_forward, NULL, wake_fd, deadline, cancellable, &timed_out);
+  if (rc == SSH_AGAIN && !link_is_dead_unlocked (link))
+    g_ptr_array_add (link->orphans, g_steal_pointer (&self->channel));
+  if (rc == SSH_ERROR && !link_is_dead_unlocked (link))
+    {
+      /* AllowStreamLocalForwarding or DisableForwarding says no (or the
+       * spawner has just ended): sessions for this gateway and the
+       * next; freeing the spawner's channel ends it. */
+      g_debug ("ssh: %s refused a channel to the spawner (%s): each gateway gets a session",
+               link->address, ssh_get_error (link->session));
+      g_clear_pointer (&self->channel, ssh_channel_free);
+      link->spawner_state = SPAWNER_GONE;
+      spawner_tend_unlocked (link);
+      return SPAWN_UNAVAILABLE;
+    }
+  if (rc != SSH_OK)
+    goto failed;
+  set_callbacks_unlocked (self);
+
+  self->spawn_id = ++link->last_spawn_id;
+  g_hash_table_insert (link->spawned, GUINT_TO_POINTER (self->spawn_id), self);
+  request = _execnet_ssh_build_spawner_request (xspec, self->spawn_id, link->spawner_python, error);
+  if (request == NULL)
+    return SPAWN_FAILED;
+  rc = run_step_unlocked (self, step_request, &request, wake_fd, deadline, cancellable, &timed_out);
+  if (rc == SSH_OK)
+    return SPAWN_OPENED;
+
+failed:
+  if (timed_out)
+    _execnet_ssh_set_timed_out (error, "starting Python on", self->address, timeout);
+  else if (link_is_dead_unlocked (link))
+    set_dead_error_unlocked (self, error);
+  else if (rc == SSH_ERROR)
+    g_set_error (error, EXECNET_ERROR, EXECNET_ERROR_BOOTSTRAP,
+                 "ssh: cannot send the interpreter's command to the spawner on %s: %s",
+                 self->address, ssh_get_error (link->session));
+  return SPAWN_FAILED;
+}
+
 /**
  * _execnet_ssh_session_open:
  * @link: (transfer none): a link with a channel promised to the caller
@@ -1027,12 +1439,15 @@ set_open_error_unlocked (ExecnetSshSession  *self,
  * @deadline: monotonic time by which the command must have started
  * @timeout: the budget @deadline came from, for messages
  * @cancellable: (nullable): ends the wait
+ * @may_spawn: whether the link's spawner may start the interpreter
  * @refused: (out): set when the server refused to open the channel on a
  *   connection that is otherwise fine and carries other channels (too
  *   many sessions on it); the link takes no more channels then
  *
  * Opens a session channel on @link and starts @command on it, without
- * holding up the other channels of the link. Blocks; runs in the
+ * holding up the other channels of the link; or, when the link already
+ * carries another gateway and @may_spawn, has the link's spawner start
+ * the interpreter (see the comment at the top). Blocks; runs in the
  * transport's worker thread.
  *
  * Returns: (transfer full) (nullable): the session, served by sources
@@ -1042,6 +1457,7 @@ ExecnetSshSession *
 _execnet_ssh_session_open (ExecnetSshLink  *link,
                            ExecnetXSpec    *xspec,
                            const char      *command,
+                           gboolean         may_spawn,
                            gint64           deadline,
                            gdouble          timeout,
                            GCancellable    *cancellable,
@@ -1075,6 +1491,21 @@ _execnet_ssh_session_open (ExecnetSshLink  *link,
   lock_session (self);
   g_array_append_val (link->waiters, wake_fd);
 
+  if (may_spawn && link->n_channels > 1 && link->spawner_state != SPAWNER_GONE &&
+      !link_is_dead_unlocked (link))
+    switch (open_spawned_unlocked (self, xspec, wake_fd, deadline, timeout, cancellable, error))
+      {
+      case SPAWN_OPENED:
+        ok = TRUE;
+        goto out;
+      case SPAWN_FAILED:
+        goto out;
+      case SPAWN_UNAVAILABLE:
+        break;
+      default:
+        g_assert_not_reached ();
+      }
+
   if (link->session != NULL)
     self->channel = ssh_channel_new (link->session);
   if (self->channel == NULL)
@@ -1093,17 +1524,9 @@ _execnet_ssh_session_open (ExecnetSshLink  *link,
       goto out;
     }
 
-  /* Before the exec request, so that the command's first stderr bytes
-   * reach the callbacks. */
-  self->callbacks.userdata = self;
-  self->callbacks.channel_data_function = on_channel_data;
-  self->callbacks.channel_exit_status_function = on_channel_exit_status;
-  self->callbacks.channel_exit_signal_function = on_channel_exit_signal;
-  self->callbacks.channel_close_function = on_channel_close;
-  ssh_callbacks_init (&self->callbacks);
-  ssh_set_channel_callbacks (self->channel, &self->callbacks);
+  set_callbacks_unlocked (self);
 
-  rc = run_step_unlocked (self, step_exec, command, wake_fd, deadline, cancellable, &timed_out);
+  rc = run_step_unlocked (self, step_exec, (gpointer) command, wake_fd, deadline, cancellable, &timed_out);
   if (rc == SSH_AGAIN && !timed_out)
     goto out;
   if (rc != SSH_OK)

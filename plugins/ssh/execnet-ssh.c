@@ -23,7 +23,9 @@
  *
  * Files: execnet-ssh-args.c reads the spec's ssh words,
  * execnet-ssh-connect.c makes the session, execnet-ssh-session.c drives
- * it, execnet-ssh-stream.c wraps it in a GIOStream. See doc/ssh.md. */
+ * it (and the connection's spawner, spawner.py, whose protocol
+ * execnet-ssh-spawner.c speaks), execnet-ssh-stream.c wraps it in a
+ * GIOStream. See doc/ssh.md. */
 
 #define EXECNET_TYPE_SSH_CONNECTION (execnet_ssh_connection_get_type ())
 G_DECLARE_FINAL_TYPE (ExecnetSshConnection, execnet_ssh_connection, EXECNET, SSH_CONNECTION, ExecnetConnection)
@@ -250,6 +252,7 @@ execnet_ssh_transport_get_keys (ExecnetTransport *transport)
   static const char * const keys[] = {
     "ssh_config",
     "ssh_share",
+    "ssh_spawner",
     NULL
   };
 
