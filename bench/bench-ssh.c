@@ -128,6 +128,7 @@ typedef struct
   gdouble roundtrip;
   gdouble upload;
   gdouble download;
+  BenchRates spawned;       /* the same on a gateway the spawner started */
 } Results;
 
 static void
@@ -146,6 +147,13 @@ measure_ours (const char *spec,
   results->roundtrip = rates.roundtrip;
   results->upload = rates.upload;
   results->download = rates.download;
+
+  /* A second gateway on the connection: the spawner starts it, and its
+   * stream is a channel forwarded to the spawner's socket. */
+  gateway = execnet_group_make_gateway (group, spec, &error);
+  if (gateway == NULL)
+    bench_die ("make_gateway", error);
+  bench_channel_rates (gateway, roundtrips, megabytes, &results->spawned);
 
   execnet_group_terminate (group, 5.0, NULL);
 }
@@ -374,6 +382,8 @@ main (int    argc,
   g_print ("%-38s %10.1f us\n", "small item round trip", ours.roundtrip * 1e6);
   g_print ("%-38s %8.0f MB/s\n", "1 MiB items, master to remote", ours.upload);
   g_print ("%-38s %8.0f MB/s\n", "1 MiB items, remote to master", ours.download);
+  g_print ("%-38s %10.1f us, %.0f / %.0f MB/s\n", "  the same, started by the spawner",
+           ours.spawned.roundtrip * 1e6, ours.spawned.upload, ours.spawned.download);
 
   return 0;
 }

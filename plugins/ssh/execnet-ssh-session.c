@@ -138,6 +138,7 @@ struct _ExecnetSshLink
   GString *spawner_control;       /* (owned) lines for its stdin not sent yet */
   GHashTable *spawned;            /* (owned) (element-type guint ExecnetSshSession) (unowned values) */
   guint last_spawn_id;
+  gboolean spawned_ended;         /* a child's end was filed: see unlock_link() */
 };
 
 struct _ExecnetSshSession
@@ -273,13 +274,20 @@ lock_link (ExecnetSshLink *link,
   _execnet_ssh_log_attach (xspec);
 }
 
+static void link_finish_spawned_unlocked (ExecnetSshLink *link);
+
 /* Any thread, @lock held; releases it. Whatever was done under the lock
  * may have pumped the connection and filed a reply some thread opening a
- * channel waits for: each of them (but @own_fd, the caller's) is woken. */
+ * channel waits for: each of them (but @own_fd, the caller's) is woken.
+ * It may also have filed the end of a spawner's child whose channel has
+ * been read to its end: nobody else would free that channel, which keeps
+ * the connection up, until the core lets go of the gateway. */
 static void
 unlock_link (ExecnetSshLink *link,
              int             own_fd)
 {
+  if (link->spawned_ended)
+    link_finish_spawned_unlocked (link);
   for (guint i = 0; i < link->waiters->len; i++)
     {
       int fd = g_array_index (link->waiters, int, i);
@@ -394,6 +402,7 @@ on_spawner_report (ExecnetSshSpawnerReport  report,
         {
           child->exit_known = TRUE;
           child->wait_status = status;
+          link->spawned_ended = TRUE;
         }
       break;
 
@@ -419,8 +428,8 @@ on_spawner_data (ssh_session  session,
   else if (!_execnet_ssh_spawner_reader_feed (link->spawner_reader, data, len,
                                               on_spawner_report, link))
     {
-      g_warning ("ssh: the spawner on %s sent something that is not a report; "
-                 "further gateways there get sessions of their own", link->address);
+      g_debug ("ssh: the spawner on %s sent something that is not a report; "
+               "further gateways there get sessions of their own", link->address);
       link->spawner_state = SPAWNER_GONE;
     }
   return (int) len;
@@ -434,6 +443,7 @@ on_spawner_close (ssh_session  session,
   ExecnetSshLink *link = userdata;
 
   link->spawner_state = SPAWNER_GONE;
+  link->spawned_ended = TRUE;   /* no more reports: a closed channel is all there is */
 }
 
 /* @lock held, outside libssh calls. Takes the spawner's next start-up
@@ -480,6 +490,7 @@ spawner_tend_unlocked (ExecnetSshLink *link)
 
   if (link->spawner_state == SPAWNER_GONE)
     {
+      link->spawned_ended = TRUE;   /* no more reports for its children */
       ssh_remove_channel_callbacks (link->spawner, &link->spawner_callbacks);
       g_clear_pointer (&link->spawner, ssh_channel_free);
       ssh_blocking_flush (link->session, 0);
@@ -858,6 +869,19 @@ finish_if_done_unlocked (ExecnetSshSession *self)
   if (self->channel != NULL && self->remote_closed && has_ended_unlocked (self) &&
       ssh_channel_poll (self->channel, 0) == SSH_EOF)
     close_channel_unlocked (self);
+}
+
+/* @lock held, outside libssh calls. */
+static void
+link_finish_spawned_unlocked (ExecnetSshLink *link)
+{
+  GHashTableIter iter;
+  gpointer child;
+
+  link->spawned_ended = FALSE;
+  g_hash_table_iter_init (&iter, link->spawned);
+  while (g_hash_table_iter_next (&iter, NULL, &child))
+    finish_if_done_unlocked (child);
 }
 
 /* @lock held. */
@@ -1275,6 +1299,10 @@ run_step_unlocked (ExecnetSshSession *self,
       int rc;
 
       rc = step (self, data);
+      /* The step may have pumped what other gateways' sources wait for,
+       * and this thread dispatches none of them. */
+      for (guint i = 0; i < link->contexts->len; i++)
+        g_main_context_wakeup (link->contexts->pdata[i]);
       if (rc != SSH_AGAIN)
         return rc;
       if (link_is_dead_unlocked (link))
