@@ -2138,6 +2138,15 @@ test_spawner_starts_others (Fixture       *f,
   g_test_message ("%u of %u gateways started by the spawner (pid %" G_GINT64_FORMAT ")",
                   spawned, (guint) G_N_ELEMENTS (gateways), spawner);
   g_assert_cmpuint (spawned, >=, G_N_ELEMENTS (gateways) - 1);
+  {
+    /* Its command line is a loader; the source came on its input. */
+    g_autofree char *path = g_strdup_printf ("/proc/%" G_GINT64_FORMAT "/cmdline", spawner);
+    g_autofree char *cmdline = NULL;
+    gsize len;
+
+    g_assert_true (g_file_get_contents (path, &cmdline, &len, NULL));
+    g_assert_cmpuint (len, <, 1024);
+  }
   g_assert_cmpuint (count_sshd_children (sshd), ==, 1);
   g_assert_cmpuint (count_entries (tmpdir), ==, 1);
 

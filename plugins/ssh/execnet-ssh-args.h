@@ -70,7 +70,7 @@ typedef void (*ExecnetSshSpawnerFunc) (ExecnetSshSpawnerReport  report,
 typedef struct _ExecnetSshSpawnerReader ExecnetSshSpawnerReader;
 
 char                    *_execnet_ssh_spawner_python        (ExecnetXSpec  *xspec);
-char                    *_execnet_ssh_build_spawner_command (GBytes        *source,
+char                    *_execnet_ssh_build_spawner_command (gsize          length,
                                                              const char    *python);
 GBytes                  *_execnet_ssh_build_spawner_request (ExecnetXSpec  *xspec,
                                                              guint          id,

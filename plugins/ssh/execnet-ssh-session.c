@@ -529,7 +529,11 @@ spawner_start_unlocked (ExecnetSshLink *link,
   if (link->spawner == NULL)
     return;
   link->spawner_python = _execnet_ssh_spawner_python (xspec);
-  link->spawner_command = _execnet_ssh_build_spawner_command (source, link->spawner_python);
+  link->spawner_command = _execnet_ssh_build_spawner_command (g_bytes_get_size (source),
+                                                              link->spawner_python);
+  /* Its input starts with its source; signal requests come after it. */
+  g_string_append_len (link->spawner_control, g_bytes_get_data (source, NULL),
+                       g_bytes_get_size (source));
   link->spawner_reader = _execnet_ssh_spawner_reader_new ();
   link->spawner_state = SPAWNER_OPENING;
   spawner_tend_unlocked (link);

@@ -49,28 +49,48 @@ _execnet_ssh_spawner_python (ExecnetXSpec *xspec)
   return g_strdup (python);
 }
 
+/* What the spawner's command line runs: it reads the spawner's source,
+ * @length bytes, from the start of its input, and runs it. The source is
+ * not on the command line, so that ps and the server's logs show a few
+ * lines that name it instead of its whole text. */
+static const char loader[] =
+  "# execnet-ssh spawner: runs the source that its input starts with\n"
+  "import os\n"
+  "source = b''\n"
+  "while len(source) < %" G_GSIZE_FORMAT ":\n"
+  "    more = os.read(0, %" G_GSIZE_FORMAT " - len(source))\n"
+  "    if not more:\n"
+  "        raise SystemExit('execnet-ssh spawner: the input ended within the source')\n"
+  "    source += more\n"
+  "exec(compile(source, '<execnet-ssh spawner>', 'exec'))\n";
+
 /**
  * _execnet_ssh_build_spawner_command:
- * @source: the spawner's Python source
+ * @length: the size of the spawner's source, which the master sends
+ *   first on the command's input
  * @python: (nullable): from _execnet_ssh_spawner_python()
  *
  * The command that runs the spawner: @python, or the remote's default
  * Python (python3, or python where there is no python3), unbuffered as
- * gateways' interpreters are, through sh whatever the login shell is,
- * with the source as an argument rather than on stdin, which carries the
- * master's requests.
+ * gateways' interpreters are, through sh whatever the login shell is.
  *
  * Returns: (transfer full): the command
  */
 char *
-_execnet_ssh_build_spawner_command (GBytes     *source,
+_execnet_ssh_build_spawner_command (gsize       length,
                                     const char *python)
 {
-  g_autofree char *code = g_strndup (g_bytes_get_data (source, NULL), g_bytes_get_size (source));
+  g_autofree char *code = g_strdup_printf (loader, length, length);
   g_autofree char *quoted = g_shell_quote (code);
+  g_auto(GStrv) words = NULL;
 
-  if (python != NULL)
-    return g_strdup_printf ("exec %s -u -c %s", python, quoted);
+  if (python != NULL && g_shell_parse_argv (python, NULL, &words, NULL) &&
+      g_strv_length (words) == 1)
+    {
+      g_autofree char *quoted_python = g_shell_quote (words[0]);
+
+      return g_strdup_printf ("exec %s -u -c %s", quoted_python, quoted);
+    }
   return g_strdup_printf ("exec sh -c 'if command -v python3 >/dev/null 2>&1; "
                           "then exec python3 -u -c \"$1\"; else exec python -u -c \"$1\"; fi' "
                           "execnet-ssh-spawner %s", quoted);

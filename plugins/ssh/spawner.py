@@ -3,7 +3,8 @@
 # fork instead of a session and a login shell (doc/ssh.md, "Spawner").
 #
 # Runs in a session of its own on the connection, started by the master
-# with python -u -c. It listens on a Unix socket in a private directory
+# with python -u -c and a short loader that reads this source from the
+# start of its stdin (execnet-ssh-spawner.c). It listens on a Unix socket in a private directory
 # (mode 0700) and first says on its stdout one of
 #   ready PATH         listening at PATH
 #   fail MESSAGE       cannot serve; the master starts sessions instead
@@ -23,7 +24,7 @@
 #   err ID LENGTH\n + LENGTH bytes    what the child wrote to stderr
 #   exit ID STATUS\n                  the child ended (raw wait status),
 #                                     after all of its err frames
-# Lines from the master (stdin):
+# Lines from the master (stdin, after the source):
 #   kill ID SIGNAL                    signal the child's process group
 # End-of-file on stdin (the connection is gone) ends every child still
 # running (SIGTERM, SIGKILL after a grace period) and then the spawner.
