@@ -385,8 +385,9 @@ on_spawner_report (ExecnetSshSpawnerReport  report,
       break;
 
     case EXECNET_SSH_SPAWNER_FAIL:
-      g_debug ("ssh: the spawner on %s cannot serve (%.*s): each gateway gets a session",
-               link->address, (int) len, data);
+      execnet_transport_log (link->xspec, "transport",
+                             "ssh: the spawner on %s cannot serve (%.*s): each gateway gets a session",
+                             link->address, (int) len, data);
       link->spawner_state = SPAWNER_GONE;
       break;
 
@@ -428,8 +429,9 @@ on_spawner_data (ssh_session  session,
   else if (!_execnet_ssh_spawner_reader_feed (link->spawner_reader, data, len,
                                               on_spawner_report, link))
     {
-      g_debug ("ssh: the spawner on %s sent something that is not a report; "
-               "further gateways there get sessions of their own", link->address);
+      execnet_transport_log (link->xspec, "transport",
+                             "ssh: the spawner on %s sent something that is not a report; "
+                             "further gateways there get sessions of their own", link->address);
       link->spawner_state = SPAWNER_GONE;
     }
   return (int) len;
@@ -473,8 +475,9 @@ spawner_tend_unlocked (ExecnetSshLink *link)
         }
       else
         {
-          g_debug ("ssh: %s refused a session for the spawner: %s",
-                   link->address, ssh_get_error (link->session));
+          execnet_transport_log (link->xspec, "transport",
+                                 "ssh: %s refused a session for the spawner: %s",
+                                 link->address, ssh_get_error (link->session));
           link->spawner_state = SPAWNER_GONE;
         }
     }
@@ -1411,7 +1414,10 @@ open_spawned_unlocked (ExecnetSshSession  *self,
   int rc;
 
   if (link->spawner_state == SPAWNER_NONE)
-    spawner_start_unlocked (link, xspec);
+    {
+      execnet_transport_log (xspec, "transport", "ssh: starting a spawner on %s", link->address);
+      spawner_start_unlocked (link, xspec);
+    }
   rc = run_step_unlocked (self, step_spawner, NULL, wake_fd, deadline, cancellable, &timed_out);
   if (rc == SSH_ERROR && !link_is_dead_unlocked (link))
     return SPAWN_UNAVAILABLE;
@@ -1429,8 +1435,9 @@ open_spawned_unlocked (ExecnetSshSession  *self,
       /* AllowStreamLocalForwarding or DisableForwarding says no (or the
        * spawner has just ended): sessions for this gateway and the
        * next; freeing the spawner's channel ends it. */
-      g_debug ("ssh: %s refused a channel to the spawner (%s): each gateway gets a session",
-               link->address, ssh_get_error (link->session));
+      execnet_transport_log (xspec, "transport",
+                             "ssh: %s refused a channel to the spawner (%s): each gateway gets a session",
+                             link->address, ssh_get_error (link->session));
       g_clear_pointer (&self->channel, ssh_channel_free);
       link->spawner_state = SPAWNER_GONE;
       spawner_tend_unlocked (link);
@@ -1447,7 +1454,11 @@ open_spawned_unlocked (ExecnetSshSession  *self,
     return SPAWN_FAILED;
   rc = run_step_unlocked (self, step_request, &request, wake_fd, deadline, cancellable, &timed_out);
   if (rc == SSH_OK)
-    return SPAWN_OPENED;
+    {
+      execnet_transport_log (xspec, "transport", "ssh: the spawner on %s starts the interpreter (%u)",
+                             link->address, self->spawn_id);
+      return SPAWN_OPENED;
+    }
 
 failed:
   if (timed_out)
