@@ -732,10 +732,13 @@ test_transfer_rekey (Fixture       *f,
 
 #define N_CONCURRENT 8
 
+/* The most gateways make_together() makes. */
+#define MAX_TOGETHER 12
+
 typedef struct
 {
   ExecnetGroup *group;
-  ExecnetGateway *gateways[N_CONCURRENT];  /* (owned) */
+  ExecnetGateway *gateways[MAX_TOGETHER];  /* (owned) */
   guint done;
   guint wanted;
 } Concurrent;
@@ -1508,7 +1511,7 @@ make_together (ExecnetGroup    *group,
   g_autoptr(GMainContext) context = g_main_context_new ();
   Concurrent c = { .group = group, .wanted = n };
 
-  g_assert_cmpuint (n, <=, N_CONCURRENT);
+  g_assert_cmpuint (n, <=, MAX_TOGETHER);
   g_main_context_push_thread_default (context);
   for (guint i = 0; i < n; i++)
     {
@@ -2202,6 +2205,48 @@ test_spawner_unavailable (Fixture       *f,
   g_rmdir (tmpdir);
 }
 
+/* More gateways than the server allows sessions on one connection: with
+ * the spawner they all share one; each with a session of its own
+ * (ssh_spawner=no), a connection takes 10, and the rest make another. */
+static void
+test_spawner_many (Fixture       *f,
+                   gconstpointer  data)
+{
+  gboolean opt_out = g_str_equal (data, "opt-out");
+  g_autofree char *spec = NULL;
+  g_autoptr(GError) error = NULL;
+  ExecnetGateway *gateways[MAX_TOGETHER];
+  Interpreter interpreters[G_N_ELEMENTS (gateways)];
+  gint64 spawner;
+  guint spawned = 0;
+
+  REQUIRE_SSHD (f);
+  assert_no_sshd_children (f->sshd, 10.0);
+  spec = ssh_spec (f, opt_out ? "ssh_spawner=no" : NULL);
+  spawner = make_described (f->group, spec, G_N_ELEMENTS (gateways), gateways, interpreters);
+  for (guint i = 0; i < G_N_ELEMENTS (gateways); i++)
+    if (spawner != 0 && interpreters[i].ppid == spawner)
+      spawned++;
+  g_test_message ("%u gateways, %u started by the spawner, %u connections",
+                  (guint) G_N_ELEMENTS (gateways), spawned, count_sshd_children (f->sshd));
+  if (opt_out)
+    {
+      g_assert_cmpint (spawner, ==, 0);
+      g_assert_cmpuint (count_sshd_children (f->sshd), ==, 2);
+    }
+  else
+    {
+      g_assert_cmpuint (spawned, >=, G_N_ELEMENTS (gateways) - 1);
+      g_assert_cmpuint (count_sshd_children (f->sshd), ==, 1);
+    }
+
+  execnet_group_terminate (f->group, TEST_TIMEOUT, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < G_N_ELEMENTS (gateways); i++)
+    test_assert_pid_gone (interpreters[i].pid, 10.0);
+  assert_no_sshd_children (f->sshd, 10.0);
+}
+
 /* A gateway that names another interpreter than the spawner's: the
  * spawner runs that one, or says why it cannot. */
 static void
@@ -2539,6 +2584,10 @@ main (int    argc,
   g_test_add ("/ssh/spawner/opt-out", Fixture, "opt-out", fixture_setup,
               test_spawner_unavailable, fixture_teardown);
   ADD ("/ssh/spawner/other-python", test_spawner_other_python);
+  g_test_add ("/ssh/spawner/many", Fixture, "spawner", fixture_setup,
+              test_spawner_many, fixture_teardown);
+  g_test_add ("/ssh/spawner/many-opt-out", Fixture, "opt-out", fixture_setup,
+              test_spawner_many, fixture_teardown);
   ADD ("/ssh/spawner/dies", test_spawner_dies);
   g_test_add_func ("/ssh/spawner/master-dies", test_spawner_master_dies);
   ADD ("/ssh/lost/killed-mid-frame", test_killed_mid_frame);

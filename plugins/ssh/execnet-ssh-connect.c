@@ -46,6 +46,7 @@ typedef struct
   int socket_fd;               /* (owned) -1 if none */
   gint64 deadline;             /* monotonic, in microseconds */
   gdouble timeout;             /* the budget, for messages */
+  gboolean may_spawn;          /* ssh_spawner= is not no */
   char *host;                  /* (owned) the host after the config's HostName */
   char *user;                  /* (owned) */
   guint port;
@@ -962,7 +963,7 @@ join_link (Connect       *c,
 
       if (link != NULL)
         {
-          if (_execnet_ssh_link_reserve (link))
+          if (_execnet_ssh_link_reserve (link, c->may_spawn))
             {
               link = _execnet_ssh_link_ref (link);
               g_mutex_unlock (&registry_lock);
@@ -1043,19 +1044,16 @@ start_command (ExecnetXSpec    *xspec,
                GError         **error)
 {
   g_autofree char *command = NULL;
-  gboolean may_spawn;
 
   *refused = FALSE;
   command = _execnet_ssh_build_remote_command (xspec, error);
-  if (command == NULL ||
-      !read_yes_no (xspec, "ssh_spawner", "this gateway's interpreter gets an SSH session "
-                    "of its own even when its connection has a spawner", &may_spawn, error))
+  if (command == NULL)
     {
       _execnet_ssh_link_release (link);
       return NULL;
     }
   execnet_transport_log_phase (xspec, "starting-python", "starting the interpreter on %s", c->address);
-  return _execnet_ssh_session_open (link, xspec, command, may_spawn, c->deadline, c->timeout,
+  return _execnet_ssh_session_open (link, xspec, command, c->may_spawn, c->deadline, c->timeout,
                                     cancellable, refused, error);
 }
 
@@ -1085,7 +1083,9 @@ _execnet_ssh_connect (ExecnetXSpec  *xspec,
   c.args = _execnet_ssh_args_parse (execnet_xspec_get (xspec, "ssh"), error);
   if (c.args == NULL)
     goto out;
-  if (!read_timeout_key (xspec, &c, error) || !read_share_key (xspec, &key, error))
+  if (!read_timeout_key (xspec, &c, error) || !read_share_key (xspec, &key, error) ||
+      !read_yes_no (xspec, "ssh_spawner", "this gateway's interpreter gets an SSH session "
+                    "of its own even when its connection has a spawner", &c.may_spawn, error))
     goto out;
   c.deadline = g_get_monotonic_time () + (gint64) (c.timeout * G_USEC_PER_SEC);
 

@@ -34,7 +34,8 @@ ExecnetSshLink    *_execnet_ssh_link_new             (ssh_session         sessio
                                                       ExecnetXSpec       *xspec);
 ExecnetSshLink    *_execnet_ssh_link_ref             (ExecnetSshLink     *link);
 void               _execnet_ssh_link_unref           (ExecnetSshLink     *link);
-gboolean           _execnet_ssh_link_reserve         (ExecnetSshLink     *link);
+gboolean           _execnet_ssh_link_reserve         (ExecnetSshLink     *link,
+                                                      gboolean            may_spawn);
 void               _execnet_ssh_link_release         (ExecnetSshLink     *link);
 
 ExecnetSshSession *_execnet_ssh_session_open         (ExecnetSshLink     *link,

@@ -95,6 +95,11 @@
  * which then makes a connection of its own (execnet-ssh-connect.c). */
 #define MAX_CHANNELS_PER_LINK 10
 
+/* The same for gateways that the spawner may start, whose channels are
+ * not sessions: the limit is ours. Should the spawner fail after all, the
+ * server refuses the sessions past its MaxSessions, as above. */
+#define MAX_SPAWNED_PER_LINK 64
+
 /* The longest a thread opening a channel sleeps before it looks at the
  * channel again; it is normally woken well before (see unlock_link). */
 #define OPEN_POLL_MS 1000
@@ -645,6 +650,9 @@ _execnet_ssh_link_unref (ExecnetSshLink *link)
 /**
  * _execnet_ssh_link_reserve:
  *
+ * @may_spawn: whether the channel may go to the link's spawner, which
+ *   lets the link carry more gateways than the server allows sessions
+ *
  * Promises the caller one more channel on the link, which keeps the
  * connection open until the promise is kept (_execnet_ssh_session_open())
  * or given back (_execnet_ssh_link_release()). Any thread.
@@ -653,13 +661,17 @@ _execnet_ssh_link_unref (ExecnetSshLink *link)
  *   and takes no more channels
  */
 gboolean
-_execnet_ssh_link_reserve (ExecnetSshLink *link)
+_execnet_ssh_link_reserve (ExecnetSshLink *link,
+                           gboolean        may_spawn)
 {
+  guint limit;
   gboolean ok;
 
   lock_link (link, link->xspec);
+  limit = may_spawn && link->spawner_state != SPAWNER_GONE ? MAX_SPAWNED_PER_LINK
+                                                           : MAX_CHANNELS_PER_LINK;
   ok = !link_is_dead_unlocked (link) && !link->shut && !link->full &&
-       link->n_channels > 0 && link->n_channels < MAX_CHANNELS_PER_LINK;
+       link->n_channels > 0 && link->n_channels < limit;
   if (ok)
     link->n_channels++;
   unlock_link (link, -1);
