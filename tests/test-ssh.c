@@ -23,6 +23,10 @@
 
 static SshdFixture *shared_sshd = NULL;
 static GError *shared_sshd_error = NULL;
+/* The shared sshd's sessions' TMPDIR, where spawners make their sockets:
+ * one killed with the connection (/ssh/share/connection-lost) cannot
+ * remove its directory, so the tests do, at the end. */
+static char *shared_tmpdir = NULL;
 
 typedef struct
 {
@@ -35,7 +39,14 @@ fixture_setup (Fixture       *f,
                gconstpointer  data)
 {
   if (shared_sshd == NULL && shared_sshd_error == NULL)
-    shared_sshd = sshd_fixture_new (&shared_sshd_error);
+    {
+      g_autofree char *lines = NULL;
+
+      shared_tmpdir = g_dir_make_tmp ("execnet-ssh-tests-XXXXXX", &shared_sshd_error);
+      g_assert_no_error (shared_sshd_error);
+      lines = g_strdup_printf ("SetEnv TMPDIR=%s\n", shared_tmpdir);
+      shared_sshd = sshd_fixture_new_full (lines, &shared_sshd_error);
+    }
   if (shared_sshd_error != NULL &&
       !g_error_matches (shared_sshd_error, G_IO_ERROR, SSHD_FIXTURE_ERROR_UNAVAILABLE))
     g_error ("cannot start the test sshd: %s", shared_sshd_error->message);
@@ -2013,8 +2024,9 @@ spawner_sshd (const char  *extra_lines,
   return sshd;
 }
 
-/* Removes @tmpdir and the spawner directories left in it. */
-static void
+/* Removes @tmpdir and the spawner directories left in it; returns
+ * whether all of it is gone. */
+static gboolean
 remove_spawner_dirs (const char *tmpdir)
 {
   g_autoptr(GDir) handle = g_dir_open (tmpdir, 0, NULL);
@@ -2026,9 +2038,9 @@ remove_spawner_dirs (const char *tmpdir)
       g_autofree char *socket = g_build_filename (dir, "s", NULL);
 
       g_unlink (socket);
-      g_assert_no_errno (g_rmdir (dir));
+      g_rmdir (dir);
     }
-  g_assert_no_errno (g_rmdir (tmpdir));
+  return g_rmdir (tmpdir) == 0;
 }
 
 static guint
@@ -2164,7 +2176,7 @@ test_spawner_starts_others (Fixture       *f,
   test_assert_pid_gone (spawner, 10.0);
   assert_no_sshd_children (sshd, 10.0);
   assert_dir_empties (tmpdir, 10.0);
-  remove_spawner_dirs (tmpdir);
+  g_assert_true (remove_spawner_dirs (tmpdir));
 }
 
 /* A server that does not forward to Unix sockets: every gateway gets a
@@ -2321,7 +2333,7 @@ test_spawner_dies (Fixture       *f,
   assert_no_sshd_children (sshd, 10.0);
   /* Killed, the spawner could not clean up after itself. */
   g_assert_cmpuint (count_entries (tmpdir), ==, 1);
-  remove_spawner_dirs (tmpdir);
+  g_assert_true (remove_spawner_dirs (tmpdir));
 }
 
 /* The master killed: the spawner and everything it started end. */
@@ -2368,7 +2380,7 @@ test_spawner_master_dies (void)
     test_assert_pid_gone (g_ascii_strtoll (lines[i], NULL, 10), 20.0);
   assert_no_sshd_children (sshd, 20.0);
   assert_dir_empties (tmpdir, 20.0);
-  remove_spawner_dirs (tmpdir);
+  g_assert_true (remove_spawner_dirs (tmpdir));
 }
 
 /* Writes @size bytes of a pattern that starts at @seed into @dir/@name. */
@@ -2600,6 +2612,10 @@ main (int    argc,
   result = g_test_run ();
 
   g_clear_pointer (&shared_sshd, sshd_fixture_free);
+  /* Best effort: a spawner may still be ending. */
+  if (shared_tmpdir != NULL)
+    remove_spawner_dirs (shared_tmpdir);
+  g_free (shared_tmpdir);
   g_clear_error (&shared_sshd_error);
   return result;
 }
